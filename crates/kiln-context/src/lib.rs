@@ -1,0 +1,1 @@
+//! Build context rules: `.dockerignore` files and the matcher BuildKit uses for them.

@@ -1,0 +1,1 @@
+//! Typed Dockerfile instructions, stages and the stage graph.

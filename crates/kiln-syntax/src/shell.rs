@@ -1,0 +1,1 @@
+//! Shell-word expansion (placeholder module, being written).

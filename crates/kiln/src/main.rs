@@ -1,0 +1,87 @@
+//! The `kiln` command line: parses arguments, calls into the library crates and renders their
+//! results and errors. Data goes to stdout; progress, warnings and errors go to stderr.
+
+mod cmd;
+mod diagnostics;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A daemonless container image builder.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+struct Cli {
+    /// Where kiln keeps its store (an OCI image layout plus kiln's own state).
+    ///
+    /// The default is `/var/lib/kiln` for root and `$XDG_DATA_HOME/kiln` otherwise.
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the stages of a Dockerfile in build order, what each depends on and which the
+    /// target needs.
+    Outline(cmd::outline::Args),
+}
+
+/// Global settings every command may use.
+#[derive(Debug)]
+pub struct Globals {
+    /// The store root, resolved from `--root`, `KILN_ROOT` or the default.
+    pub root: PathBuf,
+}
+
+impl Globals {
+    fn from_cli(root: Option<PathBuf>) -> Self {
+        let root = root.unwrap_or_else(default_root);
+        Self { root }
+    }
+}
+
+fn default_root() -> PathBuf {
+    // SAFETY-free check of the effective uid through the environment is unreliable, so ask
+    // the filesystem: root can write /var/lib.
+    if is_root() {
+        return PathBuf::from("/var/lib/kiln");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("kiln");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/kiln");
+    }
+    PathBuf::from("/var/lib/kiln")
+}
+
+fn is_root() -> bool {
+    // /proc/self/status carries the effective uid on the `Uid:` line (real, effective, ...).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let globals = Globals::from_cli(cli.root);
+    let result = match cli.command {
+        Command::Outline(args) => cmd::outline::run(&globals, &args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            diagnostics::print_error(&err);
+            ExitCode::from(1)
+        }
+    }
+}
