@@ -1,1 +1,0 @@
-//! Shell-word expansion (placeholder module, being written).
