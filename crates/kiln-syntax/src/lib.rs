@@ -1,7 +1,25 @@
 //! Dockerfile text to an AST with byte spans, exactly as BuildKit's parser reads it, plus the
 //! shell-word lexer that expands `$VAR`, `${VAR:-x}` and friends.
 //!
-//! This crate knows text only: it does not know what an instruction *means* (that is
-//! `kiln-frontend`), nor files, images or processes.
+//! This crate knows text only: lines, continuations, comments, parser directives, heredocs,
+//! `--flag` words, JSON versus shell form. It does not know what an instruction *means*
+//! (that is `kiln-frontend`), nor files, images or processes.
+//!
+//! Every node keeps the byte range it came from ([`TextRange`]); [`LineIndex`] turns ranges
+//! into lines and columns when an error is rendered.
 
+mod ast;
+mod directives;
+mod dump;
+mod error;
+mod heredoc;
+mod line_parsers;
+mod parser;
 pub mod shell;
+mod span;
+
+pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Warning, Word};
+pub use dump::{dump, go_quote};
+pub use error::{ParseError, ParseErrorKind};
+pub use parser::{parse, parse_bytes};
+pub use span::{LineCol, LineIndex, TextRange};
