@@ -82,7 +82,9 @@ pub enum ShellError {
         escaped.unwrap_or(char::REPLACEMENT_CHARACTER)
     )]
     InvalidPatternEscape {
-        /// The pattern after expansion (without the doubled `#`/`%` of a greedy match).
+        /// The pattern after expansion (without the doubled `#`/`%` of a greedy match), as
+        /// written. (For `%`, BuildKit shows the pattern reversed, an artefact of how it
+        /// matches suffixes; kiln shows it as the user wrote it.)
         pattern: String,
         /// The character after the `\`; `None` when the pattern ended there (shown as `�`,
         /// as Go prints its end-of-input rune).
