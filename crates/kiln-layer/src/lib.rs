@@ -1,0 +1,25 @@
+//! Deterministic container image layers: writing, compressing, digesting and applying them.
+//!
+//! [`LayerWriter`] turns entries into a normalized tar stream (sorted by the caller or by
+//! [`pack_dir`], fixed header rules, PAX where needed, mtimes clamped to `SOURCE_DATE_EPOCH`)
+//! and computes the uncompressed digest (the `diff_id`), the compressed digest and the size in
+//! the same streaming pass, compressing with parallel gzip, zstd or not at all. [`apply`]
+//! unpacks a layer into a directory, honouring OCI whiteouts, and never writes outside that
+//! directory. The crate deliberately knows nothing of images, manifests, stores, Dockerfiles
+//! or how a build step ran: it sees files and tar streams only.
+
+pub mod apply;
+pub mod compress;
+pub mod digest;
+pub mod entry;
+pub mod header;
+pub mod pack;
+pub mod safe_fs;
+pub mod writer;
+
+pub use apply::{ApplyError, ApplyOptions, ApplyStats, apply};
+pub use compress::{Compression, decompress};
+pub use digest::{Digest, DigestParseError, HashingReader, HashingWriter, digest_reader};
+pub use entry::{Entry, EntryKind};
+pub use pack::{PackOptions, pack_dir, source_date_epoch_from_env};
+pub use writer::{LayerDigests, LayerWriter, PackError, compress_tar};
