@@ -59,12 +59,19 @@ pub fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<ContextEntry>, Conte
 ///   contents) as soon as something inside it is kept, so every kept entry has its parents.
 /// * Symlinks are reported, never followed. Entries that vanish during the walk are skipped.
 ///   Unreadable excluded directories are skipped; unreadable kept ones are an error.
-/// * The root itself is not reported, and the Dockerfile and ignore file get no special
+/// * The root itself is not reported (it must exist), and the Dockerfile and ignore file get no special
 ///   treatment: if the rules exclude them, they are left out.
 pub fn walk_each<F>(root: &Path, rules: &IgnoreRules, mut visit: F) -> Result<(), ContextError>
 where
     F: FnMut(ContextEntry) -> Result<(), ContextError>,
 {
+    // Entries that vanish mid-walk are skipped, but a missing root is the caller's mistake.
+    if let Err(source) = fs::metadata(root) {
+        return Err(ContextError::Walk {
+            path: root.to_owned(),
+            source,
+        });
+    }
     let matcher = rules.matcher();
     let reinclude = if matcher.is_empty() {
         Reinclude::Nothing

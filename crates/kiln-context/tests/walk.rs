@@ -260,3 +260,13 @@ fn pattern_that_fails_only_when_matching_stops_the_walk() {
     );
     assert!(err.hint().is_some());
 }
+
+#[test]
+fn missing_root_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = walk(&dir.path().join("nope"), &IgnoreRules::empty()).unwrap_err();
+    assert!(
+        matches!(err, ContextError::Walk { ref path, .. } if path.ends_with("nope")),
+        "{err:?}"
+    );
+}
