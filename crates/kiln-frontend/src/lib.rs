@@ -1,1 +1,19 @@
-//! Typed Dockerfile instructions, stages and the stage graph.
+//! Typed Dockerfile instructions, stages, ARG/ENV scoping and the stage graph: what a
+//! Dockerfile *means*, as BuildKit's `instructions` package and `dockerfile2llb` define it.
+//!
+//! This crate is pure: it reads the syntax tree from `kiln-syntax` and answers which stages
+//! exist, what each instruction says after variable expansion, which stages a target needs
+//! and in which order. It does not know how a step runs, where images come from, or files.
+
+mod error;
+mod flags;
+pub mod instruction;
+mod plan;
+mod platform;
+mod scope;
+
+pub use error::{ErrorKind, InstructionError};
+pub use instruction::{Command, CommandKind, parse_instruction};
+pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, Stage, expanded_words, plan};
+pub use platform::{Platform, automatic_args, is_proxy_arg};
+pub use scope::{ArgOrigin, ResolvedArg, Scope};

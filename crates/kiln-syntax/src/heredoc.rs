@@ -9,12 +9,16 @@ use std::ops::Range;
 use crate::error::ParseErrorKind;
 use crate::shell::Lexer;
 
-/// A heredoc opener found on an instruction line.
+/// A heredoc opener found on an instruction line or in an argument word.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Delimiter {
+pub struct Delimiter {
+    /// The delimiter, unquoted.
     pub name: String,
+    /// Whether the body is expanded (no part of the delimiter was quoted).
     pub expand: bool,
+    /// `<<-`: leading tabs are stripped.
     pub chomp: bool,
+    /// The number before `<<`, 0 when none.
     pub file_descriptor: u32,
 }
 
@@ -43,7 +47,9 @@ pub(crate) fn from_line(line: &str) -> Result<Vec<Delimiter>, (ParseErrorKind, R
 }
 
 /// Parse one word as `^(\d*)<<(-?)([^<]*)$`; `None` when it is not a heredoc opener.
-pub(crate) fn parse_word(word: &str) -> Result<Option<Delimiter>, ParseErrorKind> {
+///
+/// The frontend uses it to tell heredoc sources (`COPY <<EOF /dst`) from paths.
+pub fn parse_word(word: &str) -> Result<Option<Delimiter>, ParseErrorKind> {
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
     let Some(rest) = word[digits..].strip_prefix("<<") else {
         return Ok(None);

@@ -21,5 +21,6 @@ mod span;
 pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Warning, Word};
 pub use dump::{dump, go_quote};
 pub use error::{ParseError, ParseErrorKind};
+pub use heredoc::{Delimiter as HeredocDelimiter, parse_word as parse_heredoc_word};
 pub use parser::{parse, parse_bytes};
 pub use span::{LineCol, LineIndex, TextRange};
