@@ -1,0 +1,313 @@
+//! Checking a store: every blob re-hashed, every reference and size checked, leftovers found.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::path::PathBuf;
+
+use kiln_layer::Digest;
+use rustix::fs::FlockOperation;
+
+use super::{Store, sync_dir};
+use crate::error::{StoreError, io_err};
+use crate::media;
+use crate::model::{Descriptor, Index, Manifest};
+
+/// One thing wrong with a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A blob's content does not hash to its name.
+    CorruptBlob {
+        /// The name (expected digest).
+        digest: Digest,
+        /// What the content hashes to.
+        actual: Digest,
+    },
+    /// A file in `blobs/sha256` whose name is not a digest.
+    StrayFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A referenced blob is absent.
+    MissingBlob {
+        /// The blob.
+        digest: Digest,
+        /// Who refers to it.
+        referenced_by: String,
+    },
+    /// A blob's size differs from its descriptor's.
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// Size in the descriptor.
+        expected: u64,
+        /// Size on disk.
+        actual: u64,
+        /// Who refers to it.
+        referenced_by: String,
+    },
+    /// A manifest, index or config that does not parse, or has an unknown media type.
+    BadDocument {
+        /// The blob.
+        digest: Digest,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A half-written transaction or index in `tmp/`, with no live owner.
+    Leftover {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CorruptBlob { digest, actual } => write!(
+                f,
+                "blob `{digest}` is corrupt: its content hashes to `{actual}`"
+            ),
+            Self::StrayFile { path } => write!(
+                f,
+                "`{}` is not a blob (its name is not a sha256 digest)",
+                path.display()
+            ),
+            Self::MissingBlob {
+                digest,
+                referenced_by,
+            } => write!(
+                f,
+                "blob `{digest}` is missing (referenced by {referenced_by})"
+            ),
+            Self::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                referenced_by,
+            } => {
+                write!(
+                    f,
+                    "blob `{digest}` has {actual} bytes, {referenced_by} says {expected}"
+                )
+            }
+            Self::BadDocument { digest, reason } => write!(f, "blob `{digest}`: {reason}"),
+            Self::Leftover { path } => write!(
+                f,
+                "`{}` is left over from an interrupted write",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// What [`Store::fsck`] found and did.
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    /// Blobs re-hashed.
+    pub blobs_checked: u64,
+    /// `index.json` entries checked.
+    pub images_checked: u64,
+    /// Problems found (before repair).
+    pub problems: Vec<Problem>,
+    /// What `repair` removed: leftovers, corrupt and stray blobs, index entries whose images
+    /// are broken.
+    pub removed: Vec<String>,
+}
+
+impl Store {
+    /// Checks the whole store. With `repair`, removes leftovers in `tmp/`, corrupt or stray
+    /// blobs, and the `index.json` entries of images that are then incomplete. Runs under the
+    /// store lock, so no transaction publishes meanwhile; staging directories of live
+    /// transactions (their `.lock` is held) are never touched.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
+        let _lock = self.lock()?;
+        let mut report = FsckReport::default();
+        let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+
+        let tmp = self.root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
+            let path = entry.map_err(io_err("read", &tmp))?.path();
+            if is_live_txn(&path) {
+                continue;
+            }
+            report
+                .problems
+                .push(Problem::Leftover { path: path.clone() });
+            if repair {
+                let r = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                r.map_err(io_err("remove", &path))?;
+                report.removed.push(path.display().to_string());
+            }
+        }
+
+        let blobs = self.root.join("blobs/sha256");
+        let mut bad = Vec::new();
+        for entry in fs::read_dir(&blobs).map_err(io_err("read", &blobs))? {
+            let path = entry.map_err(io_err("read", &blobs))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Ok(digest) = Digest::from_hex(name) else {
+                report
+                    .problems
+                    .push(Problem::StrayFile { path: path.clone() });
+                bad.push(path);
+                continue;
+            };
+            let f = File::open(&path).map_err(io_err("open", &path))?;
+            let (actual, size) =
+                kiln_layer::digest_reader(std::io::BufReader::with_capacity(1 << 20, f))
+                    .map_err(io_err("read", &path))?;
+            report.blobs_checked += 1;
+            if actual == digest {
+                sizes.insert(digest, size);
+            } else {
+                report
+                    .problems
+                    .push(Problem::CorruptBlob { digest, actual });
+                bad.push(path);
+            }
+        }
+
+        let mut index = self.index()?;
+        let mut broken = Vec::new();
+        for d in &index.manifests {
+            report.images_checked += 1;
+            let who = d.ref_name().map_or_else(
+                || format!("untagged image `{}`", d.digest),
+                |r| format!("`{r}`"),
+            );
+            let before = report.problems.len();
+            self.check_tree(d, &who, &sizes, &mut report.problems);
+            if report.problems.len() > before {
+                broken.push(d.digest.clone());
+            }
+        }
+
+        if repair {
+            for path in bad {
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                report.removed.push(path.display().to_string());
+            }
+            sync_dir(&blobs)?;
+            if !broken.is_empty() {
+                let before = index.manifests.len();
+                index.manifests.retain(|d| !broken.contains(&d.digest));
+                for d in &broken {
+                    report.removed.push(format!("index.json entry for `{d}`"));
+                }
+                if index.manifests.len() != before {
+                    self.write_index_locked(&index)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn check_tree(
+        &self,
+        d: &Descriptor,
+        who: &str,
+        sizes: &BTreeMap<Digest, u64>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let Some(&actual) = sizes.get(&d.digest) else {
+            if !problems
+                .iter()
+                .any(|p| matches!(p, Problem::CorruptBlob { digest, .. } if digest == &d.digest))
+            {
+                problems.push(Problem::MissingBlob {
+                    digest: d.digest.clone(),
+                    referenced_by: who.to_owned(),
+                });
+            }
+            return;
+        };
+        if actual != d.size {
+            problems.push(Problem::SizeMismatch {
+                digest: d.digest.clone(),
+                expected: d.size,
+                actual,
+                referenced_by: who.to_owned(),
+            });
+            return;
+        }
+        let parse = |what: &str| -> Result<Vec<u8>, Problem> {
+            fs::read(self.blob_path(&d.digest)).map_err(|e| Problem::BadDocument {
+                digest: d.digest.clone(),
+                reason: format!("cannot read {what}: {e}"),
+            })
+        };
+        if media::is_manifest(&d.media_type) {
+            let m: Result<Manifest, Problem> = parse("manifest").and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| Problem::BadDocument {
+                    digest: d.digest.clone(),
+                    reason: format!("manifest is not valid JSON: {e}"),
+                })
+            });
+            match m {
+                Ok(m) => {
+                    let who = format!("manifest `{}` of {who}", d.digest);
+                    if media::is_config(&m.config.media_type) {
+                        self.check_tree(&m.config, &who, sizes, problems);
+                        if let Ok(bytes) = fs::read(self.blob_path(&m.config.digest))
+                            && let Err(e) = crate::config::ImageConfig::from_slice(&bytes)
+                        {
+                            problems.push(Problem::BadDocument {
+                                digest: m.config.digest.clone(),
+                                reason: format!("config is not valid JSON: {e}"),
+                            });
+                        }
+                    } else {
+                        problems.push(Problem::BadDocument {
+                            digest: d.digest.clone(),
+                            reason: format!("unknown config media type `{}`", m.config.media_type),
+                        });
+                    }
+                    for l in &m.layers {
+                        if media::layer_compression(&l.media_type).is_none() {
+                            problems.push(Problem::BadDocument {
+                                digest: d.digest.clone(),
+                                reason: format!(
+                                    "layer `{}` has unknown media type `{}`",
+                                    l.digest, l.media_type
+                                ),
+                            });
+                        }
+                        self.check_tree(l, &who, sizes, problems);
+                    }
+                }
+                Err(p) => problems.push(p),
+            }
+        } else if media::is_index(&d.media_type) {
+            let i: Result<Index, Problem> = parse("index").and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| Problem::BadDocument {
+                    digest: d.digest.clone(),
+                    reason: format!("index is not valid JSON: {e}"),
+                })
+            });
+            match i {
+                Ok(i) => {
+                    let who = format!("index `{}` of {who}", d.digest);
+                    for m in &i.manifests {
+                        self.check_tree(m, &who, sizes, problems);
+                    }
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+}
+
+/// Whether `path` is a transaction directory whose owner still holds its `.lock`.
+fn is_live_txn(path: &std::path::Path) -> bool {
+    let Ok(f) = File::open(path.join(".lock")) else {
+        return false;
+    };
+    match rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => false,
+        Err(_) => true,
+    }
+}

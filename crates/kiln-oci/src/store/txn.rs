@@ -1,0 +1,236 @@
+//! Transactions: blobs staged in `tmp/txn-*`, published with an `index.json` change at once.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use kiln_layer::{Digest, HashingWriter};
+use rustix::fs::FlockOperation;
+
+use super::{Store, sync_dir, unique};
+use crate::error::{StoreError, io_err};
+use crate::model::Index;
+
+/// A set of staged blobs and, at [`Txn::commit`], one change of `index.json`.
+///
+/// Dropping a transaction without committing removes everything it staged: the store is left
+/// as it was.
+pub struct Txn<'s> {
+    store: &'s Store,
+    dir: PathBuf,
+    _lock: File,
+    staged: BTreeMap<Digest, u64>,
+    committed: bool,
+}
+
+impl<'s> Txn<'s> {
+    pub(super) fn new(store: &'s Store) -> Result<Self, StoreError> {
+        let dir = store.root.join("tmp").join(format!("txn-{}", unique()));
+        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        rustix::fs::flock(&lock, FlockOperation::LockExclusive)
+            .map_err(|e| io_err("lock", &lock_path)(e.into()))?;
+        Ok(Self {
+            store,
+            dir,
+            _lock: lock,
+            staged: BTreeMap::new(),
+            committed: false,
+        })
+    }
+
+    /// The store this transaction changes.
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// The staging directory (inside the store's `tmp/`), also usable as scratch space on the
+    /// store's filesystem: whatever is left there is removed with the transaction.
+    pub fn scratch_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Whether the blob is staged here or already in the store.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.staged.contains_key(digest) || self.store.has_blob(digest)
+    }
+
+    /// Where a blob can be read now: staged here, or in the store.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        if self.staged.contains_key(digest) {
+            self.dir.join(digest.hex())
+        } else {
+            self.store.blob_path(digest)
+        }
+    }
+
+    /// Starts writing a blob.
+    pub fn blob_writer(&mut self) -> Result<BlobWriter<'_, 's>, StoreError> {
+        let path = self.dir.join(format!("partial-{}", unique()));
+        let file = File::create(&path).map_err(io_err("create", &path))?;
+        Ok(BlobWriter {
+            txn: self,
+            path,
+            out: Some(HashingWriter::new(io::BufWriter::with_capacity(
+                1 << 20,
+                file,
+            ))),
+        })
+    }
+
+    /// Stages `bytes` as a blob; when `expected` is given, the content must have that digest.
+    pub fn put_bytes(
+        &mut self,
+        bytes: &[u8],
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64), StoreError> {
+        let actual = Digest::of(bytes);
+        if let Some(e) = expected {
+            check(what, e, bytes.len() as u64, &actual, bytes.len() as u64)?;
+        }
+        if self.has_blob(&actual) {
+            return Ok((actual, bytes.len() as u64));
+        }
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes)
+            .map_err(io_err("write", w.path.clone()))?;
+        w.commit(None, what)
+    }
+
+    /// Stages a file already on the store's filesystem (for example in [`Txn::scratch_dir`])
+    /// by renaming it, after hashing it and checking `expected` digest and size when given.
+    pub fn adopt_file(
+        &mut self,
+        path: &std::path::Path,
+        expected: Option<(&Digest, u64)>,
+        what: &str,
+    ) -> Result<(Digest, u64), StoreError> {
+        let f = File::open(path).map_err(io_err("open", path))?;
+        f.sync_all().map_err(io_err("fsync", path))?;
+        let (actual, size) = kiln_layer::digest_reader(io::BufReader::with_capacity(1 << 20, f))
+            .map_err(io_err("read", path))?;
+        if let Some((e, esize)) = expected {
+            check(what, e, esize, &actual, size)?;
+        }
+        if !self.has_blob(&actual) {
+            let dest = self.dir.join(actual.hex());
+            fs::rename(path, &dest).map_err(io_err("rename", path))?;
+            self.staged.insert(actual.clone(), size);
+        }
+        Ok((actual, size))
+    }
+
+    /// Publishes the staged blobs and applies `change` to `index.json`, all under the store
+    /// lock. `change` sees the current index (as other processes left it) and may fail, in
+    /// which case nothing is published. Before writing, every blob the new index refers to at
+    /// its top level is checked to exist.
+    pub fn commit<R>(
+        mut self,
+        change: impl FnOnce(&mut Index) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let _lock = self.store.lock()?;
+        let mut index = self.store.index()?;
+        let result = change(&mut index)?;
+        let blobs = self.store.root.join("blobs/sha256");
+        for digest in self.staged.keys() {
+            let dest = self.store.blob_path(digest);
+            if !dest.exists() {
+                let src = self.dir.join(digest.hex());
+                fs::rename(&src, &dest).map_err(io_err("rename into the store", &src))?;
+            }
+        }
+        sync_dir(&blobs)?;
+        for m in &index.manifests {
+            if !self.store.has_blob(&m.digest) {
+                return Err(StoreError::Vanished {
+                    digest: m.digest.clone(),
+                });
+            }
+        }
+        self.store.write_index_locked(&index)?;
+        self.committed = true;
+        Ok(result)
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        let _ = self.committed;
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn check(
+    what: &str,
+    expected: &Digest,
+    expected_size: u64,
+    actual: &Digest,
+    actual_size: u64,
+) -> Result<(), StoreError> {
+    if expected != actual || expected_size != actual_size {
+        return Err(StoreError::DigestMismatch {
+            what: what.to_owned(),
+            expected: expected.clone(),
+            expected_size,
+            actual: actual.clone(),
+            actual_size,
+        });
+    }
+    Ok(())
+}
+
+/// A blob being written into a transaction; [`BlobWriter::commit`] verifies and stages it.
+pub struct BlobWriter<'t, 's> {
+    txn: &'t mut Txn<'s>,
+    path: PathBuf,
+    out: Option<HashingWriter<io::BufWriter<File>>>,
+}
+
+impl BlobWriter<'_, '_> {
+    /// Finishes the blob: flush, fsync, check against `expected` (digest, size) when given,
+    /// and stage it under its digest. `what` names the object in errors.
+    pub fn commit(
+        mut self,
+        expected: Option<(&Digest, u64)>,
+        what: &str,
+    ) -> Result<(Digest, u64), StoreError> {
+        let out = self.out.take().expect("committed once");
+        let (buf, actual, size) = out.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| io_err("write", &self.path)(e.into_error()))?;
+        file.sync_all().map_err(io_err("fsync", &self.path))?;
+        if let Some((e, esize)) = expected {
+            check(what, e, esize, &actual, size)?;
+        }
+        if self.txn.has_blob(&actual) {
+            let _ = fs::remove_file(&self.path);
+        } else {
+            let dest = self.txn.dir.join(actual.hex());
+            fs::rename(&self.path, &dest).map_err(io_err("rename", &self.path))?;
+            self.txn.staged.insert(actual.clone(), size);
+        }
+        Ok((actual, size))
+    }
+}
+
+impl Write for BlobWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.as_mut().map_or(Ok(0), |o| o.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Drop for BlobWriter<'_, '_> {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
