@@ -180,8 +180,9 @@ impl Store {
                 |r| format!("`{r}`"),
             );
             let before = report.problems.len();
-            self.check_tree(d, &who, &sizes, &mut report.problems);
-            if report.problems.len() > before {
+            let mut is_broken = false;
+            self.check_tree(d, &who, &sizes, &mut report.problems, &mut is_broken);
+            if is_broken || report.problems.len() > before {
                 broken.push(d.digest.clone());
             }
         }
@@ -212,8 +213,11 @@ impl Store {
         who: &str,
         sizes: &BTreeMap<Digest, u64>,
         problems: &mut Vec<Problem>,
+        broken: &mut bool,
     ) {
         let Some(&actual) = sizes.get(&d.digest) else {
+            // A corrupt blob is reported once, as corrupt; the image is broken either way.
+            *broken = true;
             if !problems
                 .iter()
                 .any(|p| matches!(p, Problem::CorruptBlob { digest, .. } if digest == &d.digest))
@@ -251,7 +255,7 @@ impl Store {
                 Ok(m) => {
                     let who = format!("manifest `{}` of {who}", d.digest);
                     if media::is_config(&m.config.media_type) {
-                        self.check_tree(&m.config, &who, sizes, problems);
+                        self.check_tree(&m.config, &who, sizes, problems, broken);
                         if let Ok(bytes) = fs::read(self.blob_path(&m.config.digest))
                             && let Err(e) = crate::config::ImageConfig::from_slice(&bytes)
                         {
@@ -276,7 +280,7 @@ impl Store {
                                 ),
                             });
                         }
-                        self.check_tree(l, &who, sizes, problems);
+                        self.check_tree(l, &who, sizes, problems, broken);
                     }
                 }
                 Err(p) => problems.push(p),
@@ -292,7 +296,7 @@ impl Store {
                 Ok(i) => {
                     let who = format!("index `{}` of {who}", d.digest);
                     for m in &i.manifests {
-                        self.check_tree(m, &who, sizes, problems);
+                        self.check_tree(m, &who, sizes, problems, broken);
                     }
                 }
                 Err(p) => problems.push(p),
