@@ -28,6 +28,24 @@ enum Command {
     /// Show the stages of a Dockerfile in build order, what each depends on and which the
     /// target needs.
     Outline(cmd::outline::Args),
+    /// Load images from a `docker save` tarball, an OCI archive or an OCI layout.
+    Load(cmd::load::Args),
+    /// Save images to a tarball that `docker load` accepts.
+    Save(cmd::save::Args),
+    /// Make a one-layer image from a root filesystem tarball.
+    Import(cmd::import::Args),
+    /// List the images of the store.
+    Images(cmd::images::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
+    /// Remove image names, and images left without one.
+    Rmi(cmd::rmi::Args),
+    /// Describe images as JSON.
+    Inspect(cmd::inspect::Args),
+    /// Show the steps an image was made of, newest first.
+    History(cmd::history::Args),
+    /// Check the store: re-hash blobs, check references, find half-written files.
+    Fsck(cmd::fsck::Args),
 }
 
 /// Global settings every command may use.
@@ -76,6 +94,15 @@ fn main() -> ExitCode {
     let globals = Globals::from_cli(cli.root);
     let result = match cli.command {
         Command::Outline(args) => cmd::outline::run(&globals, &args),
+        Command::Load(args) => cmd::load::run(&globals, &args),
+        Command::Save(args) => cmd::save::run(&globals, &args),
+        Command::Import(args) => cmd::import::run(&globals, &args),
+        Command::Images(args) => cmd::images::run(&globals, &args),
+        Command::Tag(args) => cmd::tag::run(&globals, &args),
+        Command::Rmi(args) => cmd::rmi::run(&globals, &args),
+        Command::Inspect(args) => cmd::inspect::run(&globals, &args),
+        Command::History(args) => cmd::history::run(&globals, &args),
+        Command::Fsck(args) => cmd::fsck::run(&globals, &args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,12 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(&Globals, &Args)`.
 
+pub mod fsck;
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
 pub mod outline;
+pub mod rmi;
+pub mod save;
+pub mod tag;

@@ -1,0 +1,42 @@
+//! `kiln load -i FILE|DIR`: a `docker save` tarball, an OCI archive or an OCI layout into the
+//! store, keeping tags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kiln_oci::{LoadOptions, MediaTypes, Store};
+
+use crate::Globals;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The archive (plain, gzip or zstd tar) or layout directory to load.
+    #[arg(short = 'i', long = "input", value_name = "FILE|DIR")]
+    pub input: PathBuf,
+    /// Media types of the manifests kiln writes for docker-archives.
+    #[arg(long, value_enum, default_value_t = super::save::Format::Oci)]
+    pub format: super::save::Format,
+    /// Print only the image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let media_types = match args.format {
+        super::save::Format::Oci => MediaTypes::Oci,
+        super::save::Format::Docker => MediaTypes::Docker,
+    };
+    for image in kiln_oci::load(&store, &args.input, &LoadOptions { media_types })? {
+        if args.quiet {
+            println!("{}", image.id);
+        } else if image.tags.is_empty() {
+            println!("Loaded image ID: {}", image.id);
+        } else {
+            for t in &image.tags {
+                println!("Loaded image: {}", t.familiar());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

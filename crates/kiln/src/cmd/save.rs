@@ -1,0 +1,69 @@
+//! `kiln save -o FILE [--format docker|oci] IMAGE...`: images out as a tarball that
+//! `docker load` accepts.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kiln_oci::{Reference, SaveFormat, Store};
+
+use crate::Globals;
+
+/// Media type family (and, for `save`, archive format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Docker (`docker save` layout; Docker v2 schema 2 media types).
+    Docker,
+    /// OCI (an OCI image layout; OCI media types).
+    Oci,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the tarball (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The archive format.
+    #[arg(long, value_enum, default_value_t = Format::Docker)]
+    pub format: Format,
+    /// Images by name or id.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let mut images = Vec::new();
+    for name in &args.images {
+        let image = store.resolve(name)?;
+        // A name saves that name; an id saves every tag of the image.
+        let tags = match Reference::parse(name) {
+            Ok(r) if image.tags.contains(&r) => vec![r],
+            _ => image.tags.clone(),
+        };
+        images.push((image, tags));
+    }
+    let set: Vec<_> = images.iter().map(|(i, t)| (i, t.clone())).collect();
+    let format = match args.format {
+        Format::Docker => SaveFormat::Docker,
+        Format::Oci => SaveFormat::Oci,
+    };
+    if let Some(path) = &args.output {
+        // Written beside the target and renamed, so a failed save leaves no half file.
+        let tmp = path.with_extension("kiln-partial");
+        let out = BufWriter::new(File::create(&tmp)?);
+        let result = kiln_oci::save(&store, &set, format, out, path)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut w| Ok(w.flush()?));
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path)?;
+    } else {
+        let out = BufWriter::new(std::io::stdout().lock());
+        kiln_oci::save(&store, &set, format, out, &PathBuf::from("-"))?.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
