@@ -46,6 +46,9 @@ enum Command {
     History(cmd::history::Args),
     /// Check the store: re-hash blobs, check references, find half-written files.
     Fsck(cmd::fsck::Args),
+    /// Print the syntax tree as BuildKit's parser dump (for debugging the parser).
+    #[command(hide = true)]
+    DebugDump(cmd::dump::Args),
 }
 
 /// Global settings every command may use.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(&globals, &args),
         Command::History(args) => cmd::history::run(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
+        Command::DebugDump(args) => cmd::dump::run(&globals, &args),
     };
     match result {
         Ok(code) => code,

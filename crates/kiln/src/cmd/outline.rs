@@ -1,20 +1,284 @@
-//! `kiln outline`: the stages of a Dockerfile, in build order.
+//! `kiln outline`: the stages of a Dockerfile in build order, what each is based on and
+//! depends on, the ARGs it uses with their values, and whether the target needs it.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use kiln_frontend::{Base, BuildOptions, Plan, Platform, ResolvedArg};
+
 use crate::Globals;
+use crate::diagnostics::SourceError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The Dockerfile (default: `CONTEXT/Dockerfile`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub dockerfile: Option<PathBuf>,
+    /// The stage to build (default: the last).
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Set a build-time variable; `K` alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_arg: Vec<String>,
+    /// The target platform (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// The build context.
     #[arg(default_value = ".")]
     pub context: PathBuf,
 }
 
-pub fn run(_globals: &Globals, _args: &Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("outline is being written")
+/// How `outline` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// A Dockerfile read from disk, kept for error rendering.
+pub struct DockerfileSource {
+    /// The path as the user gave it (or CONTEXT/Dockerfile).
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+/// Read the Dockerfile: `-f FILE` or `CONTEXT/Dockerfile`.
+pub fn read_dockerfile(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
+    let path = file.map_or_else(|| context.join("Dockerfile"), Path::to_path_buf);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the Dockerfile `{}`: {e}\nhint: pass `-f FILE`, or give the context folder that holds the `Dockerfile`",
+            path.display()
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        anyhow::anyhow!("`{}`: not valid UTF-8 at byte {at}", path.display())
+    })?;
+    Ok(DockerfileSource { path, text })
+}
+
+/// Parse `--build-arg` values (`K=V`, or `K` taken from the environment when set there).
+pub fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for a in args {
+        match a.split_once('=') {
+            Some(("", _)) => anyhow::bail!(
+                "invalid `--build-arg {a}`: the name is empty\nhint: write `--build-arg NAME=VALUE`"
+            ),
+            Some((k, v)) => out.push((k.to_owned(), v.to_owned())),
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    out.push((a.clone(), v));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse and plan a Dockerfile, turning errors into source diagnostics.
+pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Plan> {
+    let df = kiln_syntax::parse(&src.text).map_err(|e| SourceError {
+        file: src.path.clone(),
+        source: src.text.clone(),
+        span: e.span,
+        message: e.kind.to_string(),
+        hint: e.hint.clone(),
+    })?;
+    for w in &df.warnings {
+        let at = kiln_syntax::LineIndex::new(&src.text).line_col(&src.text, w.span.start);
+        eprintln!(
+            "warning: {}:{}: {} {}",
+            src.path.display(),
+            at.line,
+            w.short,
+            w.detail
+        );
+    }
+    let plan = kiln_frontend::plan(&df, opts).map_err(|e| -> anyhow::Error {
+        if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
+            let hint = e.hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
+            return anyhow::anyhow!("`--target`: {}{hint}", e.kind);
+        }
+        SourceError {
+            file: src.path.clone(),
+            source: src.text.clone(),
+            span: e.span,
+            message: e.kind.to_string(),
+            hint: e.hint.clone(),
+        }
+        .into()
+    })?;
+    Ok(plan)
+}
+
+pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
+    let mut opts = BuildOptions {
+        target: args.target.clone(),
+        build_args: parse_build_args(&args.build_arg)?,
+        ..BuildOptions::default()
+    };
+    if let Some(p) = &args.platform {
+        opts.target_platform = Platform::parse(p).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid `--platform {p}`: {e}\nhint: write e.g. `--platform linux/amd64`"
+            )
+        })?;
+    }
+    let plan = load_plan(&src, &opts)?;
+    let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outline = Outline::new(&plan, &src, ignore.source());
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&outline)?),
+        Format::Text => print!("{}", outline.text()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The outline as printed (and as JSON).
+#[derive(Debug, serde::Serialize)]
+struct Outline {
+    dockerfile: String,
+    ignore_file: Option<String>,
+    target: String,
+    build_order: Vec<String>,
+    global_args: Vec<ResolvedArg>,
+    stages: Vec<StageOutline>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct StageOutline {
+    index: usize,
+    name: Option<String>,
+    line: usize,
+    base: String,
+    base_kind: &'static str,
+    platform: Option<String>,
+    depends_on: Vec<String>,
+    images: Vec<String>,
+    args: Vec<ResolvedArg>,
+    instructions: usize,
+    needed: bool,
+}
+
+impl Outline {
+    fn new(plan: &Plan, src: &DockerfileSource, ignore: &kiln_context::IgnoreSource) -> Self {
+        let label = |i: usize| plan.stages[i].label();
+        let stages = plan
+            .stages
+            .iter()
+            .map(|s| {
+                let mut deps: Vec<String> = s.deps.iter().map(|d| label(d.stage)).collect();
+                deps.dedup();
+                StageOutline {
+                    index: s.index,
+                    name: s.name.clone(),
+                    line: s.from_command.start_line,
+                    base: s.base_name.clone(),
+                    base_kind: match s.base {
+                        Base::Scratch => "scratch",
+                        Base::Image(_) => "image",
+                        Base::Stage(_) => "stage",
+                    },
+                    platform: s.platform.clone(),
+                    depends_on: deps,
+                    images: s.image_refs.clone(),
+                    args: s.used_args.clone(),
+                    instructions: s.commands.len() + 1,
+                    needed: s.needed,
+                }
+            })
+            .collect();
+        Self {
+            dockerfile: src.path.display().to_string(),
+            ignore_file: match ignore {
+                kiln_context::IgnoreSource::File(p) => Some(p.display().to_string()),
+                _ => None,
+            },
+            target: label(plan.target),
+            build_order: plan.build_order().into_iter().map(label).collect(),
+            global_args: plan
+                .global_args
+                .iter()
+                .filter(|a| a.origin != kiln_frontend::ArgOrigin::Automatic)
+                .cloned()
+                .collect(),
+            stages,
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "dockerfile: {}", self.dockerfile);
+        if let Some(i) = &self.ignore_file {
+            let _ = writeln!(out, "ignore file: {i}");
+        }
+        let _ = writeln!(out, "target: {}", self.target);
+        let _ = writeln!(out, "build order: {}", self.build_order.join(" -> "));
+        if !self.global_args.is_empty() {
+            let _ = writeln!(out, "global args: {}", args_text(&self.global_args));
+        }
+        for s in &self.stages {
+            let name = s
+                .name
+                .as_ref()
+                .map_or_else(String::new, |n| format!(" {n}"));
+            let needed = if s.needed {
+                "needed"
+            } else {
+                "skipped: the target does not need it"
+            };
+            let _ = writeln!(
+                out,
+                "\nstage {}{name} (line {}): {}",
+                s.index, s.line, needed
+            );
+            let platform = s
+                .platform
+                .as_ref()
+                .map_or_else(String::new, |p| format!(" for {p}"));
+            let _ = writeln!(out, "  from: {} ({}){platform}", s.base, s.base_kind);
+            if !s.depends_on.is_empty() {
+                let _ = writeln!(out, "  depends on: {}", s.depends_on.join(", "));
+            }
+            if !s.images.is_empty() {
+                let _ = writeln!(out, "  images: {}", s.images.join(", "));
+            }
+            if !s.args.is_empty() {
+                let _ = writeln!(out, "  args: {}", args_text(&s.args));
+            }
+            let _ = writeln!(out, "  instructions: {}", s.instructions);
+        }
+        out
+    }
+}
+
+fn args_text(args: &[ResolvedArg]) -> String {
+    args.iter()
+        .map(|a| match &a.value {
+            Some(v) => format!("{}={v:?} ({})", a.name, origin(a)),
+            None => format!("{} (unset)", a.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn origin(a: &ResolvedArg) -> &'static str {
+    match a.origin {
+        kiln_frontend::ArgOrigin::BuildArg => "build-arg",
+        kiln_frontend::ArgOrigin::Default => "default",
+        kiln_frontend::ArgOrigin::Global => "global",
+        kiln_frontend::ArgOrigin::Automatic => "automatic",
+        kiln_frontend::ArgOrigin::Unset => "unset",
+    }
 }

@@ -1,0 +1,27 @@
+//! `kiln debug-dump` (hidden): print the syntax tree as BuildKit's `Node.Dump()` does, for
+//! comparing kiln's parser with BuildKit's on any file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::Globals;
+use crate::diagnostics::SourceError;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The Dockerfile.
+    pub file: PathBuf,
+}
+
+pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let src = super::outline::read_dockerfile(Some(&args.file), std::path::Path::new("."))?;
+    let df = kiln_syntax::parse(&src.text).map_err(|e| SourceError {
+        file: src.path.clone(),
+        source: src.text.clone(),
+        span: e.span,
+        message: e.kind.to_string(),
+        hint: e.hint,
+    })?;
+    println!("{}", kiln_syntax::dump(&df));
+    Ok(ExitCode::SUCCESS)
+}
