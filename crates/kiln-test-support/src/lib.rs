@@ -22,7 +22,10 @@ pub fn conformance_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    missing(&format!("conformance corpus not found at `{}`", dir.display()));
+    missing(&format!(
+        "conformance corpus not found at `{}`",
+        dir.display()
+    ));
     None
 }
 
