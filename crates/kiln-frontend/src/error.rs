@@ -278,8 +278,76 @@ impl InstructionError {
     }
 }
 
+/// The usage line of an instruction, for hints.
+pub(crate) fn usage(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ADD" => "ADD [--chown=<user>] [--chmod=<mode>] <src>... <dest>",
+        "ARG" => "ARG <name>[=<default>] ...",
+        "COPY" => "COPY [--from=<stage>] [--chown=<user>] [--chmod=<mode>] <src>... <dest>",
+        "ENV" => "ENV <key>=<value> ...",
+        "EXPOSE" => "EXPOSE <port>[/<protocol>] ...",
+        "HEALTHCHECK" => "HEALTHCHECK [options] CMD <command>` or `HEALTHCHECK NONE",
+        "LABEL" => "LABEL <key>=<value> ...",
+        "MAINTAINER" => "MAINTAINER <name>` (deprecated: use `LABEL maintainer=<name>",
+        "ONBUILD" => "ONBUILD <instruction>",
+        "STOPSIGNAL" => "STOPSIGNAL <signal>",
+        "USER" => "USER <user>[:<group>]",
+        "VOLUME" => "VOLUME <path> ...",
+        "WORKDIR" => "WORKDIR <path>",
+        "SHELL" => "SHELL [\"executable\", \"parameters\"]",
+        _ => return None,
+    })
+}
+
 fn default_hint(kind: &ErrorKind) -> Option<String> {
     let s = match kind {
+        ErrorKind::ExactlyOneArgument(kw)
+        | ErrorKind::AtLeastOneArgument(kw)
+        | ErrorKind::TooManyArguments(kw)
+        | ErrorKind::BlankNames(kw) => format!("write `{}`", usage(kw)?),
+        ErrorKind::FlagNoDashes(_) | ErrorKind::FlagMissingValue(_) => {
+            "flags are written `--name=value` before the arguments".into()
+        }
+        ErrorKind::DuplicateFlag(_) => "give the flag once".into(),
+        ErrorKind::FlagNotBool { .. } => "write `--flag`, `--flag=true` or `--flag=false`".into(),
+        ErrorKind::OnbuildChaining | ErrorKind::OnbuildTrigger(_) => {
+            "ONBUILD triggers may be any instruction but FROM, MAINTAINER and ONBUILD".into()
+        }
+        ErrorKind::EmptyVolume => "write `VOLUME /path`".into(),
+        ErrorKind::HealthcheckNoneArgs | ErrorKind::HealthcheckMissingCommand => {
+            format!("write `{}`", usage("HEALTHCHECK")?)
+        }
+        ErrorKind::IntervalTooShort(_)
+        | ErrorKind::IntervalNegative(_)
+        | ErrorKind::InvalidDuration(_) => {
+            "durations are Go durations such as `30s`, `1m30s` or `500ms`, at least 1ms (0 means the default)".into()
+        }
+        ErrorKind::InvalidRetries(_) | ErrorKind::NegativeRetries(_) => {
+            "write a whole number of retries, e.g. `--retries=3`".into()
+        }
+        ErrorKind::HeredocDestination(kw) => format!("the last argument of {kw} is the destination path; put heredocs before it"),
+        ErrorKind::CopyFromUrl => "use `ADD` to download a URL".into(),
+        ErrorKind::ChecksumSource => "`--checksum` only applies to `http(s)://` or Git sources".into(),
+        ErrorKind::DeviceNameSet(_) => "give one device per `--device` flag".into(),
+        ErrorKind::MountCsv(_) | ErrorKind::MountField(_) | ErrorKind::MountUnknownKey { .. } => {
+            "write `--mount=type=<type>,target=<path>[,key=value...]`".into()
+        }
+        ErrorKind::MountKeyForType { .. } | ErrorKind::MountFileInfo { .. } => {
+            "`required` is for secret and ssh mounts, `size` for tmpfs, `mode`/`uid`/`gid` for cache, secret and ssh".into()
+        }
+        ErrorKind::MountValue { .. } | ErrorKind::MountNumber { .. } => {
+            "booleans are `true`/`false`, `mode` is octal, `uid`/`gid` are numbers, `size` is like `64m`".into()
+        }
+        ErrorKind::MountSharingType(_) | ErrorKind::SecretSharing => "`sharing` only applies to `type=cache`".into(),
+        ErrorKind::SecretFrom => "a secret comes from `--secret id=...`, not from a stage".into(),
+        ErrorKind::SecretNoTarget | ErrorKind::SecretSourceAndId => "write `--mount=type=secret,id=<id>[,target=<path>]`".into(),
+        ErrorKind::Expansion(_) => {
+            "variables are `$NAME` or `${NAME}` (with `:-`, `:+`, `#`, `%`, `/` modifiers); write `\\$` for a literal `$`".into()
+        }
+        ErrorKind::StageIndex(_) => "stage indexes count FROM lines from 0".into(),
+        ErrorKind::BlankBase(_) => "give the ARG a default, or pass `--build-arg NAME=VALUE`".into(),
+        ErrorKind::InvalidReference(_) => "image references look like `name[:tag]` or `registry/name@sha256:...`".into(),
+        ErrorKind::InvalidPlatform(..) => "write `os/arch[/variant]`, e.g. `linux/amd64` or `linux/arm/v7`".into(),
         ErrorKind::NoDestination(kw) => format!("write `{kw} <src>... <dest>`"),
         ErrorKind::FromArguments => "write `FROM <image> [AS <name>]`".into(),
         ErrorKind::InvalidStageName(_) => {

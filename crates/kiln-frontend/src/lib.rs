@@ -6,6 +6,7 @@
 //! and in which order. It does not know how a step runs, where images come from, or files.
 
 mod error;
+mod expand;
 mod flags;
 pub mod instruction;
 mod plan;
@@ -13,7 +14,8 @@ mod platform;
 mod scope;
 
 pub use error::{ErrorKind, InstructionError};
+pub use expand::{ArgContext, Expanded, expand_command};
 pub use instruction::{Command, CommandKind, parse_instruction};
-pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, Stage, expanded_words, plan};
+pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, PlanWarning, Stage, plan};
 pub use platform::{Platform, automatic_args, is_proxy_arg};
 pub use scope::{ArgOrigin, ResolvedArg, Scope};

@@ -17,9 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_syntax::{Dockerfile, TextRange, Word};
+use kiln_syntax::{Dockerfile, TextRange};
 
 use crate::error::{ErrorKind, InstructionError};
+use crate::expand::{ArgContext, expand_command};
 use crate::instruction::{ArgDecl, Command, CommandKind, From, parse_instruction};
 use crate::platform::{Platform, automatic_args};
 use crate::scope::{ArgOrigin, ResolvedArg, Scope};
@@ -120,9 +121,22 @@ impl Stage {
     }
 }
 
+/// Something that plans but is probably not what the author meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanWarning {
+    /// What is suspicious.
+    pub message: String,
+    /// Where.
+    pub span: TextRange,
+    /// What was probably meant.
+    pub hint: Option<String>,
+}
+
 /// The build plan.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// Suspicious but valid things, such as a `--from` one typo away from a stage name.
+    pub warnings: Vec<PlanWarning>,
     /// The global ARGs (automatic ones first), resolved.
     pub global_args: Vec<ResolvedArg>,
     /// Every stage, in file order.
@@ -161,7 +175,9 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
         .filter_map(|a| a.value.clone().map(|v| (a.name.clone(), v)))
         .collect();
 
-    let mut stages: Vec<Stage> = Vec::with_capacity(raw_stages.len());
+    let stage_count = raw_stages.len();
+    let mut stages: Vec<Stage> = Vec::with_capacity(stage_count);
+    let mut warnings = Vec::new();
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for (i, (_, from, _)) in raw_stages.iter().enumerate() {
         if let Some(n) = &from.name {
@@ -169,7 +185,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
         }
     }
     for (index, (from_command, from, commands)) in raw_stages.into_iter().enumerate() {
-        let mut global_scope = Scope::new(df.escape, global_env.clone());
+        let global_scope = Scope::new(df.escape, global_env.clone());
         let base_name = global_scope.expand(&from.base)?;
         if base_name.trim().is_empty() {
             return Err(InstructionError::new(
@@ -210,7 +226,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
         };
         // Global ARGs referenced by FROM count as used, with what their defaults reference.
         for name in global_scope.referenced() {
-            mark_used(name, &meta_deps, &mut used);
+            mark_used(&name, &meta_deps, &mut used);
         }
         let mut image_refs = Vec::new();
         let this_name = from.name.as_ref().map(|n| n.text.clone());
@@ -221,15 +237,27 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
                     &reference,
                     kind,
                     &names,
-                    stages.len() + 1,
+                    stage_count,
                     index,
                     this_name.as_deref(),
                     span,
                 )?;
-                match found {
-                    Some(stage) => deps.push(Dep { stage, kind, span }),
-                    None => image_refs.push(reference),
+                if let Some(stage) = found {
+                    deps.push(Dep { stage, kind, span });
+                    continue;
                 }
+                let known: Vec<&str> = names.keys().map(String::as_str).collect();
+                if let Some(close) = crate::flags::suggest(&reference.to_ascii_lowercase(), &known)
+                {
+                    warnings.push(PlanWarning {
+                        message: format!(
+                            "`{reference}` is not a stage of this Dockerfile, so it is used as an image"
+                        ),
+                        span,
+                        hint: Some(format!("did you mean the stage `{close}`?")),
+                    });
+                }
+                image_refs.push(reference);
             }
         }
         let used_args = scope
@@ -264,6 +292,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
     }
     mark_needed(&mut stages, target);
     Ok(Plan {
+        warnings,
         global_args,
         stages,
         target,
@@ -382,7 +411,7 @@ fn global_args(
             .iter()
             .filter_map(|a| a.value.clone().map(|v| (a.name.clone(), v)))
             .collect();
-        let mut scope = Scope::new(escape, env);
+        let scope = Scope::new(escape, env);
         let name = decl.key.text.clone();
         let (value, origin) =
             if let Some((_, v)) = opts.build_args.iter().rev().find(|(k, _)| *k == name) {
@@ -415,8 +444,8 @@ fn mark_used(name: &str, deps: &BTreeMap<String, BTreeSet<String>>, used: &mut B
     }
 }
 
-/// Apply one instruction to the scope: ARG and ENV change it; other instructions' expanded
-/// words are expanded once to check them (and to learn which variables they reference).
+/// Apply one instruction to the scope (ARG and ENV change it) and expand its words, to
+/// check them and to learn which variables it references.
 fn walk_command(
     cmd: &Command,
     scope: &mut Scope,
@@ -424,57 +453,13 @@ fn walk_command(
     global_args: &[ResolvedArg],
     used: &mut BTreeSet<String>,
 ) -> Result<(), InstructionError> {
-    match &cmd.kind {
-        CommandKind::Arg(decls) => {
-            for d in decls {
-                let r = scope.declare_arg(d, &opts.build_args, global_args)?;
-                used.insert(r.name);
-            }
-        }
-        CommandKind::Env(kvs) => {
-            let pairs: Vec<(Word, Word)> = kvs
-                .iter()
-                .map(|kv| (kv.key.clone(), kv.value.clone()))
-                .collect();
-            scope.apply_env(&pairs)?;
-        }
-        _ => {
-            for w in expanded_words(cmd) {
-                scope.expand(w)?;
-            }
-        }
-    }
+    let ctx = ArgContext {
+        build_args: &opts.build_args,
+        global_args,
+    };
+    let expanded = expand_command(scope, cmd, ctx)?;
+    used.extend(expanded.args.into_iter().map(|a| a.name));
     Ok(())
-}
-
-/// The words of an instruction that BuildKit expands with the stage's variables (besides
-/// ARG and ENV, which the scope handles).
-pub fn expanded_words(cmd: &Command) -> Vec<&Word> {
-    match &cmd.kind {
-        CommandKind::Copy(c) => {
-            let mut v: Vec<&Word> = c.paths.sources.iter().collect();
-            v.push(&c.paths.dest);
-            v.extend(c.flags.chown.iter().chain(c.flags.chmod.iter()));
-            v
-        }
-        CommandKind::Add(a) => {
-            let mut v: Vec<&Word> = a.paths.sources.iter().collect();
-            v.push(&a.paths.dest);
-            v.extend(
-                a.flags
-                    .chown
-                    .iter()
-                    .chain(a.flags.chmod.iter())
-                    .chain(a.checksum.iter()),
-            );
-            v
-        }
-        CommandKind::Label(kvs) => kvs.iter().flat_map(|kv| [&kv.key, &kv.value]).collect(),
-        CommandKind::Workdir(w) | CommandKind::User(w) | CommandKind::StopSignal(w) => vec![w],
-        CommandKind::Volume(ws) | CommandKind::Expose(ws) => ws.iter().collect(),
-        CommandKind::Run(r) => r.mount_specs.iter().collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The stage references of an instruction: `COPY --from` and `RUN --mount from=`.
@@ -517,7 +502,7 @@ fn resolve_ref(
         && let Ok(n) = reference.parse::<i64>()
     {
         match usize::try_from(n) {
-            Ok(i) if i < stage_count.max(current + 1) => i,
+            Ok(i) if i < stage_count => i,
             _ => {
                 return Err(InstructionError::new(
                     ErrorKind::StageIndex(reference.to_owned()),

@@ -12,6 +12,7 @@
 //!   expansions see it) but never in the image config.
 //! - The later of ENV and ARG wins for a name; a value-less ARG changes nothing.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use kiln_syntax::shell::{Expansion, Lexer, ShellError};
@@ -57,7 +58,7 @@ pub struct Scope {
     env: Vec<(String, String)>,
     args: Vec<ResolvedArg>,
     /// Names referenced by expansions so far (set or not).
-    referenced: BTreeSet<String>,
+    referenced: RefCell<BTreeSet<String>>,
 }
 
 impl Scope {
@@ -67,7 +68,7 @@ impl Scope {
             lexer: Lexer::new(escape),
             env,
             args: Vec::new(),
-            referenced: BTreeSet::new(),
+            referenced: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -82,8 +83,8 @@ impl Scope {
     }
 
     /// Names referenced by the expansions done through this scope.
-    pub fn referenced(&self) -> &BTreeSet<String> {
-        &self.referenced
+    pub fn referenced(&self) -> BTreeSet<String> {
+        self.referenced.borrow().clone()
     }
 
     /// Look up a variable.
@@ -103,23 +104,29 @@ impl Scope {
     }
 
     /// Expand one word against the current environment.
-    pub fn expand(&mut self, word: &Word) -> Result<String, InstructionError> {
-        self.expand_full(word).map(|e| e.result)
+    pub fn expand(&self, word: &Word) -> Result<String, InstructionError> {
+        self.expand_with(&self.lexer, word).map(|e| e.result)
     }
 
     /// Expand one word into several (EXPOSE), splitting on unquoted whitespace.
-    pub fn expand_words(&mut self, word: &Word) -> Result<Vec<String>, InstructionError> {
-        self.expand_full(word).map(|e| e.words)
+    pub fn expand_words(&self, word: &Word) -> Result<Vec<String>, InstructionError> {
+        self.expand_with(&self.lexer, word).map(|e| e.words)
     }
 
-    fn expand_full(&mut self, word: &Word) -> Result<Expansion, InstructionError> {
-        let env: Vec<(String, String)> = self.env.clone();
-        let out = self
-            .lexer
-            .process_word_with_matches(&word.text, &env)
+    /// Expand a heredoc body: variables only, quotes and the escape character kept (BuildKit
+    /// expands COPY/ADD heredoc sources with `SkipProcessQuotes` and `\`).
+    pub fn expand_raw(&self, word: &Word) -> Result<String, InstructionError> {
+        let lexer = Lexer::new('\\').skip_process_quotes(true);
+        self.expand_with(&lexer, word).map(|e| e.result)
+    }
+
+    fn expand_with(&self, lexer: &Lexer, word: &Word) -> Result<Expansion, InstructionError> {
+        let out = lexer
+            .process_word_with_matches(&word.text, &self.env)
             .map_err(|e| expansion_error(word, &e))?;
-        self.referenced.extend(out.matched.iter().cloned());
-        self.referenced.extend(out.unmatched.iter().cloned());
+        let mut referenced = self.referenced.borrow_mut();
+        referenced.extend(out.matched.iter().cloned());
+        referenced.extend(out.unmatched.iter().cloned());
         Ok(out)
     }
 
@@ -255,7 +262,7 @@ mod tests {
 
     #[test]
     fn expansion_errors_point_into_the_word() {
-        let mut s = Scope::new('\\', vec![]);
+        let s = Scope::new('\\', vec![]);
         let word = Word::new("a${}", TextRange::new(10, 14));
         let err = s.expand(&word).unwrap_err();
         assert!(err.to_string().contains("bad substitution"), "{err}");

@@ -282,3 +282,71 @@ fn errors_carry_spans() {
     );
     assert!(e.hint.is_some());
 }
+
+#[test]
+fn every_error_has_a_hint() {
+    let bad = [
+        "MAINTAINER",
+        "WORKDIR",
+        "USER",
+        "STOPSIGNAL",
+        "ENV",
+        "LABEL",
+        "ONBUILD",
+        "HEALTHCHECK",
+        "EXPOSE",
+        "VOLUME",
+        "ADD arg1",
+        "COPY arg1",
+        "ENV =x",
+        "ONBUILD FROM scratch",
+        "ONBUILD ONBUILD RUN x",
+        "FOO bar",
+        "HEALTHCHECK --interval=50ns CMD x",
+        "COPY /foo <<EOF\nEOF",
+        "FROM a b",
+        "FROM a AS 1x",
+        "HEALTHCHECK NONE x",
+        "HEALTHCHECK CMD",
+        "HEALTHCHECK FOO x",
+        "HEALTHCHECK --retries=-1 CMD x",
+        "HEALTHCHECK --retries=x CMD x",
+        "HEALTHCHECK --timeout=5 CMD x",
+        "VOLUME [\"\"]",
+        "SHELL /bin/sh -c",
+        "RUN --network=bridge x",
+        "RUN --security=x y",
+        "COPY http://x/y /z",
+        "COPY --chmod=0999 a b",
+        "ADD --checksum=sha256:abc a b",
+        "COPY --form=x a b",
+        "MAINTAINER --x y",
+        "COPY --link=maybe a b",
+        "COPY --from=a --from=b a b",
+        "COPY --from a b",
+        "RUN --mount=type=bind,required x",
+        "RUN --mount=type=bind,foo x",
+        "RUN --mount=from=$X x",
+        "RUN --mount=type=cahce x",
+        "RUN --mount=ro=maybe x",
+        "RUN --mount=type=cache,sharing=all x",
+        "RUN --mount=type=cache,mode=9 x",
+        "RUN --mount=targte=/y x",
+        "RUN --mount=type=bind,mode=0700 x",
+        "RUN --mount=type=tmpfs,sharing=shared x",
+        "RUN --mount=type=secret,id=a,from=x x",
+        "RUN --mount=type=secret x",
+        "RUN --mount=type=secret,source=a,id=b x",
+        "RUN --mount=\"type=bind x",
+        "RUN --device=a,name=b x",
+    ];
+    for src in bad {
+        let e = parse_one(src).expect_err(src);
+        assert!(e.hint.is_some(), "no hint for `{src}`: {e}");
+    }
+    let e = parse_one("COPY --form=x a b").unwrap_err();
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("`COPY` takes --from, --chown, --chmod, --link, --parents, --exclude")
+    );
+}

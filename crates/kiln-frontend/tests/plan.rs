@@ -220,3 +220,19 @@ fn unknown_target_suggests_a_name() {
     let e = plan_with("FROM a AS builder\nFROM b\n", &opts(Some("buidler"), &[])).unwrap_err();
     assert_eq!(e.hint.as_deref(), Some("did you mean `builder`?"));
 }
+
+#[test]
+fn from_close_to_a_stage_name_warns() {
+    let src = "FROM a AS builder\nFROM b\nCOPY --from=buidler /x /y\nCOPY --from=alpine /x /y\n";
+    let p = ok(src);
+    assert_eq!(p.warnings.len(), 1);
+    assert_eq!(
+        &src[p.warnings[0].span.start..p.warnings[0].span.end],
+        "--from=buidler"
+    );
+    assert_eq!(
+        p.warnings[0].hint.as_deref(),
+        Some("did you mean the stage `builder`?")
+    );
+    assert_eq!(p.stages[1].image_refs, ["buidler", "alpine"]);
+}

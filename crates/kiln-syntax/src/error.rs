@@ -72,7 +72,10 @@ impl ParseError {
                 Some("split the line with a continuation (`\\` at the end of a line)".into())
             }
             ParseErrorKind::DuplicateDirective(_) => Some("remove the repeated directive".into()),
-            _ => None,
+            ParseErrorKind::InvalidUtf8 => Some("save the Dockerfile as UTF-8".into()),
+            ParseErrorKind::HeredocDelimiter(_) => {
+                Some("write a delimiter such as `<<EOF`, `<<-EOF`, `<<\"EOF\"` or `<<'EOF'`".into())
+            }
         };
         Self { kind, span, hint }
     }

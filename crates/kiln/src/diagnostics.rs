@@ -56,6 +56,11 @@ impl std::error::Error for SourceError {}
 impl SourceError {
     /// Render the full diagnostic: message, location, the line with a caret, hint.
     pub fn render(&self) -> String {
+        self.render_as("error")
+    }
+
+    /// Render with another severity word (`warning`).
+    pub fn render_as(&self, severity: &str) -> String {
         let index = LineIndex::new(&self.source);
         let start = index.line_col(&self.source, self.span.start);
         let line_range = index.line_range(&self.source, start.line);
@@ -68,7 +73,7 @@ impl SourceError {
             .max(1);
         let gutter = start.line.to_string().len();
         let pad = " ".repeat(gutter);
-        let mut out = format!("error: {}\n", self.message);
+        let mut out = format!("{severity}: {}\n", self.message);
         let _ = writeln!(
             out,
             "{pad}--> {}:{}:{}",

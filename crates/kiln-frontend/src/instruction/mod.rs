@@ -185,7 +185,17 @@ impl Request<'_> {
     }
 
     fn flags(&self, declared: &[(&'static str, FlagKind)]) -> Result<Flags, InstructionError> {
-        Flags::parse(&self.inst.flags, declared)
+        Flags::parse(&self.inst.flags, declared).map_err(|e| {
+            if !matches!(e.kind, ErrorKind::UnknownFlag { .. }) {
+                return e;
+            }
+            let name = self.inst.keyword.text.to_ascii_uppercase();
+            if declared.is_empty() {
+                return e.with_hint(format!("`{name}` takes no flags"));
+            }
+            let list: Vec<String> = declared.iter().map(|(n, _)| format!("--{n}")).collect();
+            e.with_hint(format!("`{name}` takes {}", list.join(", ")))
+        })
     }
 
     fn exactly_one(&self, name: &'static str) -> Result<Word, InstructionError> {

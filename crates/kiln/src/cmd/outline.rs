@@ -117,6 +117,16 @@ pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<
         }
         .into()
     })?;
+    for w in &plan.warnings {
+        let diag = SourceError {
+            file: src.path.clone(),
+            source: src.text.clone(),
+            span: w.span,
+            message: w.message.clone(),
+            hint: w.hint.clone(),
+        };
+        eprint!("{}", diag.render_as("warning"));
+    }
     Ok(plan)
 }
 
