@@ -106,7 +106,7 @@ pub enum ErrorKind {
     /// `COPY http://...`.
     #[error("source can't be a URL for COPY")]
     CopyFromUrl,
-    /// `--chmod` that is not an octal mode up to 07777.
+    /// `--chmod` that is neither an octal mode up to 07777 nor a symbolic mode.
     #[error("invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777")]
     InvalidChmod(String),
     /// `--checksum` on a local source.
@@ -355,7 +355,9 @@ fn default_hint(kind: &ErrorKind) -> Option<String> {
         }
         ErrorKind::UnknownInstruction(_) => "instructions are ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, HEALTHCHECK, LABEL, MAINTAINER, ONBUILD, RUN, SHELL, STOPSIGNAL, USER, VOLUME and WORKDIR".into(),
         ErrorKind::ShellNotJson => "write `SHELL [\"/bin/sh\", \"-c\"]`".into(),
-        ErrorKind::InvalidChmod(_) => "write an octal mode such as `--chmod=0755`".into(),
+        ErrorKind::InvalidChmod(_) => {
+            "write an octal mode such as `--chmod=0755`, or a symbolic one such as `--chmod=u+x,go=rx`".into()
+        }
         ErrorKind::InvalidNetwork(_) => "valid modes are `default`, `none` and `host`".into(),
         ErrorKind::InvalidSecurity(_) => "valid values are `sandbox` and `insecure`".into(),
         ErrorKind::MountType { .. } => "mount types are `bind`, `cache`, `tmpfs`, `secret` and `ssh`".into(),

@@ -141,24 +141,16 @@ pub(crate) fn parse_add(req: &Request<'_>) -> Result<(Add, Vec<&'static str>), I
     Ok((add, flags.used()))
 }
 
-/// `--chmod` must be an octal mode up to 07777 (checked before expansion only when it holds
-/// no variable).
+/// `--chmod` must be an octal mode up to 07777 or a symbolic mode (checked before
+/// expansion only when it holds no variable).
 fn check_chmod(chmod: Option<&Word>) -> Result<(), InstructionError> {
     let Some(w) = chmod else { return Ok(()) };
     if w.text.contains('$') {
         return Ok(());
     }
-    parse_chmod(&w.text)
+    super::Chmod::parse(&w.text)
         .map(|_| ())
         .ok_or_else(|| InstructionError::new(ErrorKind::InvalidChmod(w.text.clone()), w.span))
-}
-
-/// Parse an octal `--chmod` value.
-pub fn parse_chmod(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return None;
-    }
-    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 fn sources_and_dest(

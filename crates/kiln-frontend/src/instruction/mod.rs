@@ -4,6 +4,7 @@
 //! Parsing here is purely syntactic: variables are not expanded yet (that happens per stage,
 //! in `scope`, once ARG and ENV values are known).
 
+mod chmod;
 mod copy;
 mod healthcheck;
 mod run;
@@ -11,7 +12,8 @@ pub mod run_mount;
 
 use kiln_syntax::{Heredoc, Instruction, TextRange, Word};
 
-pub use copy::{Add, Copy, HeredocSource, SourcesAndDest};
+pub use chmod::Chmod;
+pub use copy::{Add, Copy, CopyFlags, HeredocSource, SourcesAndDest, is_git, is_url};
 pub use healthcheck::Healthcheck;
 pub use run::{NetworkMode, Run, SecurityMode};
 pub use run_mount::{Mount, MountType, Sharing};
