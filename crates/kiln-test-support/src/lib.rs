@@ -39,3 +39,161 @@ pub fn missing(what: &str) {
     assert!(!in_ci(), "{what} (CI=true: this test must not be skipped)");
     eprintln!("SKIPPED: {what}");
 }
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's Docker 20.10 client (`/usr/local/bin/docker` may be a newer one that refuses
+/// BuildKit without buildx).
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// Run a command to success and return its stdout; panics with both streams otherwise.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a tool is installed (an absolute path that exists, or a name on `PATH`).
+pub fn have(tool: &str) -> bool {
+    Path::new(tool).exists()
+        || Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Whether the tests run as root (needed for dockerd, namespaces, ownership).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// Check prerequisites: `Some(())` when all are there; otherwise report them with
+/// [`missing`] (a panic under CI) and return `None`.
+pub fn require(root: bool, tools: &[&str]) -> Option<()> {
+    if root && !is_root() {
+        missing("this test needs root");
+        return None;
+    }
+    for tool in tools {
+        if !have(tool) {
+            missing(&format!(
+                "`{tool}` is not installed (see scripts/debian-packages.txt)"
+            ));
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// A busybox root filesystem: the static busybox with every applet as a hard link, a
+/// `/bin/sh`, `/etc/passwd` and `/etc/group` with root and nobody, and a sticky `/tmp`;
+/// written to `dir/rootfs.tar` (returned).
+pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("busybox-rootfs");
+    for d in ["bin", "etc", "tmp", "root"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = run(Command::new("/bin/busybox").arg("--list"));
+    for applet in list.lines().filter(|a| *a != "busybox" && !a.is_empty()) {
+        let _ = fs::hard_link(root.join("bin/busybox"), root.join("bin").join(applet));
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    run(Command::new("chmod").arg("1777").arg(root.join("tmp")));
+    let tar = dir.join("rootfs.tar");
+    run(Command::new("tar")
+        .arg("--sort=name")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    tar
+}
+
+/// A private dockerd that touches neither the host firewall nor the host's Docker; stopped
+/// when dropped.
+pub struct Dockerd {
+    child: Child,
+    sock: String,
+}
+
+impl Dockerd {
+    /// Start one with its state under `dir`; waits until it answers (at most a minute).
+    pub fn start(dir: &Path) -> Self {
+        let sock = format!("unix://{}/docker.sock", dir.display());
+        fs::create_dir_all(dir).unwrap();
+        let log = fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args([
+                "--iptables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+                "--bridge=none",
+            ])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("pid"))
+            .args(["-H", &sock])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Self { child, sock };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if d.docker()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!(
+            "dockerd did not start: {}",
+            fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
+    }
+
+    /// A `docker` command talking to this daemon.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.args(["-H", &self.sock]);
+        c
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}

@@ -4,12 +4,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use kiln_test_support::missing;
-
-const DOCKER: &str = "/usr/bin/docker";
+use kiln_test_support::{DOCKER, Dockerd, have, missing, run};
 
 fn kiln(root: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -24,28 +21,6 @@ fn kiln(root: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn have(tool: &str) -> bool {
-    Path::new(tool).exists()
-        || Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {tool}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
 }
 
 /// A root filesystem tarball with the static busybox and `/bin/sh`.
@@ -97,69 +72,6 @@ fn skopeo_and_umoci_read_the_store() {
         ])
         .arg(&bundle));
     assert!(bundle.join("rootfs/bin/busybox").is_file());
-}
-
-/// A private dockerd that touches neither the host firewall nor the host's Docker.
-struct Dockerd {
-    child: Child,
-    sock: String,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Self {
-        let sock = format!("unix://{}/docker.sock", dir.display());
-        fs::create_dir_all(dir).unwrap();
-        let log = fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .args([
-                "--iptables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-                "--bridge=none",
-            ])
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("pid"))
-            .args(["-H", &sock])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Self { child, sock };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_mins(1) {
-            if d.docker()
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-            {
-                return d;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!(
-            "dockerd did not start: {}",
-            fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-        );
-    }
-
-    fn docker(&self) -> Command {
-        let mut c = Command::new(DOCKER);
-        c.args(["-H", &self.sock]);
-        c
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 /// `(config digest, [layer digests])` of a docker-archive, from its `manifest.json`.
