@@ -165,7 +165,7 @@ impl Dockerd {
             .unwrap();
         let d = Self { child, sock };
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
+        while start.elapsed() < Duration::from_mins(1) {
             if d.docker()
                 .arg("version")
                 .output()
