@@ -1,0 +1,257 @@
+//! The setup sequence, recorded by the fake kernel.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::fake::RecordingSyscall;
+use crate::spec::{Network, Process, Rootfs, Spec};
+
+fn spec(rootfs: Rootfs) -> Spec {
+    Spec {
+        rootfs,
+        mountpoint: PathBuf::from("/s/rootfs"),
+        hosts: PathBuf::from("/s/hosts"),
+        resolv_conf: PathBuf::from("/s/resolv.conf"),
+        hostname: "kiln".into(),
+        network: Network::Host,
+        process: Process {
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["A=1".into()],
+            cwd: "/work/dir".into(),
+            user: "app".into(),
+        },
+    }
+}
+
+fn overlay() -> Rootfs {
+    Rootfs::Overlay {
+        lower: vec![
+            PathBuf::from("/store/snapshots/b2/fs"),
+            PathBuf::from("/store/snapshots/a1/fs"),
+        ],
+        upper: PathBuf::from("/s/upper"),
+        work: PathBuf::from("/s/work"),
+    }
+}
+
+/// An image that has every mount point already.
+fn full_image() -> RecordingSyscall {
+    RecordingSyscall::new()
+        .with_dir("/s/rootfs/proc/sys")
+        .with_dir("/s/rootfs/dev")
+        .with_dir("/s/rootfs/sys")
+        .with_file("/s/rootfs/proc/kcore", "")
+        .with_file("/s/rootfs/etc/hosts", "")
+        .with_file("/s/rootfs/etc/resolv.conf", "")
+}
+
+#[test]
+fn full_sequence_over_an_overlay() {
+    let sys = full_image();
+    let stubs = build_rootfs(&spec(overlay()), &sys).unwrap();
+    assert!(stubs.is_empty());
+    let expected = [
+        "unshare mnt,ipc,uts",
+        "make-rprivate /",
+        "sethostname kiln",
+        "chdir /store/snapshots",
+        "mount overlay overlay /s/rootfs - lowerdir=b2/fs:a1/fs,upperdir=/s/upper,workdir=/s/work",
+        "mount proc proc /s/rootfs/proc nosuid,nodev,noexec ",
+        "bind /s/rootfs/proc/sys /s/rootfs/proc/sys",
+        "remount-ro /s/rootfs/proc/sys",
+        "mount tmpfs tmpfs /s/rootfs/dev nosuid mode=755,size=65536k",
+        "mknod /s/rootfs/dev/null c 1 3 666",
+        "mknod /s/rootfs/dev/zero c 1 5 666",
+        "mknod /s/rootfs/dev/full c 1 7 666",
+        "mknod /s/rootfs/dev/random c 1 8 666",
+        "mknod /s/rootfs/dev/urandom c 1 9 666",
+        "mknod /s/rootfs/dev/tty c 5 0 666",
+        "mkdir /s/rootfs/dev/pts 755",
+        "mount devpts devpts /s/rootfs/dev/pts nosuid,noexec newinstance,ptmxmode=0666,mode=0620",
+        "mkdir /s/rootfs/dev/shm 1777",
+        "mount tmpfs shm /s/rootfs/dev/shm nosuid,nodev,noexec mode=1777,size=65536k",
+        "symlink pts/ptmx /s/rootfs/dev/ptmx",
+        "symlink /proc/self/fd /s/rootfs/dev/fd",
+        "symlink /proc/self/fd/0 /s/rootfs/dev/stdin",
+        "symlink /proc/self/fd/1 /s/rootfs/dev/stdout",
+        "symlink /proc/self/fd/2 /s/rootfs/dev/stderr",
+        "bind /s/rootfs/dev/null /s/rootfs/proc/kcore",
+        "mount sysfs sysfs /s/rootfs/sys nosuid,nodev,noexec,ro ",
+        "bind /s/hosts /s/rootfs/etc/hosts",
+        "bind /s/resolv.conf /s/rootfs/etc/resolv.conf",
+        "chdir /s/rootfs",
+        "pivot_root . .",
+        "umount .",
+        "chdir /",
+    ];
+    assert_eq!(sys.calls(), expected);
+}
+
+#[test]
+fn bind_rootfs_for_the_fallback() {
+    let sys = full_image();
+    build_rootfs(
+        &spec(Rootfs::Bind {
+            dir: PathBuf::from("/s/tree"),
+        }),
+        &sys,
+    )
+    .unwrap();
+    assert_eq!(sys.calls()[3], "bind /s/tree /s/rootfs");
+}
+
+#[test]
+fn missing_mount_points_become_stubs_and_are_removed() {
+    // A `FROM scratch`-like image: nothing but the rootfs.
+    let sys = RecordingSyscall::new().with_dir("/s/rootfs");
+    let stubs = build_rootfs(&spec(overlay()), &sys).unwrap();
+    let paths: Vec<_> = stubs.iter().map(|s| s.path.display().to_string()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/proc",
+            "/dev",
+            "/sys",
+            "/etc",
+            "/etc/hosts",
+            "/etc/resolv.conf"
+        ]
+    );
+    assert!(
+        sys.calls()
+            .contains(&"create /s/rootfs/etc/hosts 644".to_owned())
+    );
+    // /etc is a stub: its children's parent mtime is not restored (it goes away itself).
+    assert_eq!(stubs[4].parent_mtime, None);
+    assert_eq!(stubs[3].parent_mtime, Some((1, 0)));
+    assert!(
+        stubs
+            .iter()
+            .all(|s| s.mounted != (s.path == Path::new("/etc")))
+    );
+
+    let sys = RecordingSyscall::new();
+    remove_stubs(&stubs, &sys).unwrap();
+    assert_eq!(
+        sys.calls(),
+        [
+            "umount /etc/resolv.conf",
+            "remove /etc/resolv.conf",
+            "umount /etc/hosts",
+            "remove /etc/hosts",
+            "remove /etc",
+            "set-mtime / 1",
+            "umount /sys",
+            "remove /sys",
+            "set-mtime / 1",
+            "umount /dev",
+            "remove /dev",
+            "set-mtime / 1",
+            "umount /proc",
+            "remove /proc",
+            "set-mtime / 1",
+        ]
+    );
+}
+
+#[test]
+fn symlinks_in_the_image_resolve_inside_the_rootfs() {
+    // /etc/hosts -> /etc/shadow and /etc/resolv.conf -> ../run/resolv.conf must stay inside.
+    let sys = full_image()
+        .with_symlink("/s/rootfs/etc/hosts", "/etc/shadow")
+        .with_dir("/s/rootfs/run")
+        .with_symlink("/s/rootfs/etc/resolv.conf", "../../../../run/resolv.conf");
+    let stubs = build_rootfs(&spec(overlay()), &sys).unwrap();
+    let calls = sys.calls();
+    assert!(calls.contains(&"bind /s/hosts /s/rootfs/etc/shadow".to_owned()));
+    assert!(calls.contains(&"bind /s/resolv.conf /s/rootfs/run/resolv.conf".to_owned()));
+    assert_eq!(stubs.len(), 2);
+}
+
+#[test]
+fn symlink_loops_are_errors() {
+    let sys = full_image().with_symlink("/s/rootfs/etc/hosts", "/etc/hosts");
+    let err = build_rootfs(&spec(overlay()), &sys).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot resolve `etc/hosts` inside the rootfs: too many levels of symbolic links"
+    );
+}
+
+#[test]
+fn failures_name_the_path() {
+    let sys = full_image().failing("mount overlay", io::ErrorKind::PermissionDenied);
+    let err = build_rootfs(&spec(overlay()), &sys).unwrap_err();
+    assert_eq!(err.to_string(), "cannot mount the overlay at `/s/rootfs`");
+    assert_eq!(err.exit_code(), 125);
+}
+
+#[test]
+fn network_none_unshares_net() {
+    let sys = full_image();
+    let mut spec = spec(overlay());
+    spec.network = crate::spec::Network::None;
+    build_rootfs(&spec, &sys).unwrap();
+    assert_eq!(sys.calls()[0], "unshare mnt,ipc,uts,net");
+}
+
+#[test]
+fn process_start_sequence() {
+    let sys = RecordingSyscall::new()
+        .with_file(
+            "/etc/passwd",
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .with_file("/etc/group", "app:x:1000:\nstaff:x:50:app\n")
+        .with_file("/bin/sh", "");
+    let spec = spec(overlay());
+    let user = resolve_user(&spec, &sys).unwrap();
+    assert_eq!(
+        (user.uid, user.gid, user.groups.clone()),
+        (1000, 1000, vec![1000, 50])
+    );
+    let cwd = prepare_cwd(&spec, &sys).unwrap();
+    assert_eq!(cwd, Path::new("/work/dir"));
+    let err = exec_process(&spec, &user, &cwd, &sys);
+    assert!(matches!(err, SetupError::Exec { .. }));
+    assert_eq!(
+        sys.calls(),
+        [
+            "mkdir /work 755",
+            "mkdir /work/dir 755",
+            "limit-caps 14",
+            "set-ids uid=1000 gid=1000 groups=[1000, 50]",
+            "chdir /work/dir",
+            "exec /bin/sh [\"sh\", \"-c\", \"true\"] [\"A=1\", \
+             \"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \
+             \"HOME=/home/app\"]",
+        ]
+    );
+}
+
+#[test]
+fn missing_program_is_127() {
+    let sys = RecordingSyscall::new();
+    let mut spec = spec(overlay());
+    spec.process.args = vec!["nope".into()];
+    let user = crate::user::resolve("", "", "").unwrap();
+    let err = exec_process(&spec, &user, Path::new("/"), &sys);
+    assert_eq!(err.to_string(), "executable `nope` not found in $PATH");
+    assert_eq!(err.exit_code(), 127);
+}
+
+#[test]
+fn unknown_user_is_an_error_naming_it() {
+    let sys = RecordingSyscall::new().with_file("/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+    let err = resolve_user(&spec(overlay()), &sys).unwrap_err();
+    assert_eq!(err.to_string(), "cannot run as user `app`");
+}
+
+#[test]
+fn home_from_env_wins() {
+    let mut spec = spec(overlay());
+    spec.process.env = vec!["HOME=/x".into(), "PATH=/bin".into()];
+    let user = crate::user::resolve("", "", "").unwrap();
+    assert_eq!(process_env(&spec, &user), ["HOME=/x", "PATH=/bin"]);
+}
