@@ -8,15 +8,19 @@
 //! (`kiln-layer`) or store blobs (`kiln-oci`), and it never prints: progress goes out as
 //! events through the [`Reporter`] trait, which the binary renders.
 
+mod context;
 mod image_config;
+mod output;
 mod ports;
 mod progress;
 mod signal;
 
+pub use context::{ContextError, PreparedContext, prepare_context};
 pub use image_config::{
     HISTORY_COMMENT, MetaState, apply_metadata, default_path, empty_image, ensure_path,
     history_entry, run_created_by, with_shell,
 };
+pub use output::{Output, parse_output};
 pub use ports::parse_ports;
 pub use progress::{Event, Reporter, StepId};
 pub use signal::parse_signal;
