@@ -1,0 +1,834 @@
+//! Turning a [`CopyOp`] into the entries of its layer, as BuildKit's `FileOp` copy
+//! (`solver/llbsolver/file` over fsutil's `copy.Copy`) would leave them on disk.
+//!
+//! The plan is an ordered map from layer path to entry. It overlays the parent's filesystem
+//! ([`LowerView`]) so that each source sees what earlier sources of the same instruction
+//! wrote, as BuildKit's sequential copies do. No file content is read here (only archives
+//! being extracted and downloads): content streams from the sources when the layer is written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_context::{MatchInfo, PatternMatcher};
+use kiln_layer::{Entry, EntryKind};
+
+use crate::error::FileOpError;
+use crate::gopath;
+use crate::merkle::{Leaf, LeafKind};
+use crate::op::{CopyOp, Inputs, OpKind, Source};
+use crate::view::{EmptyView, Kind, LowerView, SourceRoot, Stat, normal_components, resolve};
+use crate::wildcard;
+
+/// Where a planned file's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Data {
+    /// No content (directories, links, devices, sockets copied as empty files).
+    None,
+    /// A file of the source root, by its resolved relative path.
+    Source(PathBuf),
+    /// A host file kiln wrote (a download, an extracted archive member).
+    Scratch(PathBuf),
+    /// Bytes in memory (a heredoc).
+    Bytes(Arc<[u8]>),
+}
+
+/// Why an entry is in the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Copied (or extracted, or downloaded) from a source.
+    Copied,
+    /// A missing destination directory kiln created.
+    Created,
+    /// An existing directory of the parent, written again with its own metadata (or with
+    /// the changes BuildKit makes to it) because something below it changed.
+    Parent,
+}
+
+/// One entry of the planned layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) entry: Entry,
+    pub(crate) data: Data,
+    /// Entries sharing a group are one file with several names (hard links).
+    pub(crate) link_group: Option<usize>,
+    pub(crate) origin: Origin,
+}
+
+pub(crate) struct Planner<'a> {
+    pub(crate) op: &'a CopyOp,
+    pub(crate) inputs: Inputs<'a>,
+    /// The destination view: the parent, or nothing under `--link`.
+    lower: &'a dyn LowerView,
+    pub(crate) owner: Option<(u64, u64)>,
+    pub(crate) entries: BTreeMap<PathBuf, Planned>,
+    pub(crate) leaves: Vec<Leaf>,
+    pub(crate) link_groups: usize,
+    /// fsutil keeps one inode map per copied source: hard links are kept within it.
+    inodes: HashMap<(u64, u64), usize>,
+    include: Option<PatternMatcher>,
+    exclude: Option<PatternMatcher>,
+    pending: Vec<Pending>,
+    pub(crate) scratch: Option<tempfile::TempDir>,
+    source_index: u32,
+}
+
+/// A directory whose creation waits until something inside it is included (fsutil's
+/// `parentDirs`).
+struct Pending {
+    dst: PathBuf,
+    stat: Stat,
+    copied: bool,
+}
+
+/// A source node as the copier sees it: a tree in the source root, or a lone file made by
+/// kiln (heredoc, download).
+pub(crate) enum Node {
+    Tree(PathBuf),
+    Single {
+        stat: Stat,
+        data: Data,
+        leaf_path: String,
+    },
+}
+
+impl<'a> Planner<'a> {
+    pub(crate) fn new(op: &'a CopyOp, inputs: Inputs<'a>) -> Result<Self, FileOpError> {
+        let lower: &dyn LowerView = if op.effective_link() {
+            &EmptyView
+        } else {
+            inputs.target
+        };
+        let owner = op
+            .chown
+            .as_ref()
+            .map(|c| c.resolve(inputs.target))
+            .transpose()?;
+        let exclude = if op.exclude.is_empty() {
+            None
+        } else {
+            Some(PatternMatcher::new(&op.exclude).map_err(FileOpError::Pattern)?)
+        };
+        Ok(Self {
+            op,
+            inputs,
+            lower,
+            owner,
+            entries: BTreeMap::new(),
+            leaves: Vec::new(),
+            link_groups: 0,
+            inodes: HashMap::new(),
+            include: None,
+            exclude,
+            pending: Vec::new(),
+            scratch: None,
+            source_index: 0,
+        })
+    }
+
+    pub(crate) fn run(&mut self) -> Result<(), FileOpError> {
+        let op = self.op;
+        for (i, source) in op.sources.iter().enumerate() {
+            self.source_index = u32::try_from(i).unwrap_or(u32::MAX);
+            match source {
+                Source::Path(p) => self.path_source(p)?,
+                Source::Url(u) => self.url_source(u)?,
+                Source::Heredoc { name, data } => {
+                    let stat = file_stat(0o644, data.len() as u64, op.created_mtime);
+                    let node = Node::Single {
+                        stat,
+                        data: Data::Bytes(Arc::from(data.as_slice())),
+                        leaf_path: format!("<<{name}"),
+                    };
+                    self.copy_one(node, &gopath::base(name), false)?;
+                }
+            }
+        }
+        self.add_parent_entries()?;
+        Ok(())
+    }
+
+    fn source_root(&self) -> &'a SourceRoot {
+        self.inputs
+            .source
+            .expect("path sources need a source root (Inputs::source)")
+    }
+
+    /// The destination as fsutil receives it: absolute, cleaned, trailing `/` kept.
+    pub(crate) fn dest(&self) -> String {
+        let workdir = if self.op.workdir.is_empty() {
+            "/"
+        } else {
+            &self.op.workdir
+        };
+        gopath::clean_keep_slash(&gopath::dest_in_workdir(&self.op.dest, workdir))
+    }
+
+    fn path_source(&mut self, src: &str) -> Result<(), FileOpError> {
+        let root = self.source_root();
+        let mut src = src.to_owned();
+        self.include = None;
+        let mut required = None;
+        if self.op.parents {
+            // `--parents`: copy from the pivot (or the root) and keep the path through an
+            // include pattern, as dockerfile2llb does.
+            let (parent, pattern) = match src.split_once("/./") {
+                Some((parent, pattern)) => (parent.to_owned(), pattern.to_owned()),
+                None => ("/".to_owned(), src.clone()),
+            };
+            let pattern = gopath::clean(&format!("/{pattern}"))
+                .trim_start_matches('/')
+                .to_owned();
+            if !wildcard::contains_wildcards(&parent) && !wildcard::contains_wildcards(&pattern) {
+                required = Some(gopath::clean(&format!("/{parent}/{pattern}")));
+            }
+            self.include = Some(PatternMatcher::new([&pattern]).map_err(FileOpError::Pattern)?);
+            src = parent;
+        }
+        if let Some(req) = required {
+            let rel = PathBuf::from(req.trim_start_matches('/'));
+            let resolved = self.resolve_source(&rel, true)?;
+            if root.lstat(&resolved)?.is_none() {
+                return Err(not_found(&req, root));
+            }
+        }
+        let cleaned = gopath::clean_keep_slash(&src);
+        let (literal, pattern) = wildcard::split_wildcards(&cleaned);
+        let matches: Vec<PathBuf> = if pattern.is_empty() {
+            vec![literal.iter().collect()]
+        } else {
+            let base = self.resolve_source(&literal.iter().collect::<PathBuf>(), true)?;
+            let mut out = Vec::new();
+            self.glob(&base, &pattern, &mut out)?;
+            if out.is_empty() {
+                // BuildKit copies local sources with AllowEmptyWildcard: nothing, no error.
+                return Ok(());
+            }
+            out
+        };
+        for m in matches {
+            let resolved = self.resolve_source(&m, true)?;
+            if root.lstat(&resolved)?.is_none() {
+                return Err(not_found(
+                    &gopath::clean(&format!("/{}", m.display())),
+                    root,
+                ));
+            }
+            if self.unpack_local() && self.try_unpack_source(&resolved, &m)? {
+                continue;
+            }
+            let base = gopath::base(&format!("/{}", m.display()));
+            self.copy_one(Node::Tree(resolved), &base, true)?;
+        }
+        Ok(())
+    }
+
+    fn unpack_local(&self) -> bool {
+        matches!(self.op.kind, OpKind::Add { unpack, .. } if unpack != Some(false))
+    }
+
+    /// fsutil's `resolveWildcards`: the pattern elements matched one by one under `base`,
+    /// entries in name order, never descending through symlinks or into a matched directory.
+    fn glob(
+        &self,
+        dir: &Path,
+        pattern: &[String],
+        out: &mut Vec<PathBuf>,
+    ) -> Result<(), FileOpError> {
+        let root = self.source_root();
+        let Some(stat) = root.lstat(dir)? else {
+            return Ok(());
+        };
+        if stat.kind != Kind::Dir {
+            return Ok(());
+        }
+        for name in root.read_dir(dir)? {
+            if !wildcard::matches(&pattern[0], &name.to_string_lossy()) {
+                continue;
+            }
+            let path = dir.join(&name);
+            if pattern.len() == 1 {
+                out.push(path);
+            } else if root.lstat(&path)?.is_some_and(|s| s.kind == Kind::Dir) {
+                self.glob(&path, &pattern[1..], out)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resolve_source(&self, rel: &Path, follow: bool) -> Result<PathBuf, FileOpError> {
+        let root = self.source_root();
+        resolve(rel, follow, &mut |p| root.lstat(p), &mut |p| {
+            root.read_link(p)
+        })
+    }
+
+    /// `lstat` in the destination: planned entries first, then the parent, with everything
+    /// below a planned non-directory hidden.
+    pub(crate) fn dest_lstat(&self, path: &Path) -> Result<Option<Stat>, FileOpError> {
+        if let Some(p) = self.entries.get(path) {
+            return Ok(Some(stat_of(&p.entry)));
+        }
+        for ancestor in path.ancestors().skip(1) {
+            if let Some(p) = self.entries.get(ancestor) {
+                if p.entry.kind != EntryKind::Dir {
+                    return Ok(None);
+                }
+                break;
+            }
+        }
+        self.lower.lstat(path)
+    }
+
+    pub(crate) fn resolve_dest(&self, path: &str) -> Result<PathBuf, FileOpError> {
+        resolve(
+            Path::new(path.trim_start_matches('/')),
+            true,
+            &mut |p| self.dest_lstat(p),
+            &mut |p| self.dest_read_link(p),
+        )
+    }
+
+    /// The target of a symlink in the destination (planned, else the parent's).
+    pub(crate) fn dest_read_link(&self, path: &Path) -> Result<PathBuf, FileOpError> {
+        match self.entries.get(path).map(|e| &e.entry.kind) {
+            Some(EntryKind::Symlink(t)) => Ok(t.clone()),
+            _ => self.lower.read_link(path),
+        }
+    }
+
+    /// The mode of directories kiln creates: an octal `--chmod`'s `0o777` bits, else `0755`.
+    fn created_dir_mode(&self) -> u32 {
+        self.op
+            .chmod
+            .as_ref()
+            .and_then(|c| c.octal())
+            .map_or(0o755, |m| m & 0o777)
+    }
+
+    /// fsutil's `MkdirAll`: every missing directory of `path` is created with `mode`, the
+    /// chown owner (or root) and `created_mtime`.
+    pub(crate) fn mkdir_all(&mut self, path: &Path, mode: u32) -> Result<(), FileOpError> {
+        let mut current = PathBuf::new();
+        for part in normal_components(path) {
+            current.push(part);
+            match self.dest_lstat(&current)? {
+                Some(s) if s.kind == Kind::Dir => {}
+                Some(_) => return Err(FileOpError::NotADirectory { path: current }),
+                None => {
+                    let (uid, gid) = self.owner.unwrap_or((0, 0));
+                    let mut entry = Entry::new(current.clone(), EntryKind::Dir);
+                    entry.mode = mode;
+                    entry.uid = uid;
+                    entry.gid = gid;
+                    entry.mtime = self.op.created_mtime;
+                    self.insert(entry, Data::None, Origin::Created);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `entry` in the plan, replacing whatever was planned at its path and below.
+    pub(crate) fn insert(&mut self, entry: Entry, data: Data, origin: Origin) {
+        if entry.kind != EntryKind::Dir {
+            self.remove_below(&entry.path);
+        }
+        let path = entry.path.clone();
+        self.entries.insert(
+            path,
+            Planned {
+                entry,
+                data,
+                link_group: None,
+                origin,
+            },
+        );
+    }
+
+    fn remove_below(&mut self, path: &Path) {
+        let doomed: Vec<PathBuf> = self
+            .entries
+            .range(path.to_path_buf()..)
+            .skip(1)
+            .take_while(|(p, _)| p.starts_with(path))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.entries.remove(&p);
+        }
+    }
+
+    /// The planned entry at `path`, taking the parent's directory into the plan first.
+    fn planned_dir(&mut self, path: &Path) -> Result<&mut Planned, FileOpError> {
+        if !self.entries.contains_key(path) {
+            let stat = self
+                .lower
+                .lstat(path)?
+                .ok_or_else(|| FileOpError::NotADirectory {
+                    path: path.to_owned(),
+                })?;
+            let entry = entry_from_stat(path, &stat, EntryKind::Dir);
+            self.insert(entry, Data::None, Origin::Parent);
+        }
+        Ok(self.entries.get_mut(path).expect("just inserted"))
+    }
+
+    /// One fsutil `Copy` call: destination directories, `prepareTargetDir`, then the copy.
+    pub(crate) fn copy_one(
+        &mut self,
+        node: Node,
+        base: &str,
+        copy_dir_contents: bool,
+    ) -> Result<(), FileOpError> {
+        let dest = self.dest();
+        let last = gopath::last_element(&dest);
+        let ensure = if last.is_empty() || last == "." {
+            dest.clone()
+        } else {
+            dest[..dest.len() - last.len()].to_owned()
+        };
+        let mode = self.created_dir_mode();
+        let ensured = self.resolve_dest(&ensure)?;
+        self.mkdir_all(&ensured, mode)?;
+        let resolved_dest = self.resolve_dest(&gopath::clean(&dest))?;
+
+        let src_stat = match &node {
+            Node::Tree(rel) => self
+                .source_root()
+                .lstat(rel)?
+                .ok_or_else(|| not_found(&format!("/{}", rel.display()), self.source_root()))?,
+            Node::Single { stat, .. } => stat.clone(),
+        };
+        let src_is_dir = src_stat.kind == Kind::Dir;
+        let dest_stat = self.dest_lstat(&resolved_dest)?;
+        let mut dest_path = resolved_dest;
+        if (!copy_dir_contents && src_is_dir && dest_stat.is_some())
+            || (!src_is_dir && dest_stat.as_ref().is_some_and(|s| s.kind == Kind::Dir))
+        {
+            dest_path.push(base);
+        }
+        let target = if copy_dir_contents && src_is_dir && dest_stat.is_none() {
+            dest_path.clone()
+        } else {
+            dest_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        self.mkdir_all(&target, mode)?;
+        if dest_path.as_os_str().is_empty() && !src_is_dir {
+            return Err(FileOpError::ReplaceDirectoryWithFile { path: dest_path });
+        }
+
+        self.inodes.clear();
+        self.pending.clear();
+        match node {
+            Node::Tree(rel) => self.copy_node(
+                &rel,
+                Path::new(""),
+                &dest_path,
+                false,
+                &MatchInfo::default(),
+                &MatchInfo::default(),
+            ),
+            Node::Single {
+                stat,
+                data,
+                leaf_path,
+            } => {
+                self.copy_file_like(&stat, data.clone(), &dest_path)?;
+                self.copy_file_info(&dest_path, &stat);
+                self.push_leaf(leaf_path, &stat, None);
+                if let Some(leaf) = self.leaves.last_mut() {
+                    leaf.data = data;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// fsutil's `copier.copy` for one node of a source tree.
+    fn copy_node(
+        &mut self,
+        src: &Path,
+        comps: &Path,
+        target: &Path,
+        overwrite: bool,
+        inc_parent: &MatchInfo,
+        exc_parent: &MatchInfo,
+    ) -> Result<(), FileOpError> {
+        let mut include = true;
+        let mut excluded = false;
+        let mut inc_info = MatchInfo::default();
+        let mut exc_info = MatchInfo::default();
+        if !comps.as_os_str().is_empty() {
+            let comps_str = comps.to_string_lossy();
+            if let Some(m) = &self.include {
+                let (hit, info) = m
+                    .matches_using_parent_results(&comps_str, inc_parent)
+                    .map_err(FileOpError::Pattern)?;
+                include = hit;
+                inc_info = info;
+            }
+            if let Some(m) = &self.exclude {
+                let (hit, info) = m
+                    .matches_using_parent_results(&comps_str, exc_parent)
+                    .map_err(FileOpError::Pattern)?;
+                exc_info = info;
+                if hit {
+                    include = false;
+                    excluded = true;
+                }
+            }
+            let exceptions = self
+                .exclude
+                .as_ref()
+                .is_some_and(PatternMatcher::has_exclusions);
+            if !include && self.include.is_none() && !exceptions {
+                return Ok(());
+            }
+        }
+        let root = self.source_root();
+        let Some(stat) = root.lstat(src)? else {
+            return Ok(());
+        };
+        let is_dir = stat.kind == Kind::Dir;
+        if !include && !is_dir {
+            return Ok(());
+        }
+        let target_existed = self.dest_lstat(target)?.is_some();
+        if include {
+            self.create_pending_parents(overwrite)?;
+        }
+        let mut copy_info = include;
+        let mut restore_time = false;
+        if is_dir {
+            let created = self.copy_directory(
+                src, comps, target, &stat, overwrite, include, excluded, &inc_info, &exc_info,
+            )?;
+            if !overwrite {
+                copy_info = created;
+                restore_time = !created;
+            }
+        } else {
+            let link = stat.link_id.and_then(|id| self.inodes.get(&id).copied());
+            let data = Data::Source(src.to_owned());
+            self.copy_file_like(&stat, data, target)?;
+            if let Some(id) = stat.link_id {
+                let group = link.unwrap_or_else(|| {
+                    self.link_groups += 1;
+                    self.inodes.insert(id, self.link_groups);
+                    self.link_groups
+                });
+                if let Some(p) = self.entries.get_mut(target) {
+                    p.link_group = Some(group);
+                }
+            }
+        }
+        if copy_info {
+            self.copy_file_info(target, &stat);
+        } else if restore_time && target_existed {
+            let mtime = stat.mtime;
+            self.planned_dir(target)?.entry.mtime = mtime;
+        }
+        if include {
+            let leaf_path = format!("/{}", src.display());
+            let link_target = match &self.entries.get(target).map(|p| &p.entry.kind) {
+                Some(EntryKind::Symlink(t)) => Some(t.to_string_lossy().into_owned()),
+                _ => None,
+            };
+            self.push_leaf(leaf_path, &stat, link_target);
+            if let (Some(leaf), Kind::File | Kind::Socket) = (self.leaves.last_mut(), stat.kind) {
+                leaf.data = Data::Source(src.to_owned());
+                if stat.kind == Kind::Socket {
+                    leaf.data = Data::None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_directory(
+        &mut self,
+        src: &Path,
+        comps: &Path,
+        dst: &Path,
+        stat: &Stat,
+        overwrite: bool,
+        include: bool,
+        excluded: bool,
+        inc_info: &MatchInfo,
+        exc_info: &MatchInfo,
+    ) -> Result<bool, FileOpError> {
+        let mut created = false;
+        if include {
+            created = self.copy_directory_only(dst, stat, overwrite)?;
+        }
+        self.pending.push(Pending {
+            dst: dst.to_owned(),
+            stat: stat.clone(),
+            copied: include,
+        });
+        let result = (|| {
+            let exceptions = self
+                .exclude
+                .as_ref()
+                .is_some_and(PatternMatcher::has_exclusions);
+            if excluded && !exceptions {
+                return Ok(());
+            }
+            for name in self.source_root().read_dir(src)? {
+                self.copy_node(
+                    &src.join(&name),
+                    &comps.join(&name),
+                    &dst.join(&name),
+                    true,
+                    inc_info,
+                    exc_info,
+                )?;
+            }
+            Ok(())
+        })();
+        self.pending.pop();
+        result.map(|()| created)
+    }
+
+    /// fsutil's `copyDirectoryOnly`: make the directory with the source's mode, or refuse a
+    /// non-directory, or (inside a copied tree) give an existing one the source's mode.
+    fn copy_directory_only(
+        &mut self,
+        dst: &Path,
+        stat: &Stat,
+        overwrite: bool,
+    ) -> Result<bool, FileOpError> {
+        match self.dest_lstat(dst)? {
+            None => {
+                let mut entry = Entry::new(dst.to_owned(), EntryKind::Dir);
+                entry.mode = stat.mode;
+                entry.mtime = self.op.created_mtime;
+                self.insert(entry, Data::None, Origin::Copied);
+                Ok(true)
+            }
+            Some(s) if s.kind != Kind::Dir => Err(FileOpError::CopyToNonDirectory {
+                path: dst.to_owned(),
+            }),
+            Some(_) => {
+                if overwrite {
+                    self.planned_dir(dst)?.entry.mode = stat.mode;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn create_pending_parents(&mut self, overwrite: bool) -> Result<(), FileOpError> {
+        for i in 0..self.pending.len() {
+            if self.pending[i].copied {
+                continue;
+            }
+            let dst = self.pending[i].dst.clone();
+            let stat = self.pending[i].stat.clone();
+            if self.copy_directory_only(&dst, &stat, overwrite)? {
+                self.copy_file_info(&dst, &stat);
+            }
+            self.pending[i].copied = true;
+        }
+        Ok(())
+    }
+
+    /// Writes a non-directory at `target` (fsutil's `ensureEmptyFileTarget` first).
+    fn copy_file_like(
+        &mut self,
+        stat: &Stat,
+        data: Data,
+        target: &Path,
+    ) -> Result<(), FileOpError> {
+        if self
+            .dest_lstat(target)?
+            .is_some_and(|s| s.kind == Kind::Dir)
+        {
+            return Err(FileOpError::ReplaceDirectoryWithFile {
+                path: target.to_owned(),
+            });
+        }
+        let (kind, data) = match stat.kind {
+            Kind::File => (EntryKind::File, data),
+            Kind::Symlink => {
+                let Data::Source(src) = &data else {
+                    unreachable!("only source trees hold symlinks")
+                };
+                (
+                    EntryKind::Symlink(self.source_root().read_link(src)?),
+                    Data::None,
+                )
+            }
+            Kind::CharDevice => (
+                EntryKind::CharDevice {
+                    major: rustix::fs::major(stat.rdev),
+                    minor: rustix::fs::minor(stat.rdev),
+                },
+                Data::None,
+            ),
+            Kind::BlockDevice => (
+                EntryKind::BlockDevice {
+                    major: rustix::fs::major(stat.rdev),
+                    minor: rustix::fs::minor(stat.rdev),
+                },
+                Data::None,
+            ),
+            Kind::Fifo => (EntryKind::Fifo, Data::None),
+            // A socket is recreated without its type bits: an empty regular file.
+            Kind::Socket => (EntryKind::File, Data::None),
+            Kind::Dir => unreachable!("directories are copied by copy_directory"),
+        };
+        let mut entry = entry_from_stat(target, stat, kind);
+        if stat.kind == Kind::Socket {
+            entry.size = 0;
+        }
+        self.insert(entry, data, Origin::Copied);
+        Ok(())
+    }
+
+    /// fsutil's `copyFileInfo`: owner (the chown user or the source's), mode (`--chmod` or
+    /// the source's; never on symlinks), mtime (the source's).
+    fn copy_file_info(&mut self, target: &Path, stat: &Stat) {
+        let (uid, gid, mode) = self.meta_for(stat);
+        if let Some(p) = self.entries.get_mut(target) {
+            p.entry.uid = uid;
+            p.entry.gid = gid;
+            p.entry.mode = mode;
+            p.entry.mtime = stat.mtime;
+        }
+    }
+
+    /// Owner and mode a copied entry of `stat` ends with.
+    pub(crate) fn meta_for(&self, stat: &Stat) -> (u64, u64, u32) {
+        let (uid, gid) = self.owner.unwrap_or((stat.uid, stat.gid));
+        let mode = match (&self.op.chmod, stat.kind) {
+            (Some(chmod), k) if k != Kind::Symlink => chmod.apply(stat.mode, k == Kind::Dir),
+            _ => stat.mode,
+        };
+        (uid, gid, mode)
+    }
+
+    pub(crate) fn push_leaf(&mut self, path: String, stat: &Stat, link_target: Option<String>) {
+        let (uid, gid, mode) = self.meta_for(stat);
+        let kind = match stat.kind {
+            Kind::File | Kind::Socket => LeafKind::File,
+            Kind::Dir => LeafKind::Dir,
+            Kind::Symlink => LeafKind::Symlink,
+            Kind::CharDevice => LeafKind::CharDevice,
+            Kind::BlockDevice => LeafKind::BlockDevice,
+            Kind::Fifo => LeafKind::Fifo,
+        };
+        self.leaves.push(Leaf {
+            source_index: self.source_index,
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            size: if kind == LeafKind::File { stat.size } else { 0 },
+            rdev: stat.rdev,
+            link_target: link_target.unwrap_or_default(),
+            data: Data::None,
+        });
+    }
+
+    /// Every planned entry's parents must be in the layer: existing ones with the parent's
+    /// metadata, as the diff of BuildKit's snapshot would show them.
+    fn add_parent_entries(&mut self) -> Result<(), FileOpError> {
+        let mut missing = Vec::new();
+        for path in self.entries.keys() {
+            for ancestor in path.ancestors().skip(1) {
+                if ancestor.as_os_str().is_empty() || self.entries.contains_key(ancestor) {
+                    continue;
+                }
+                missing.push(ancestor.to_path_buf());
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        for path in missing {
+            self.planned_dir(&path)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn scratch_dir(&mut self) -> Result<PathBuf, FileOpError> {
+        if self.scratch.is_none() {
+            let dir = self
+                .inputs
+                .scratch_dir
+                .map_or_else(std::env::temp_dir, Path::to_path_buf);
+            let tmp = tempfile::Builder::new()
+                .prefix("kiln-fileop-")
+                .tempdir_in(&dir)
+                .map_err(|source| FileOpError::Scratch { path: dir, source })?;
+            self.scratch = Some(tmp);
+        }
+        Ok(self
+            .scratch
+            .as_ref()
+            .expect("just created")
+            .path()
+            .to_path_buf())
+    }
+}
+
+pub(crate) fn not_found(path: &str, root: &SourceRoot) -> FileOpError {
+    FileOpError::NotFound {
+        path: path.trim_end_matches('/').to_owned(),
+        root: root.description().to_owned(),
+    }
+}
+
+pub(crate) fn file_stat(mode: u32, size: u64, mtime: i64) -> Stat {
+    Stat {
+        kind: Kind::File,
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime,
+        size,
+        link_id: None,
+        rdev: 0,
+    }
+}
+
+pub(crate) fn entry_from_stat(path: &Path, stat: &Stat, kind: EntryKind) -> Entry {
+    let mut entry = Entry::new(path.to_owned(), kind);
+    entry.mode = stat.mode;
+    entry.uid = stat.uid;
+    entry.gid = stat.gid;
+    entry.mtime = stat.mtime;
+    entry.size = if entry.kind == EntryKind::File {
+        stat.size
+    } else {
+        0
+    };
+    entry
+}
+
+pub(crate) fn stat_of(entry: &Entry) -> Stat {
+    let kind = match entry.kind {
+        EntryKind::Dir => Kind::Dir,
+        EntryKind::Symlink(_) => Kind::Symlink,
+        EntryKind::CharDevice { .. } => Kind::CharDevice,
+        EntryKind::BlockDevice { .. } => Kind::BlockDevice,
+        EntryKind::Fifo => Kind::Fifo,
+        EntryKind::File | EntryKind::Hardlink(_) => Kind::File,
+    };
+    Stat {
+        kind,
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        mtime: entry.mtime,
+        size: entry.size,
+        link_id: None,
+        rdev: 0,
+    }
+}

@@ -1,0 +1,198 @@
+//! The planned layer: its entries, its Merkle hash, and writing it in one streaming pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kiln_layer::{Compression, Entry, EntryKind, LayerDigests, LayerWriter, PackError};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{FileOpError, read_err};
+use crate::merkle::{ContentHasher, Leaf, MerkleHash};
+use crate::plan::{Data, Origin, Planned};
+use crate::view::SourceRoot;
+
+/// The result of planning a COPY/ADD: the layer's entries in layer order, ready to write.
+///
+/// Holds any downloads or extracted archive members in a scratch directory, removed when the
+/// plan is dropped.
+pub struct Plan<'a> {
+    pub(crate) source: Option<&'a SourceRoot>,
+    pub(crate) entries: BTreeMap<PathBuf, Planned>,
+    pub(crate) leaves: Vec<Leaf>,
+    pub(crate) _scratch: Option<tempfile::TempDir>,
+}
+
+/// One entry of the planned layer, as it will be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEntry {
+    /// The entry (hard link members after the first are [`EntryKind::Hardlink`]).
+    pub entry: Entry,
+    /// Why it is there.
+    pub origin: Origin,
+}
+
+/// How [`Plan::write_layer`] writes.
+#[derive(Debug, Clone, Default)]
+pub struct LayerOptions {
+    /// Compression of the blob; the default is gzip level 6.
+    pub compression: Compression,
+    /// Clamp mtimes to `SOURCE_DATE_EPOCH`; the default, `None`, keeps them.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A written layer.
+#[derive(Debug)]
+pub struct LayerOutput<W> {
+    /// The writer given, after the last byte.
+    pub out: W,
+    /// diff id, blob digest and sizes.
+    pub digests: LayerDigests,
+    /// The entries written, in order.
+    pub entries: Vec<PlannedEntry>,
+    /// The Merkle hash of the selection, computed from the bytes that were written.
+    pub merkle: MerkleHash,
+}
+
+impl Plan<'_> {
+    /// The entries in layer order: sorted by path components, so each directory comes before
+    /// its contents; the first member of each hard-link group (in that order) carries the
+    /// data and later members link to it.
+    pub fn entries(&self) -> Vec<PlannedEntry> {
+        let mut first: HashMap<usize, PathBuf> = HashMap::new();
+        self.entries
+            .values()
+            .map(|p| {
+                let mut entry = p.entry.clone();
+                if let Some(g) = p.link_group {
+                    match first.get(&g) {
+                        Some(holder) => {
+                            entry.kind = EntryKind::Hardlink(holder.clone());
+                            entry.size = 0;
+                        }
+                        None => {
+                            first.insert(g, entry.path.clone());
+                        }
+                    }
+                }
+                PlannedEntry {
+                    entry,
+                    origin: p.origin,
+                }
+            })
+            .collect()
+    }
+
+    /// The Merkle hash of the selection, hashing contents with `hasher` (for the cache lookup
+    /// before anything is written). See [`crate::merkle`] for the format.
+    pub fn merkle(&self, hasher: &dyn ContentHasher) -> Result<MerkleHash, FileOpError> {
+        let mut known = HashMap::new();
+        self.merkle_with(&mut known, hasher)
+    }
+
+    fn merkle_with(
+        &self,
+        known: &mut HashMap<Data, [u8; 32]>,
+        hasher: &dyn ContentHasher,
+    ) -> Result<MerkleHash, FileOpError> {
+        let mut contents = Vec::with_capacity(self.leaves.len());
+        for leaf in &self.leaves {
+            let digest = if let Some(d) = known.get(&leaf.data) {
+                *d
+            } else {
+                let d = match &leaf.data {
+                    Data::None => Sha256::digest(b"").into(),
+                    Data::Bytes(b) => Sha256::digest(b).into(),
+                    Data::Scratch(p) => hasher.sha256(p).map_err(read_err(p))?,
+                    Data::Source(rel) => {
+                        let root = self.source.expect("source data needs a root");
+                        let host = root.host_path(rel);
+                        hasher.sha256(&host).map_err(read_err(host))?
+                    }
+                };
+                known.insert(leaf.data.clone(), d);
+                d
+            };
+            contents.push(digest);
+        }
+        Ok(MerkleHash::from_leaves(&self.leaves, &contents))
+    }
+
+    /// Writes the layer to `out`, streaming each file from its source (no staging copy) and
+    /// hashing it on the way for the Merkle hash.
+    pub fn write_layer<W: Write>(
+        &self,
+        out: W,
+        opts: &LayerOptions,
+    ) -> Result<LayerOutput<W>, FileOpError> {
+        let mut writer = LayerWriter::new(out, opts.compression)
+            .map_err(FileOpError::Layer)?
+            .source_date_epoch(opts.source_date_epoch);
+        let mut known: HashMap<Data, [u8; 32]> = HashMap::new();
+        let entries = self.entries();
+        for (planned, written) in self.entries.values().zip(&entries) {
+            let entry = &written.entry;
+            if entry.kind != EntryKind::File {
+                writer.append(entry, None).map_err(FileOpError::Layer)?;
+                continue;
+            }
+            let mut hashing = HashingRead {
+                inner: self.open(&planned.data)?,
+                sha: Sha256::new(),
+            };
+            writer
+                .append(entry, Some(&mut hashing))
+                .map_err(|e| self.with_host_path(e, &planned.data))?;
+            known.insert(planned.data.clone(), hashing.sha.finalize().into());
+        }
+        let merkle = self.merkle_with(&mut known, &crate::merkle::ReadingHasher)?;
+        let (out, digests) = writer.finish().map_err(FileOpError::Layer)?;
+        Ok(LayerOutput {
+            out,
+            digests,
+            entries,
+            merkle,
+        })
+    }
+
+    fn open<'d>(&self, data: &'d Data) -> Result<Box<dyn Read + 'd>, FileOpError> {
+        Ok(match data {
+            Data::None => Box::new(io::empty()),
+            Data::Bytes(b) => Box::new(&b[..]),
+            Data::Scratch(p) => Box::new(std::fs::File::open(p).map_err(read_err(p))?),
+            Data::Source(rel) => {
+                Box::new(self.source.expect("source data needs a root").open(rel)?)
+            }
+        })
+    }
+
+    fn with_host_path(&self, e: PackError, data: &Data) -> FileOpError {
+        let host = |p: &Path| match data {
+            Data::Source(rel) => self
+                .source
+                .map_or_else(|| p.to_owned(), |r| r.host_path(rel)),
+            _ => p.to_owned(),
+        };
+        match e {
+            PackError::Read { path, source } => FileOpError::Read {
+                path: host(&path),
+                source,
+            },
+            other => FileOpError::Layer(other),
+        }
+    }
+}
+
+/// Hashes what the layer writer reads (the content hash for the Merkle leaves).
+struct HashingRead<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: Read> Read for HashingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
