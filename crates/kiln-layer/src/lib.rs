@@ -10,15 +10,18 @@
 
 pub mod apply;
 pub mod compress;
+pub mod diff;
 pub mod digest;
 pub mod entry;
 pub mod header;
+pub mod overlay;
 pub mod pack;
 pub mod safe_fs;
 pub mod writer;
 
 pub use apply::{ApplyError, ApplyOptions, ApplyStats, apply};
 pub use compress::{Compression, decompress};
+pub use diff::{DiffError, DiffOptions, DiffStats, NewTree, diff};
 pub use digest::{Digest, DigestParseError, HashingReader, HashingWriter, digest_reader};
 pub use entry::{Entry, EntryKind};
 pub use pack::{PackOptions, pack_dir, source_date_epoch_from_env};

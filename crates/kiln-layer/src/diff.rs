@@ -1,0 +1,361 @@
+//! What a build step changed, as a layer: the diff of a new tree against the lower dirs it was
+//! made from.
+//!
+//! Two kinds of new tree give the same layer for the same change:
+//! - [`NewTree::Upper`], overlayfs's upper dir: only what the step touched is there, deletions
+//!   are 0/0 character devices and a replaced directory is marked opaque;
+//! - [`NewTree::Full`], a complete copy of the rootfs the step ran in (the fallback when
+//!   overlayfs cannot be used): anything missing from it was deleted.
+//!
+//! The old tree is a stack of overlay lower dirs ([`crate::overlay`]), topmost first.
+//!
+//! The layer's rules, shared by both kinds so that their output is byte-identical:
+//! - an entry is written when it is new, or when its type, mode, owner, xattrs, size, mtime (to
+//!   the nanosecond) or link target differ from the old one; a file copied up by overlay but
+//!   identical in all of these is unchanged;
+//! - a directory is also written, with its current metadata, before any entry written below it
+//!   (as containerd's and BuildKit's differs do), so applying the layer never needs a parent it
+//!   does not carry;
+//! - a deletion is a `.wh.NAME` entry, except that when *every* old child of a directory is
+//!   gone, the directory gets a single `.wh..wh..opq` instead: this is how an overlay-opaque
+//!   directory (removed and re-created by the step) comes out, and a full tree that lost all of
+//!   a directory's children gives the same bytes. A deleted directory is one `.wh.` entry;
+//! - entries come in the order of [`crate::pack_dir`] (sorted by name bytes, depth first),
+//!   whiteouts at their name's place, the opaque marker right after its directory; a file with
+//!   several links written in the layer is a hard link to its first path;
+//! - whiteout and opaque entries are empty regular files, mode 0, owned by root, mtime 0;
+//!   `trusted.overlay.*` and `security.selinux` xattrs never reach the layer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::compress::Compression;
+use crate::entry::{Entry, EntryKind};
+use crate::overlay::{child_stack, is_opaque, is_whiteout, merged_children};
+use crate::writer::{LayerDigests, LayerWriter, PackError};
+
+/// The new side of a diff.
+#[derive(Debug, Clone, Copy)]
+pub enum NewTree<'a> {
+    /// An overlayfs upper dir: absent entries are unchanged.
+    Upper(&'a Path),
+    /// A complete tree: absent entries were deleted.
+    Full(&'a Path),
+}
+
+/// How [`diff`] writes its layer.
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// Compression of the output; the default is gzip.
+    pub compression: Compression,
+    /// Clamp mtimes to this many seconds since the epoch (`SOURCE_DATE_EPOCH`). The default,
+    /// `None`, keeps each file's own mtime.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// What [`diff`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffStats {
+    /// Entries written (whiteouts included).
+    pub entries: u64,
+    /// Whiteout and opaque entries among them.
+    pub deletions: u64,
+}
+
+/// Errors of diffing.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// A file or directory of either tree could not be read.
+    #[error("cannot read `{path}` while diffing")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The layer could not be written.
+    #[error("cannot write the diff layer")]
+    Pack(#[source] PackError),
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> DiffError + '_ {
+    move |source| DiffError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes the changes of `new` against `lower` (overlay lower dirs, topmost first; empty for a
+/// step over `scratch`) as a layer to `out`.
+pub fn diff<W: Write>(
+    new: NewTree<'_>,
+    lower: &[PathBuf],
+    out: W,
+    opts: &DiffOptions,
+) -> Result<(W, LayerDigests, DiffStats), DiffError> {
+    let writer = LayerWriter::new(out, opts.compression)
+        .map_err(DiffError::Pack)?
+        .source_date_epoch(opts.source_date_epoch);
+    let mut d = Differ {
+        writer,
+        pending: Vec::new(),
+        links: HashMap::new(),
+        stats: DiffStats::default(),
+    };
+    let (root, full) = match new {
+        NewTree::Upper(p) => (p, false),
+        NewTree::Full(p) => (p, true),
+    };
+    d.dir(Path::new(""), root, lower, full)?;
+    let (out, digests) = d.writer.finish().map_err(DiffError::Pack)?;
+    Ok((out, digests, d.stats))
+}
+
+struct Differ<W: Write> {
+    writer: LayerWriter<W>,
+    /// Directories entered but not written yet; `None` once written.
+    pending: Vec<Option<Entry>>,
+    links: HashMap<(u64, u64), PathBuf>,
+    stats: DiffStats,
+}
+
+impl<W: Write> Differ<W> {
+    fn flush_pending(&mut self) -> Result<(), DiffError> {
+        for slot in &mut self.pending {
+            if let Some(e) = slot.take() {
+                self.writer.append(&e, None).map_err(DiffError::Pack)?;
+                self.stats.entries += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, entry: &Entry, data: Option<&Path>) -> Result<(), DiffError> {
+        self.flush_pending()?;
+        match data {
+            Some(p) => {
+                let mut f = File::open(p).map_err(read_err(p))?;
+                self.writer
+                    .append(entry, Some(&mut f))
+                    .map_err(DiffError::Pack)?;
+            }
+            None => self.writer.append(entry, None).map_err(DiffError::Pack)?,
+        }
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    fn whiteout(&mut self, path: PathBuf) -> Result<(), DiffError> {
+        let mut e = Entry::new(path, EntryKind::File);
+        e.mode = 0;
+        self.stats.deletions += 1;
+        self.emit(&e, None)
+    }
+
+    /// Diffs the directory `rel`: `new_dir` is its host path in the new tree, `old` its stack
+    /// in the lower dirs, `full` whether absence in `new_dir` means deletion.
+    fn dir(
+        &mut self,
+        rel: &Path,
+        new_dir: &Path,
+        old: &[PathBuf],
+        full: bool,
+    ) -> Result<(), DiffError> {
+        let mut new_names = BTreeMap::new();
+        for e in fs::read_dir(new_dir).map_err(read_err(new_dir))? {
+            let e = e.map_err(read_err(new_dir))?;
+            let meta = e.metadata().map_err(read_err(&e.path()))?;
+            new_names.insert(e.file_name(), meta);
+        }
+        let old_children = if old.is_empty() {
+            BTreeMap::new()
+        } else {
+            merged_children(old).map_err(read_err(&old[0]))?
+        };
+        let gone = |meta: Option<&fs::Metadata>| match meta {
+            None => full,
+            Some(m) => is_whiteout(m),
+        };
+        let deleted: BTreeSet<&OsString> = old_children
+            .keys()
+            .filter(|n| gone(new_names.get(*n)))
+            .collect();
+        if !old_children.is_empty() && deleted.len() == old_children.len() {
+            self.stats.deletions += 1;
+            let mut e = Entry::new(rel.join(".wh..wh..opq"), EntryKind::File);
+            e.mode = 0;
+            self.emit(&e, None)?;
+        }
+        let all_gone = !old_children.is_empty() && deleted.len() == old_children.len();
+        let names: BTreeSet<&OsString> = new_names.keys().chain(old_children.keys()).collect();
+        let mut names: Vec<&OsString> = names.into_iter().collect();
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let path = rel.join(name);
+            if deleted.contains(name) {
+                if !all_gone {
+                    let mut wh = OsString::from(".wh.");
+                    wh.push(name);
+                    self.whiteout(rel.join(wh))?;
+                }
+                continue;
+            }
+            let Some(meta) = new_names.get(name) else {
+                continue; // only in the old tree, unchanged (upper dir) or deleted (handled)
+            };
+            if is_whiteout(meta) || meta.file_type().is_socket() {
+                continue; // a whiteout of something no lower has; sockets are not archived
+            }
+            let host = new_dir.join(name);
+            let old_entry = old_children.get(name);
+            let old_meta = match old_entry {
+                Some(o) => Some(fs::symlink_metadata(&o.path).map_err(read_err(&o.path))?),
+                None => None,
+            };
+            let changed = match (&old_meta, old_entry) {
+                (Some(om), Some(o)) => !same(meta, &host, om, &o.path)?,
+                _ => true,
+            };
+            if meta.is_dir() {
+                let child_old = match (old_entry, &old_meta) {
+                    (Some(o), Some(om)) if om.is_dir() => child_stack(old, o.layer, name),
+                    _ => Vec::new(),
+                };
+                let child_full = full || is_opaque(&host);
+                let entry = Self::entry(&path, &host, meta)?;
+                if changed {
+                    self.emit(&entry, None)?;
+                    self.pending.push(None);
+                } else {
+                    self.pending.push(Some(entry));
+                }
+                self.dir(&path, &host, &child_old, child_full)?;
+                self.pending.pop();
+            } else if changed {
+                let mut entry = Self::entry(&path, &host, meta)?;
+                if meta.nlink() > 1 {
+                    let key = (meta.dev(), meta.ino());
+                    if let Some(first) = self.links.get(&key) {
+                        entry.kind = EntryKind::Hardlink(first.clone());
+                        entry.size = 0;
+                    } else {
+                        self.links.insert(key, path.clone());
+                    }
+                }
+                let data = (entry.kind == EntryKind::File).then_some(host.as_path());
+                self.emit(&entry, data)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(path: &Path, host: &Path, meta: &fs::Metadata) -> Result<Entry, DiffError> {
+        let ft = meta.file_type();
+        let (major, minor) = (
+            rustix::fs::major(meta.rdev()),
+            rustix::fs::minor(meta.rdev()),
+        );
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            EntryKind::Symlink(fs::read_link(host).map_err(read_err(host))?)
+        } else if ft.is_char_device() {
+            EntryKind::CharDevice { major, minor }
+        } else if ft.is_block_device() {
+            EntryKind::BlockDevice { major, minor }
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            EntryKind::File
+        };
+        Ok(Entry {
+            path: path.to_owned(),
+            size: if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            mtime: meta.mtime(),
+            xattrs: read_xattrs(host).map_err(read_err(host))?,
+        })
+    }
+}
+
+/// Whether the new entry equals the old one in everything a layer records.
+fn same(
+    new: &fs::Metadata,
+    new_path: &Path,
+    old: &fs::Metadata,
+    old_path: &Path,
+) -> Result<bool, DiffError> {
+    let (nt, ot) = (new.file_type(), old.file_type());
+    let same_type = (nt.is_dir() && ot.is_dir())
+        || (nt.is_file() && ot.is_file())
+        || (nt.is_symlink() && ot.is_symlink())
+        || (nt.is_char_device() && ot.is_char_device())
+        || (nt.is_block_device() && ot.is_block_device())
+        || (nt.is_fifo() && ot.is_fifo());
+    if !same_type
+        || new.mode() != old.mode()
+        || new.uid() != old.uid()
+        || new.gid() != old.gid()
+        || new.mtime() != old.mtime()
+        || new.mtime_nsec() != old.mtime_nsec()
+        || (!nt.is_dir() && new.len() != old.len())
+        || ((nt.is_char_device() || nt.is_block_device()) && new.rdev() != old.rdev())
+    {
+        return Ok(false);
+    }
+    if nt.is_symlink()
+        && fs::read_link(new_path).map_err(read_err(new_path))?
+            != fs::read_link(old_path).map_err(read_err(old_path))?
+    {
+        return Ok(false);
+    }
+    Ok(read_xattrs(new_path).map_err(read_err(new_path))?
+        == read_xattrs(old_path).map_err(read_err(old_path))?)
+}
+
+/// The xattrs of `path` that belong in a layer: all but `trusted.overlay.*` (overlayfs's
+/// bookkeeping) and `security.selinux` (a host label).
+pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut list = vec![0u8; 1024];
+    let n = loop {
+        match rustix::fs::llistxattr(path, &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => list.resize(list.len() * 4, 0),
+            Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+            continue;
+        }
+        let mut value = vec![0u8; 256];
+        let len = loop {
+            match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+                Ok(len) => break len,
+                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        value.truncate(len);
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
+}
