@@ -266,6 +266,12 @@ impl<'a> Planner<'a> {
     /// `lstat` in the destination: planned entries first, then the parent, with everything
     /// below a planned non-directory hidden.
     pub(crate) fn dest_lstat(&self, path: &Path) -> Result<Option<Stat>, FileOpError> {
+        if path.as_os_str().is_empty() {
+            // The root always exists.
+            let mut root = file_stat(0o755, 0, 0);
+            root.kind = Kind::Dir;
+            return Ok(Some(root));
+        }
         if let Some(p) = self.entries.get(path) {
             return Ok(Some(stat_of(&p.entry)));
         }
