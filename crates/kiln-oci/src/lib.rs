@@ -19,6 +19,7 @@ pub mod import;
 pub mod media;
 pub mod model;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 
 pub use archive::{ArchiveError, LoadOptions, Loaded, SaveFormat, load, save};
@@ -29,4 +30,5 @@ pub use import::{ImportOptions, import_rootfs};
 pub use media::MediaTypes;
 pub use model::{Descriptor, Index, Manifest};
 pub use reference::{Reference, ReferenceError};
+pub use snapshot::{SnapshotError, Snapshots};
 pub use store::{FsckReport, Problem, Store};

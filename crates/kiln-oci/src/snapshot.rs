@@ -1,0 +1,239 @@
+//! Snapshots: each layer of the store unpacked once, as an overlayfs lower dir, and reused by
+//! every later step and build.
+//!
+//! On-disk layout, beside the OCI layout in the store root:
+//! ```text
+//! snapshots/<id>/fs         the layer unpacked in overlay's format (whiteouts are 0/0
+//!                           character devices, opaque dirs carry trusted.overlay.opaque=y)
+//! snapshots/<id>/diff_id    the layer's uncompressed digest (`sha256:<hex>`), checked on use
+//! snapshots/tmp-*/          an unpack in progress; renamed to `<id>` when complete
+//! ```
+//! `<id>` is the first 12 hex digits of the `diff_id`: short on purpose, because overlay's
+//! mount options (every lower dir, `:`-separated) must fit in one page even for images of
+//! 100+ layers, and the sandbox mounts them relative to `snapshots/`. A snapshot is visible
+//! under its id only once complete and verified against its `diff_id`; two processes unpacking
+//! the same layer race harmlessly (the loser's copy is removed).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use kiln_layer::{Digest, HashingReader};
+
+use crate::error::StoreError;
+use crate::image::Image;
+use crate::model::Descriptor;
+use crate::store::Store;
+
+/// Errors of preparing snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The store could not provide the layer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A filesystem operation on the snapshot directory failed.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The layer could not be unpacked.
+    #[error("cannot unpack layer `{digest}` into a snapshot")]
+    Unpack {
+        /// The layer blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: kiln_layer::overlay::OverlayError,
+    },
+    /// The uncompressed layer does not have the `diff_id` the image config gives it.
+    #[error(
+        "layer `{digest}` unpacks to `{actual}`, but the image says its diff_id is `{expected}`"
+    )]
+    DiffIdMismatch {
+        /// The layer blob.
+        digest: Digest,
+        /// The config's `diff_id`.
+        expected: Digest,
+        /// The digest of the uncompressed stream.
+        actual: Digest,
+    },
+    /// The image config's `rootfs.diff_ids` does not match its manifest's layers.
+    #[error("image `{image}` has {layers} layers but {diff_ids} diff_ids")]
+    Mismatched {
+        /// The image id.
+        image: Digest,
+        /// Layers in the manifest.
+        layers: usize,
+        /// Entries in `rootfs.diff_ids`.
+        diff_ids: usize,
+    },
+    /// An existing snapshot dir belongs to another `diff_id` (a 48-bit prefix collision).
+    #[error("snapshot `{path}` holds `{found}`, not `{wanted}`")]
+    Collision {
+        /// The snapshot dir.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+        /// The `diff_id` asked for.
+        wanted: Digest,
+    },
+}
+
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
+    move |source| SnapshotError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The snapshot directory of a store.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    store: Store,
+    dir: PathBuf,
+}
+
+impl Snapshots {
+    /// The snapshots of `store` (the directory is created when missing).
+    pub fn new(store: &Store) -> Result<Self, SnapshotError> {
+        let dir = store.root().join("snapshots");
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(Self {
+            store: store.clone(),
+            dir,
+        })
+    }
+
+    /// `snapshots/` itself: the directory the sandbox makes lower dirs relative to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The short id of the snapshot of a layer with this `diff_id`.
+    pub fn id(diff_id: &Digest) -> &str {
+        &diff_id.hex()[..12]
+    }
+
+    /// Where the unpacked tree of the layer with this `diff_id` is (whether or not it is there).
+    pub fn fs_path(&self, diff_id: &Digest) -> PathBuf {
+        self.dir.join(Self::id(diff_id)).join("fs")
+    }
+
+    /// The unpacked tree of `layer` (whose uncompressed digest is `diff_id`), unpacking it
+    /// first when no snapshot has it yet.
+    pub fn ensure(&self, layer: &Descriptor, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {
+        let home = self.dir.join(Self::id(diff_id));
+        if let Some(path) = existing(&home, diff_id)? {
+            return Ok(path);
+        }
+        let tmp = self
+            .dir
+            .join(format!("tmp-{}-{}", std::process::id(), Self::id(diff_id)));
+        let _ = fs::remove_dir_all(&tmp);
+        let result = self.unpack(layer, diff_id, &tmp);
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        match fs::rename(&tmp, &home) {
+            Ok(()) => {}
+            // Another process finished first: use theirs.
+            Err(e) if home.is_dir() => {
+                let _ = fs::remove_dir_all(&tmp);
+                if existing(&home, diff_id)?.is_none() {
+                    return Err(io_err("rename into place", &home)(e));
+                }
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(io_err("rename into place", &home)(e));
+            }
+        }
+        Ok(home.join("fs"))
+    }
+
+    /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order).
+    pub fn ensure_image(&self, image: &Image) -> Result<Vec<PathBuf>, SnapshotError> {
+        let layers = &image.manifest.layers;
+        let diff_ids = &image.config.rootfs.diff_ids;
+        if layers.len() != diff_ids.len() {
+            return Err(SnapshotError::Mismatched {
+                image: image.id().clone(),
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(layers.len());
+        for (layer, diff_id) in layers.iter().zip(diff_ids) {
+            let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+                .map_err(|e| SnapshotError::Io {
+                    action: "parse the diff_id of",
+                    path: PathBuf::from(layer.digest.to_string()),
+                    source: io::Error::other(e),
+                })?;
+            out.push(self.ensure(layer, &diff_id)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn unpack(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        tmp: &Path,
+    ) -> Result<(), SnapshotError> {
+        let fs_dir = tmp.join("fs");
+        fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
+        let blob = self
+            .store
+            .open_blob(&layer.digest, &format!("layer `{}`", layer.digest))?;
+        let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, blob))
+            .map_err(io_err("read", &self.store.blob_path(&layer.digest)))?;
+        let mut hashing = HashingReader::new(plain);
+        kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir).map_err(|source| {
+            SnapshotError::Unpack {
+                digest: layer.digest.clone(),
+                source,
+            }
+        })?;
+        // The tar reader stops at the end-of-archive marker; the diff_id covers every byte.
+        io::copy(&mut hashing, &mut io::sink())
+            .map_err(io_err("read", &self.store.blob_path(&layer.digest)))?;
+        let (_, actual, _) = hashing.finish();
+        if &actual != diff_id {
+            return Err(SnapshotError::DiffIdMismatch {
+                digest: layer.digest.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        let marker = tmp.join("diff_id");
+        fs::write(&marker, diff_id.to_string()).map_err(io_err("write", &marker))?;
+        Ok(())
+    }
+}
+
+/// The tree of a complete snapshot at `home`, `None` when there is none.
+fn existing(home: &Path, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {
+    match fs::read_to_string(home.join("diff_id")) {
+        Ok(found) if found.trim() == diff_id.to_string() => Ok(Some(home.join("fs"))),
+        Ok(found) => Err(SnapshotError::Collision {
+            path: home.to_owned(),
+            found: found.trim().to_owned(),
+            wanted: diff_id.clone(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", &home.join("diff_id"))(e)),
+    }
+}
