@@ -78,11 +78,10 @@ impl Fetcher for HttpFetcher {
             let stream = TcpStream::connect(&addr)?;
             stream.set_read_timeout(Some(self.timeout))?;
             stream.set_write_timeout(Some(self.timeout))?;
-            let mut w = &stream;
-            write!(
-                w,
+            let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kiln\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
-            )?;
+            );
+            (&stream).write_all(request.as_bytes())?;
             let mut r = BufReader::new(&stream);
             let mut line = String::new();
             r.read_line(&mut line)?;

@@ -3,8 +3,8 @@
 //! # Format (version 1)
 //!
 //! A two-level Merkle tree. Each selected source entry is a *leaf*, in the order the copier
-//! visits them (sources in instruction order; inside a directory, depth first, names sorted by
-//! bytes). Created destination directories and the parent's directories are not leaves: they
+//! finishes them (sources in instruction order; inside a directory, depth first with names
+//! sorted by bytes, each directory after its contents). Created destination directories and the parent's directories are not leaves: they
 //! follow from the instruction and the parent, which the step key already holds. Archive
 //! members are not leaves either; the archive file is.
 //!

@@ -74,13 +74,16 @@ pub fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
 }
 
+/// The layer read back, and the writer's output.
+pub type Ran = (BTreeMap<String, Got>, LayerOutput<Vec<u8>>);
+
 /// Runs `op` with `source` as the source root and `target` (a directory) as the parent.
 pub fn run_with(
     op: &CopyOp,
     source: Option<&SourceRoot>,
     target: Option<&Path>,
     fetcher: Option<&dyn Fetcher>,
-) -> Result<(BTreeMap<String, Got>, LayerOutput<Vec<u8>>), FileOpError> {
+) -> Result<Ran, FileOpError> {
     let view: Box<dyn LowerView> = match target {
         Some(t) => Box::new(DirView::new(t)),
         None => Box::new(EmptyView),
@@ -132,8 +135,9 @@ pub fn read_layer(tar_bytes: &[u8]) -> BTreeMap<String, Got> {
             .link_name_bytes()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let mut data = String::new();
-        entry.read_to_string(&mut data).unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        let data = String::from_utf8_lossy(&bytes).into_owned();
         out.insert(
             path.trim_end_matches('/').to_owned(),
             Got {
