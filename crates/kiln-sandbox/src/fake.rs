@@ -252,6 +252,10 @@ impl Syscall for RecordingSyscall {
         self.record(format!("limit-caps {}", keep.bits().count_ones()))
     }
 
+    fn set_controlling_terminal(&self) -> io::Result<()> {
+        self.record("setsid+tiocsctty".to_owned())
+    }
+
     fn exec(&self, path: &Path, args: &[String], env: &[String]) -> io::Error {
         match self.record(format!("exec {} {args:?} {env:?}", path.display())) {
             Err(e) => e,

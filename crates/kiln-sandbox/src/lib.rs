@@ -17,6 +17,7 @@
 
 pub mod fake;
 pub mod init;
+pub mod pty;
 pub mod run;
 pub mod setup;
 pub mod spec;

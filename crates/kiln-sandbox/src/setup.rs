@@ -424,6 +424,11 @@ pub fn exec_process(spec: &Spec, user: &User, cwd: &Path, sys: &dyn Syscall) -> 
     let Some(program) = spec.process.args.first() else {
         return SetupError::NoCommand;
     };
+    if spec.process.terminal
+        && let Err(source) = sys.set_controlling_terminal()
+    {
+        return io_err("take the terminal for", Path::new(program))(source);
+    }
     if let Err(source) = sys.limit_capabilities(DEFAULT_CAPABILITIES) {
         return io_err("limit the capabilities of", Path::new(program))(source);
     }

@@ -20,6 +20,7 @@ fn spec(rootfs: Rootfs) -> Spec {
             env: vec!["A=1".into()],
             cwd: "/work/dir".into(),
             user: "app".into(),
+            terminal: false,
         },
     }
 }

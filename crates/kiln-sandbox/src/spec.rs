@@ -52,6 +52,10 @@ pub struct Process {
     /// `USER` as the image or the caller gives it: `name`, `uid`, `name:group`, `uid:gid`
     /// (any mix). Empty means root.
     pub user: String,
+    /// Whether stdin is a terminal the process should own: it becomes the session leader with
+    /// stdin as its controlling terminal (for `kiln run -t`).
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Everything the init needs to run one step.

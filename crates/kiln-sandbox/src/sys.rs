@@ -155,6 +155,8 @@ pub trait Syscall {
     /// Drops every capability outside `keep` from the bounding set and from the effective,
     /// permitted and inheritable sets.
     fn limit_capabilities(&self, keep: CapabilitySet) -> io::Result<()>;
+    /// `setsid` and `TIOCSCTTY` on stdin: the process leads a session whose terminal is stdin.
+    fn set_controlling_terminal(&self) -> io::Result<()>;
     /// `execve`; returns only on failure.
     fn exec(&self, path: &Path, args: &[String], env: &[String]) -> io::Error;
 }
@@ -361,6 +363,11 @@ impl Syscall for LinuxSyscall {
             },
         )?;
         Ok(())
+    }
+
+    fn set_controlling_terminal(&self) -> io::Result<()> {
+        rustix::process::setsid()?;
+        Ok(rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?)
     }
 
     fn exec(&self, path: &Path, args: &[String], env: &[String]) -> io::Error {

@@ -176,7 +176,7 @@ fn env_workdir_and_exec_form() {
             args: vec!["env".into()],
             env: vec!["A=b c".into()],
             cwd: "/made/here".into(),
-            user: String::new(),
+            ..Process::default()
         },
     );
     let (code, out, err) = run(&spec, &step.state);

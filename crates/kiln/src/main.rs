@@ -42,6 +42,8 @@ enum Command {
     Rmi(cmd::rmi::Args),
     /// Describe images as JSON.
     Inspect(cmd::inspect::Args),
+    /// Run a command in an image (isolated; its changes are dropped unless `--commit`).
+    Run(cmd::run::Args),
     /// Show the steps an image was made of, newest first.
     History(cmd::history::Args),
     /// Check the store: re-hash blobs, check references, find half-written files.
@@ -93,6 +95,8 @@ fn is_root() -> bool {
 }
 
 fn main() -> ExitCode {
+    // `kiln __sandbox-init SPEC`: the re-executed init of a RUN step (single-threaded here).
+    kiln_sandbox::init::main_if_init();
     let cli = Cli::parse();
     let globals = Globals::from_cli(cli.root);
     let result = match cli.command {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Rmi(args) => cmd::rmi::run(&globals, &args),
         Command::Inspect(args) => cmd::inspect::run(&globals, &args),
         Command::History(args) => cmd::history::run(&globals, &args),
+        Command::Run(args) => cmd::run::run(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
         Command::DebugDump(args) => cmd::dump::run(&globals, &args),
     };

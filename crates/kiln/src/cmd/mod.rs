@@ -9,5 +9,6 @@ pub mod inspect;
 pub mod load;
 pub mod outline;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;

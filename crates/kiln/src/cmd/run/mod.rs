@@ -1,0 +1,221 @@
+//! `kiln run [--rm] [-e K=V]... [-u USER] [-w DIR] [--network host|none] [-it] IMAGE [CMD...]`:
+//! runs a command in an image, for checking and debugging images without Docker.
+//!
+//! The command comes from the image's config as Docker takes it: `Entrypoint` followed by the
+//! CMD given here or else the image's `Cmd`; `Env`, `WorkingDir` and `User` likewise, each
+//! overridden by its flag. kiln keeps no containers: what the command changes is dropped when it
+//! ends (`--rm` is accepted and is what always happens), unless `--commit NAME` keeps it as a new
+//! image, like `docker commit`. The exit code is the command's.
+
+pub mod step;
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{Context, bail};
+use kiln_oci::{Reference, Store};
+use kiln_sandbox::{Network, Process, SandboxError};
+
+use crate::Globals;
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// The host's network (the default, as for builds).
+    Host,
+    /// No network: a namespace with only a loopback interface.
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove what the command changed when it ends (always the case; for Docker's muscle
+    /// memory).
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (`K=V`, or `K` to pass this process's value).
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The user to run as: `name`, `uid`, `name:group` or `uid:gid`, resolved in the image.
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The working directory inside the image (created when missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The network.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    pub network: NetworkArg,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal (when stdin is one).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep what the command changed as a new image named NAME (like `docker commit`).
+    #[arg(long, value_name = "NAME")]
+    pub commit: Option<String>,
+    /// The image, by name or id.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The command and its arguments (default: the image's Entrypoint and Cmd).
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// The process Docker would run for `args` in an image with `config`.
+pub fn process_for(
+    config: Option<&kiln_oci::ContainerConfig>,
+    args: &Args,
+) -> anyhow::Result<Process> {
+    let default = kiln_oci::ContainerConfig::default();
+    let c = config.unwrap_or(&default);
+    let mut command = c.entrypoint.clone().unwrap_or_default();
+    if args.cmd.is_empty() {
+        command.extend(c.cmd.clone().unwrap_or_default());
+    } else {
+        command.extend(args.cmd.iter().cloned());
+    }
+    if command.is_empty() {
+        bail!("no command specified: the image has no Entrypoint or Cmd, and none was given");
+    }
+    let mut env = c.env.clone().unwrap_or_default();
+    for e in &args.env {
+        let (key, value) = match e.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => match std::env::var(e) {
+                Ok(v) => (e.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(format!("{key}={value}"));
+    }
+    Ok(Process {
+        args: command,
+        env,
+        cwd: args
+            .workdir
+            .clone()
+            .or_else(|| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_owned()),
+        user: args
+            .user
+            .clone()
+            .or_else(|| c.user.clone())
+            .unwrap_or_default(),
+        terminal: false,
+    })
+}
+
+pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let image = store.resolve(&args.image)?;
+    let reference = args.commit.as_deref().map(Reference::parse).transpose()?;
+    let mut process = process_for(image.config.config.as_ref(), args)?;
+    let stdin_tty = kiln_sandbox::pty::is_terminal(io::stdin().as_fd());
+    let use_pty = args.tty && stdin_tty;
+    process.terminal = use_pty;
+    let network = match args.network {
+        NetworkArg::Host => Network::Host,
+        NetworkArg::None => Network::None,
+    };
+    let created_by = format!("kiln run {}", process.args.join(" "));
+    let step = step::Step::prepare(&store, &image, process, network)?;
+
+    // Ctrl-C and SIGTERM stop the step (its processes and mounts go with it), then kiln exits.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    let handle = signals.handle();
+
+    let (running, pty) = if use_pty {
+        let pty = kiln_sandbox::pty::Pty::open(Some(io::stdin().as_fd()))?;
+        let stdio = [
+            Stdio::from(pty.slave.try_clone()?),
+            Stdio::from(pty.slave.try_clone()?),
+            Stdio::from(pty.slave.try_clone()?),
+        ];
+        let running = step.spawn(stdio)?;
+        (running, Some(pty.master))
+    } else {
+        let stdin = if args.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        (
+            step.spawn([stdin, Stdio::inherit(), Stdio::inherit()])?,
+            None,
+        )
+    };
+    let stopper = running.stopper();
+    let signal_thread = std::thread::spawn(move || {
+        let got = signals.forever().next();
+        if got.is_some() {
+            stopper.stop();
+        }
+        got
+    });
+
+    let result = if let Some(master) = pty {
+        let stdin = io::stdin();
+        let raw = kiln_sandbox::pty::RawMode::enter(stdin.as_fd()).ok();
+        let mut to_step = std::fs::File::from(master.try_clone()?);
+        if args.interactive {
+            // Detached: it ends with the process when the step's side closes.
+            std::thread::spawn(move || {
+                let mut stdin = io::stdin().lock();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stdin.read(&mut buf) {
+                    if n == 0 || to_step.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut from_step = std::fs::File::from(master);
+        let mut out = io::stdout().lock();
+        let mut buf = [0u8; 4096];
+        // EIO once every holder of the slave side has gone.
+        while let Ok(n) = from_step.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        drop(raw);
+        running.wait()
+    } else {
+        running.wait()
+    };
+    handle.close();
+    let signal = signal_thread.join().ok().flatten();
+
+    let code = match result {
+        Ok(code) => code,
+        Err(SandboxError::Stopped) => {
+            drop(step);
+            return Ok(ExitCode::from(
+                u8::try_from(128 + signal.unwrap_or(signal_hook::consts::SIGTERM)).unwrap_or(143),
+            ));
+        }
+        Err(SandboxError::Setup { message, code }) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(reference) = &reference {
+        let descriptor = step.commit(&store, &image, &created_by, Some(reference))?;
+        let committed = kiln_oci::Image::read(&store, &descriptor, vec![reference.clone()])?;
+        eprintln!("committed {} as {}", committed.id(), reference.familiar());
+    }
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}

@@ -1,0 +1,253 @@
+//! One RUN-like step over an image of the store: snapshots as lower dirs, the sandbox, the diff
+//! of what it changed and, on request, that diff committed as a new image.
+//!
+//! Note to future maintainers: this is the executor `kiln-build` needs for RUN; it lives in the
+//! binary only until the build crate takes it over.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, bail};
+use kiln_layer::{Compression, DiffOptions, NewTree};
+use kiln_oci::config::History;
+use kiln_oci::{Descriptor, Image, Manifest, MediaTypes, Reference, Snapshots, Store};
+use kiln_sandbox::{Launcher, Network, Process, Rootfs, Running, Spec};
+
+/// How a step's filesystem is made and diffed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// An overlay mount over the snapshots; the upper dir is the diff.
+    Overlay,
+    /// A full copy of the merged snapshots, bind-mounted; diffed against them afterwards.
+    Naive,
+}
+
+impl Snapshotter {
+    /// `KILN_SNAPSHOTTER=overlay|naive` when set; otherwise overlay when this process can mount
+    /// it and the store is not itself on an overlayfs (whose upper dirs overlay refuses).
+    pub fn choose(root: &Path) -> anyhow::Result<Self> {
+        match std::env::var("KILN_SNAPSHOTTER").ok().as_deref() {
+            Some("naive") => return Ok(Self::Naive),
+            Some("overlay") => return Ok(Self::Overlay),
+            Some("") | None => {}
+            Some(other) => {
+                bail!("unknown snapshotter `{other}` in KILN_SNAPSHOTTER (overlay or naive)")
+            }
+        }
+        let on_overlay = on_overlayfs(root);
+        Ok(if kiln_sandbox::overlay_available() && !on_overlay {
+            Self::Overlay
+        } else {
+            Self::Naive
+        })
+    }
+}
+
+/// Whether `path` is on an overlayfs, by the longest matching mount point of the mount table.
+fn on_overlayfs(path: &Path) -> bool {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let Ok(path) = fs::canonicalize(path) else {
+        return false;
+    };
+    let mut best: Option<(usize, bool)> = None;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mount_point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let fstype = fields.get(sep + 1).copied().unwrap_or("");
+        if path.starts_with(mount_point) && best.is_none_or(|(len, _)| mount_point.len() >= len) {
+            best = Some((mount_point.len(), fstype == "overlay"));
+        }
+    }
+    best.is_some_and(|(_, overlay)| overlay)
+}
+
+/// A step's working directories under `<root>/steps/<unique>/`, removed on drop.
+#[derive(Debug)]
+pub struct StepDirs {
+    pub base: PathBuf,
+}
+
+impl StepDirs {
+    fn new(root: &Path) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let base = root
+            .join("steps")
+            .join(format!("{}-{nanos}", std::process::id()));
+        for d in ["state", "upper", "work", "rootfs"] {
+            let p = base.join(d);
+            fs::create_dir_all(&p).with_context(|| format!("cannot create `{}`", p.display()))?;
+        }
+        Ok(Self { base })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.base.join(name)
+    }
+}
+
+impl Drop for StepDirs {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.base);
+    }
+}
+
+/// A prepared step: its directories, lower dirs and spec.
+#[derive(Debug)]
+pub struct Step {
+    pub dirs: StepDirs,
+    pub lowers: Vec<PathBuf>,
+    pub snapshotter: Snapshotter,
+    pub spec: Spec,
+}
+
+impl Step {
+    /// Prepares `process` over `image`: snapshots of its layers (unpacked on first use), the
+    /// step's directories, and (for the naive snapshotter) the copy of the merged tree.
+    pub fn prepare(
+        store: &Store,
+        image: &Image,
+        process: Process,
+        network: Network,
+    ) -> anyhow::Result<Self> {
+        let snapshotter = Snapshotter::choose(store.root())?;
+        let snaps = Snapshots::new(store)?;
+        let lowers = snaps.ensure_image(image)?;
+        let dirs = StepDirs::new(store.root())?;
+        let hostname = "kiln".to_owned();
+        let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&dirs.path("state"), &hostname)?;
+        let rootfs = match snapshotter {
+            Snapshotter::Overlay => {
+                let mut lower = lowers.clone();
+                if lower.is_empty() {
+                    let empty = dirs.path("empty");
+                    fs::create_dir(&empty)?;
+                    lower.push(empty);
+                }
+                Rootfs::Overlay {
+                    lower,
+                    upper: dirs.path("upper"),
+                    work: dirs.path("work"),
+                }
+            }
+            Snapshotter::Naive => {
+                let tree = dirs.path("tree");
+                fs::create_dir(&tree)?;
+                kiln_layer::overlay::copy_merged(&lowers, &tree)?;
+                Rootfs::Bind { dir: tree }
+            }
+        };
+        let spec = Spec {
+            rootfs,
+            mountpoint: dirs.path("rootfs"),
+            hosts,
+            resolv_conf,
+            hostname,
+            network,
+            process,
+        };
+        Ok(Self {
+            dirs,
+            lowers,
+            snapshotter,
+            spec,
+        })
+    }
+
+    /// Starts the step with `stdio`.
+    pub fn spawn(&self, stdio: [Stdio; 3]) -> anyhow::Result<Running> {
+        let launcher = Launcher::current_exe().context("cannot find the kiln binary")?;
+        Ok(launcher.spawn(&self.spec, &self.dirs.path("state"), stdio)?)
+    }
+
+    /// Writes what the step changed as a layer of a new image on top of `base`, tagged
+    /// `reference` when given; `created_by` goes into the history.
+    pub fn commit(
+        &self,
+        store: &Store,
+        base: &Image,
+        created_by: &str,
+        reference: Option<&Reference>,
+    ) -> anyhow::Result<Descriptor> {
+        let (upper, full) = (self.dirs.path("upper"), self.dirs.path("tree"));
+        let tree = match self.snapshotter {
+            Snapshotter::Overlay => NewTree::Upper(&upper),
+            Snapshotter::Naive => NewTree::Full(&full),
+        };
+        commit_layer(store, base, tree, &self.lowers, created_by, reference)
+    }
+}
+
+/// Diffs `tree` against `lowers` into the store and writes the image `base` + that layer.
+pub fn commit_layer(
+    store: &Store,
+    base: &Image,
+    tree: NewTree<'_>,
+    lowers: &[PathBuf],
+    created_by: &str,
+    reference: Option<&Reference>,
+) -> anyhow::Result<Descriptor> {
+    let family = if base.manifest_descriptor.media_type == kiln_oci::media::DOCKER_MANIFEST {
+        MediaTypes::Docker
+    } else {
+        MediaTypes::Oci
+    };
+    let epoch = kiln_layer::source_date_epoch_from_env();
+    let mut txn = store.txn()?;
+    let writer = txn.blob_writer()?;
+    let opts = DiffOptions {
+        compression: Compression::default(),
+        source_date_epoch: epoch,
+    };
+    let (writer, digests, _) = kiln_layer::diff(tree, lowers, writer, &opts)?;
+    let (layer_digest, layer_size) =
+        writer.commit(Some((&digests.digest, digests.size)), "step layer")?;
+    let now = epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    });
+    let created = kiln_oci::import::rfc3339(now);
+    let mut config = base.config.clone();
+    config.created = Some(created.clone());
+    config.rootfs.diff_ids.push(digests.diff_id.to_string());
+    config.history.push(History {
+        created: Some(created),
+        created_by: Some(created_by.to_owned()),
+        ..History::default()
+    });
+    let cbytes = kiln_oci::canonical::to_vec(&config)?;
+    let (cdigest, csize) = txn.put_bytes(&cbytes, None, "config")?;
+    let mut layers = base.manifest.layers.clone();
+    layers.push(Descriptor::new(
+        family.layer(Compression::default()),
+        layer_digest,
+        layer_size,
+    ));
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(family.manifest().to_owned()),
+        config: Descriptor::new(family.config(), cdigest, csize),
+        layers,
+        annotations: std::collections::BTreeMap::default(),
+        extra: std::collections::BTreeMap::default(),
+    };
+    let mbytes = kiln_oci::canonical::to_vec(&manifest)?;
+    let (mdigest, msize) = txn.put_bytes(&mbytes, None, "manifest")?;
+    let descriptor = Descriptor::new(family.manifest(), mdigest, msize);
+    txn.commit(|index| {
+        match reference {
+            Some(r) => kiln_oci::store::set_tag(index, r, &descriptor),
+            None => kiln_oci::store::add_untagged(index, &descriptor),
+        }
+        Ok(())
+    })?;
+    Ok(descriptor)
+}
