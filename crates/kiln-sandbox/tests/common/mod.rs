@@ -150,7 +150,7 @@ pub fn mounts() -> Vec<String> {
         .collect()
 }
 
-/// Every pid of the host whose command line mentions `needle`.
+/// Every pid of the host whose whole command line is `needle`.
 pub fn pids_with(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
@@ -159,7 +159,7 @@ pub fn pids_with(needle: &str) -> Vec<u32> {
         };
         if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) {
+            if cmd.trim() == needle {
                 out.push(pid);
             }
         }

@@ -1,0 +1,283 @@
+//! `kiln run`: the image's config as Docker reads it, flags, exit codes, `--commit` layers that
+//! are the same with overlayfs and with the fallback snapshotter, and nothing left behind after
+//! SIGTERM. Needs root (namespaces, overlayfs) and the static busybox; runs in CI as root.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use kiln_test_support::{busybox_rootfs_tar, require};
+
+fn kiln(root: &Path, snapshotter: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("KILN_SNAPSHOTTER", snapshotter)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A store with `bb:1`, a busybox image whose default command is `echo default`.
+fn store_with_busybox(tmp: &Path) -> PathBuf {
+    let root = tmp.join("store");
+    let tar = busybox_rootfs_tar(tmp);
+    ok(&kiln(
+        &root,
+        "",
+        &[
+            "import",
+            tar.to_str().unwrap(),
+            "bb:1",
+            "--cmd",
+            r#"["echo","default"]"#,
+        ],
+    ));
+    root
+}
+
+fn prerequisites() -> bool {
+    require(true, &["/bin/busybox", "tar"]).is_some()
+}
+
+#[test]
+fn runs_with_the_image_config_and_the_flags() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(tmp.path());
+    assert_eq!(ok(&kiln(&root, "", &["run", "bb:1"])), "default\n");
+    let out = kiln(
+        &root,
+        "",
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-w",
+            "/w",
+            "-u",
+            "nobody",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo $A $(pwd) $(id -u):$(id -g) $HOME; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 /w 65534:65534 /nonexistent\n"
+    );
+    let out = kiln(&root, "", &["run", "bb:1", "no-such-tool"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("executable `no-such-tool` not found in $PATH"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kiln(&root, "", &["run", "-u", "ghost", "bb:1", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user `ghost`"));
+    let out = kiln(
+        &root,
+        "",
+        &["run", "--network", "none", "bb:1", "ls", "/sys/class/net"],
+    );
+    assert_eq!(ok(&out), "lo\n");
+}
+
+/// The entries of the top layer of `image` in the store at `root`.
+fn top_layer_entries(root: &Path, image: &str) -> Vec<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
+    let want = format!("docker.io/library/{image}");
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == want.as_str())
+        .unwrap();
+    let blob = |d: &serde_json::Value| {
+        let digest = d["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        root.join("blobs/sha256").join(digest)
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(blob(desc)).unwrap()).unwrap();
+    let top = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let out = Command::new("tar")
+        .arg("-tzvf")
+        .arg(blob(&top))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", f[0], f[5..].join(" "))
+        })
+        .collect()
+}
+
+fn diff_ids(root: &Path, image: &str) -> serde_json::Value {
+    let out = ok(&kiln(root, "", &["inspect", image]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["RootFS"]["Layers"].clone()
+}
+
+const CHANGE: &str = "set -e; echo new > /new; rm /bin/vi; chmod 700 /root; \
+    chown nobody /etc/group; mkdir -p /d/e; echo x > /d/e/f; ln /d/e/f /d/e/g; \
+    ln -s f /d/e/s; echo junk >> /etc/hosts; echo junk >> /etc/resolv.conf; \
+    echo junk > /proc/sys/kernel/domainname || true; touch /dev/junk; rm -rf /tmp; mkdir /tmp";
+
+#[test]
+fn commit_gives_the_same_layer_with_overlay_and_fallback() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(tmp.path());
+    let host_hosts = fs::read("/etc/hosts").unwrap();
+    ok(&kiln(
+        &root,
+        "overlay",
+        &["run", "--commit", "bb:overlay", "bb:1", "sh", "-c", CHANGE],
+    ));
+    ok(&kiln(
+        &root,
+        "naive",
+        &["run", "--commit", "bb:naive", "bb:1", "sh", "-c", CHANGE],
+    ));
+    assert_eq!(fs::read("/etc/hosts").unwrap(), host_hosts);
+    let entries = top_layer_entries(&root, "bb:overlay");
+    // No /etc/hosts, /etc/resolv.conf, /proc, /dev or /sys: bind mounts and mount points
+    // never reach the layer.
+    assert_eq!(
+        entries,
+        [
+            "drwxr-xr-x bin/",
+            "---------- bin/.wh.vi",
+            "drwxr-xr-x d/",
+            "drwxr-xr-x d/e/",
+            "-rw-r--r-- d/e/f",
+            "hrw-r--r-- d/e/g link to d/e/f",
+            "lrwxrwxrwx d/e/s -> f",
+            "drwxr-xr-x etc/",
+            "-rw-r--r-- etc/group",
+            "-rw-r--r-- new",
+            "drwx------ root/",
+            "drwxr-xr-x tmp/",
+        ],
+    );
+    assert_eq!(diff_ids(&root, "bb:overlay"), diff_ids(&root, "bb:naive"));
+    // The committed image runs and has the change.
+    assert_eq!(
+        ok(&kiln(&root, "", &["run", "bb:overlay", "cat", "/d/e/g"])),
+        "x\n"
+    );
+    // Nothing of the steps is left in the store's working area.
+    let steps = root.join("steps");
+    assert_eq!(fs::read_dir(&steps).map_or(0, Iterator::count), 0);
+}
+
+/// Processes whose whole command line is `needle`.
+fn pids_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == needle
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn sigterm_stops_the_step_and_leaves_no_process_mount_or_directory() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(tmp.path());
+    let mounts_before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "run",
+            "bb:1",
+            "sh",
+            "-c",
+            "trap '' TERM INT; sleep 1006 & sleep 1007; wait",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut tries = 0;
+    while pids_with("sleep 1007").is_empty() && tries < 500 {
+        std::thread::sleep(Duration::from_millis(10));
+        tries += 1;
+    }
+    assert!(
+        !pids_with("sleep 1007").is_empty(),
+        "the step never started"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let mut tries = 0;
+    while !(pids_with("sleep 1006").is_empty() && pids_with("sleep 1007").is_empty()) && tries < 200
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        tries += 1;
+    }
+    assert!(pids_with("sleep 1006").is_empty() && pids_with("sleep 1007").is_empty());
+    assert_eq!(
+        fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts_before
+    );
+    assert_eq!(
+        fs::read_dir(root.join("steps")).map_or(0, Iterator::count),
+        0
+    );
+}
