@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# RUN-step benchmark: the overhead of a `RUN true` step in kiln (namespaces + overlay setup,
+# diff, layer commit; measured as a whole `kiln run --commit`, so kiln's start-up and store
+# access are included) and diffing an upper dir of 10,000 new files, beside the same steps in
+# BuildKit (Docker 20.10, a private dockerd, `--no-cache`) in the same run. BuildKit's step
+# overhead is its build time with the step minus its build time of the same Dockerfile without
+# it (an ENV instead), so its client/daemon round trip is not counted against it.
+# Prints medians of N runs (default 15) and the ratios BuildKit / kiln.
+# Usage: bash bench/run-step.sh [WORKDIR]   (root; Debian packages docker.io and busybox-static)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="${1:-/tmp/kiln-bench-run}"
+N="${N:-15}"
+cargo build --release -q -p kiln --bin kiln
+cargo build --release -q -p kiln-layer --example diff
+K="$PWD/target/release/kiln"
+DIFF="$PWD/target/release/examples/diff"
+rm -rf "$work"; mkdir -p "$work"
+root="$work/store"
+
+# A busybox base image, made here (no registry).
+rootfs="$work/rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/root"
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln "$rootfs/bin/busybox" "$rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
+printf 'root:x:0:\n' > "$rootfs/etc/group"
+chmod 1777 "$rootfs/tmp"
+tar --sort=name -C "$rootfs" -cf "$work/rootfs.tar" .
+"$K" --root "$root" import "$work/rootfs.tar" bench/bb:1 > /dev/null
+"$K" --root "$root" run bench/bb:1 true   # unpack the snapshot once
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns/1e6}'; }
+
+kiln_step() { # script -> median ns of `kiln run --commit`
+    local i t0 t1
+    for i in $(seq "$N"); do
+        t0=$(now); "$K" --root "$root" run --commit "bench/out:$i" bench/bb:1 sh -c "$1" > /dev/null; t1=$(now)
+        echo $((t1 - t0))
+    done | median
+}
+kiln_nocommit() {
+    local i t0 t1
+    for i in $(seq "$N"); do
+        t0=$(now); "$K" --root "$root" run bench/bb:1 true; t1=$(now); echo $((t1 - t0))
+    done | median
+}
+TEN_K='mkdir /d && cd /d && seq 10000 | xargs touch'
+
+k_true=$(kiln_step true)
+k_true_nocommit=$(kiln_nocommit)
+k_true_naive=$(KILN_SNAPSHOTTER=naive kiln_step true)
+k_10k=$(kiln_step "$TEN_K")
+
+# Diff only: an upper dir of 10,000 new files over the busybox snapshot.
+upper="$work/upper"; mkdir -p "$upper/d"
+(cd "$upper/d" && seq 10000 | xargs touch)
+lower=$(ls -d "$root"/snapshots/*/fs)
+d_10k=$(for i in $(seq "$N"); do "$DIFF" upper "$upper" $lower 2>/dev/null; done | median)
+d_10k_ns=$(awk -v s="$d_10k" 'BEGIN {printf "%d", s*1e9}')
+
+# BuildKit, same steps.
+b_base="-"; b_true="-"; b_10k="-"
+if command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; then
+    dd="$work/dockerd"; mkdir -p "$dd"
+    dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
+        --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
+        -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
+    dpid=$!
+    trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null || true' EXIT
+    D=(/usr/bin/docker -H "unix://$dd/docker.sock")
+    for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
+    "$K" --root "$root" save --format docker -o "$work/bb-docker.tar" bench/bb:1
+    "${D[@]}" load -i "$work/bb-docker.tar" > /dev/null
+    bk() { # Dockerfile body -> median ns
+        local i t0 t1
+        printf 'FROM bench/bb:1\n%s\n' "$1" > "$work/Dockerfile"
+        DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q -t bench/warm -f "$work/Dockerfile" "$work/ctx" > /dev/null
+        for i in $(seq "$N"); do
+            t0=$(now)
+            DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q -t "bench/out:$i" \
+                -f "$work/Dockerfile" "$work/ctx" > /dev/null
+            t1=$(now); echo $((t1 - t0))
+        done | median
+    }
+    mkdir -p "$work/ctx"
+    b_base=$(bk 'ENV BENCH=1')
+    b_true=$(bk 'RUN true')
+    b_10k=$(bk "RUN $TEN_K")
+else
+    echo "dockerd not found: BuildKit columns left empty (apt-get install docker.io)" >&2
+fi
+
+row() { # name kiln_ns buildkit_ns
+    local r="-" b="-"
+    if [ "$3" != "-" ]; then
+        b=$(ms "$3")
+        r=$(awk -v b="$3" -v k="$2" 'BEGIN {printf "%.1fx", b/k}')
+    fi
+    printf '%-52s %10s %12s %9s\n' "$1" "$(ms "$2")" "$b" "$r"
+}
+sub() { [ "$1" = "-" ] && echo - || echo $(($1 - $2)); }
+echo
+echo "median of $N runs, milliseconds (ratio = BuildKit / kiln; higher is better for kiln)"
+printf '%-52s %10s %12s %9s\n' "step" "kiln" "BuildKit" "ratio"
+row "RUN true: whole step, overlay (kiln run --commit)" "$k_true" "$(sub "$b_true" "$b_base")"
+row "RUN true: without commit (kiln run)" "$k_true_nocommit" "-"
+row "RUN true: whole step, naive snapshotter" "$k_true_naive" "-"
+row "RUN 10,000 new files: whole step" "$k_10k" "$(sub "$b_10k" "$b_base")"
+row "diff of an upper dir of 10,000 new files (gzip)" "$d_10k_ns" "-"
+[ "$b_base" != "-" ] && printf '%-52s %10s %12s\n' "(BuildKit build without the step, subtracted)" "" "$(ms "$b_base")"
