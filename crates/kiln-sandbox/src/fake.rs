@@ -252,6 +252,10 @@ impl Syscall for RecordingSyscall {
         self.record(format!("limit-caps {}", keep.bits().count_ones()))
     }
 
+    fn loopback_up(&self) -> io::Result<()> {
+        self.record("loopback-up".to_owned())
+    }
+
     fn set_controlling_terminal(&self) -> io::Result<()> {
         self.record("setsid+tiocsctty".to_owned())
     }

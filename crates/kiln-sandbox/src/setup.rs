@@ -256,6 +256,10 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
         net: spec.network == crate::spec::Network::None,
     })
     .map_err(io_err("unshare namespaces for", root))?;
+    if spec.network == crate::spec::Network::None {
+        sys.loopback_up()
+            .map_err(io_err("bring up the loopback interface for", root))?;
+    }
     sys.make_rprivate(slash)
         .map_err(io_err("make mounts private under", slash))?;
     sys.set_hostname(&spec.hostname)

@@ -194,7 +194,7 @@ fn network_none_unshares_net() {
     let mut spec = spec(overlay());
     spec.network = crate::spec::Network::None;
     build_rootfs(&spec, &sys).unwrap();
-    assert_eq!(sys.calls()[0], "unshare mnt,ipc,uts,net");
+    assert_eq!(sys.calls()[..2], ["unshare mnt,ipc,uts,net", "loopback-up"]);
 }
 
 #[test]

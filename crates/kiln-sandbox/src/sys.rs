@@ -155,6 +155,9 @@ pub trait Syscall {
     /// Drops every capability outside `keep` from the bounding set and from the effective,
     /// permitted and inheritable sets.
     fn limit_capabilities(&self, keep: CapabilitySet) -> io::Result<()>;
+    /// Brings the loopback interface of the current network namespace up (a fresh one has
+    /// it down), as Docker does for `--network=none`.
+    fn loopback_up(&self) -> io::Result<()>;
     /// `setsid` and `TIOCSCTTY` on stdin: the process leads a session whose terminal is stdin.
     fn set_controlling_terminal(&self) -> io::Result<()>;
     /// `execve`; returns only on failure.
@@ -362,6 +365,47 @@ impl Syscall for LinuxSyscall {
                 inheritable: CapabilitySet::empty(),
             },
         )?;
+        Ok(())
+    }
+
+    fn loopback_up(&self) -> io::Result<()> {
+        /// `struct ifreq` with the `ifr_flags` member of its union (40 bytes on Linux).
+        #[repr(C)]
+        struct IfReq {
+            name: [u8; 16],
+            flags: i16,
+            pad: [u8; 22],
+        }
+        const SIOCGIFFLAGS: rustix::ioctl::Opcode = 0x8913;
+        const SIOCSIFFLAGS: rustix::ioctl::Opcode = 0x8914;
+        const IFF_UP: i16 = 1;
+        let sock = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::DGRAM,
+            None,
+        )?;
+        let mut req = IfReq {
+            name: [0; 16],
+            flags: 0,
+            pad: [0; 22],
+        };
+        req.name[..2].copy_from_slice(b"lo");
+        // SAFETY: SIOCGIFFLAGS reads and writes a `struct ifreq`, which `IfReq` lays out
+        // (name, then the flags member of the union, padded to the union's size).
+        unsafe {
+            rustix::ioctl::ioctl(
+                &sock,
+                rustix::ioctl::Updater::<SIOCGIFFLAGS, IfReq>::new(&mut req),
+            )?;
+        }
+        req.flags |= IFF_UP;
+        // SAFETY: as above, for SIOCSIFFLAGS.
+        unsafe {
+            rustix::ioctl::ioctl(
+                &sock,
+                rustix::ioctl::Updater::<SIOCSIFFLAGS, IfReq>::new(&mut req),
+            )?;
+        }
         Ok(())
     }
 

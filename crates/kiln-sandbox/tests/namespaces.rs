@@ -217,11 +217,14 @@ fn network_none_has_only_loopback() {
     }
     let (_t, lower) = base();
     let step = StepDirs::new();
-    let mut spec = step.spec(std::slice::from_ref(&lower), sh("ls /sys/class/net"));
+    let mut spec = step.spec(
+        std::slice::from_ref(&lower),
+        sh("ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping"),
+    );
     spec.network = Network::None;
     let (code, out, err) = run(&spec, &step.state);
     assert_eq!(code.unwrap(), 0, "{err}");
-    assert_eq!(out.trim(), "lo");
+    assert_eq!(out, "lo\nunknown\nping\n");
 }
 
 #[test]
