@@ -33,6 +33,17 @@ impl Pty {
         }
         Ok(Self { master, slave })
     }
+
+    /// Sets the terminal's size in rows and columns.
+    pub fn set_size(&self, rows: u16, cols: u16) -> io::Result<()> {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        Ok(rustix::termios::tcsetwinsize(&self.master, size)?)
+    }
 }
 
 /// Restores a terminal's settings when dropped.

@@ -281,3 +281,45 @@ fn sigterm_stops_the_step_and_leaves_no_process_mount_or_directory() {
         0
     );
 }
+
+#[test]
+fn tty_gives_the_command_a_terminal_of_the_callers_size() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(tmp.path());
+    // The caller's terminal: a pty this test holds the master side of.
+    let pty = kiln_sandbox::pty::Pty::open(None).unwrap();
+    pty.set_size(33, 99).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "run",
+            "-t",
+            "bb:1",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo is-a-tty; stty size",
+        ])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // EIO once kiln, the last holder of the slave side, is gone.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    let out = String::from_utf8_lossy(&out).replace('\r', "");
+    assert!(out.contains("is-a-tty\n33 99\n"), "{out:?}");
+}
