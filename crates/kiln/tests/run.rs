@@ -223,63 +223,65 @@ fn pids_with(needle: &str) -> Vec<u32> {
 }
 
 #[test]
-fn sigterm_stops_the_step_and_leaves_no_process_mount_or_directory() {
+fn sigterm_and_ctrl_c_stop_the_step_and_leave_no_process_mount_or_directory() {
     if !prerequisites() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = store_with_busybox(tmp.path());
     let mounts_before = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "run",
-            "bb:1",
-            "sh",
-            "-c",
-            "trap '' TERM INT; sleep 1006 & sleep 1007; wait",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut tries = 0;
-    while pids_with("sleep 1007").is_empty() && tries < 500 {
-        std::thread::sleep(Duration::from_millis(10));
-        tries += 1;
+    for (signal, code, n) in [
+        (rustix::process::Signal::TERM, 143, 1006),
+        (rustix::process::Signal::INT, 130, 1008),
+    ] {
+        let (bg, fg) = (format!("sleep {n}"), format!("sleep {}", n + 1));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&root)
+            .args([
+                "run",
+                "bb:1",
+                "sh",
+                "-c",
+                &format!("trap '' TERM INT; {bg} & {fg}; wait"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut tries = 0;
+        while pids_with(&fg).is_empty() && tries < 500 {
+            std::thread::sleep(Duration::from_millis(10));
+            tries += 1;
+        }
+        assert!(!pids_with(&fg).is_empty(), "the step never started");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{signal:?}: {stderr}");
+        let mut tries = 0;
+        while !(pids_with(&bg).is_empty() && pids_with(&fg).is_empty()) && tries < 200 {
+            std::thread::sleep(Duration::from_millis(10));
+            tries += 1;
+        }
+        assert!(pids_with(&bg).is_empty() && pids_with(&fg).is_empty());
+        assert_eq!(
+            fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            mounts_before
+        );
+        assert_eq!(
+            fs::read_dir(root.join("steps")).map_or(0, Iterator::count),
+            0
+        );
     }
-    assert!(
-        !pids_with("sleep 1007").is_empty(),
-        "the step never started"
-    );
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(143), "{stderr}");
-    let mut tries = 0;
-    while !(pids_with("sleep 1006").is_empty() && pids_with("sleep 1007").is_empty()) && tries < 200
-    {
-        std::thread::sleep(Duration::from_millis(10));
-        tries += 1;
-    }
-    assert!(pids_with("sleep 1006").is_empty() && pids_with("sleep 1007").is_empty());
-    assert_eq!(
-        fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        mounts_before
-    );
-    assert_eq!(
-        fs::read_dir(root.join("steps")).map_or(0, Iterator::count),
-        0
-    );
 }
 
 #[test]
