@@ -34,37 +34,17 @@ now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns/1e6}'; }
 
-kiln_step() { # script -> median ns of `kiln run --commit`
-    local i t0 t1
-    for i in $(seq "$N"); do
-        t0=$(now); "$K" --root "$root" run --commit "bench/out:$i" bench/bb:1 sh -c "$1" > /dev/null; t1=$(now)
-        echo $((t1 - t0))
-    done | median
-}
-kiln_nocommit() {
-    local i t0 t1
-    for i in $(seq "$N"); do
-        t0=$(now); "$K" --root "$root" run bench/bb:1 true; t1=$(now); echo $((t1 - t0))
-    done | median
-}
+# Every contender runs once per round, rounds interleaved, so load from other processes on the
+# machine falls on all of them alike; each cell is the median over the rounds.
 TEN_K='mkdir /d && cd /d && seq 10000 | xargs touch'
-
-k_true=$(kiln_step true)
-k_true_nocommit=$(kiln_nocommit)
-k_true_naive=$(KILN_SNAPSHOTTER=naive kiln_step true)
-k_10k=$(kiln_step "$TEN_K")
-
-# Diff only: an upper dir of 10,000 new files over the busybox snapshot.
 upper="$work/upper"; mkdir -p "$upper/d"
 (cd "$upper/d" && seq 10000 | xargs touch)
 lower=$(ls -d "$root"/snapshots/*/fs)
-d_10k=$(for i in $(seq "$N"); do "$DIFF" upper "$upper" $lower 2>/dev/null; done | median)
-d_10k_ns=$(awk -v s="$d_10k" 'BEGIN {printf "%d", s*1e9}')
 
-# BuildKit, same steps.
-b_base="-"; b_true="-"; b_10k="-"
+have_docker=0
 if command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; then
-    dd="$work/dockerd"; mkdir -p "$dd"
+    have_docker=1
+    dd="$work/dockerd"; mkdir -p "$dd" "$work/ctx"
     dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
         --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
         -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
@@ -74,24 +54,44 @@ if command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; then
     for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
     "$K" --root "$root" save --format docker -o "$work/bb-docker.tar" bench/bb:1
     "${D[@]}" load -i "$work/bb-docker.tar" > /dev/null
-    bk() { # Dockerfile body -> median ns
-        local i t0 t1
-        printf 'FROM bench/bb:1\n%s\n' "$1" > "$work/Dockerfile"
-        DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q -t bench/warm -f "$work/Dockerfile" "$work/ctx" > /dev/null
-        for i in $(seq "$N"); do
-            t0=$(now)
-            DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q -t "bench/out:$i" \
-                -f "$work/Dockerfile" "$work/ctx" > /dev/null
-            t1=$(now); echo $((t1 - t0))
-        done | median
-    }
-    mkdir -p "$work/ctx"
-    b_base=$(bk 'ENV BENCH=1')
-    b_true=$(bk 'RUN true')
-    b_10k=$(bk "RUN $TEN_K")
+    for body in 'ENV BENCH=1' 'RUN true' "RUN $TEN_K"; do
+        printf 'FROM bench/bb:1\n%s\n' "$body" > "$work/Dockerfile.$(echo "$body" | cksum | cut -d' ' -f1)"
+        # One untimed build each: the first build of a daemon pays for its warm-up.
+        DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q -t bench/warm \
+            -f "$work/Dockerfile.$(echo "$body" | cksum | cut -d' ' -f1)" "$work/ctx" > /dev/null
+    done
 else
     echo "dockerd not found: BuildKit columns left empty (apt-get install docker.io)" >&2
 fi
+dockerfile() { echo "$work/Dockerfile.$(echo "$1" | cksum | cut -d' ' -f1)"; }
+bk() { # Dockerfile body -> ns of one uncached build
+    local t0 t1
+    t0=$(now)
+    DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q -t bench/out \
+        -f "$(dockerfile "$1")" "$work/ctx" > /dev/null
+    t1=$(now); echo $((t1 - t0))
+}
+timed() { local t0 t1; t0=$(now); "$@" > /dev/null; t1=$(now); echo $((t1 - t0)); }
+
+: > "$work/samples"
+for i in $(seq "$N"); do
+    {
+        echo "k_true $(timed "$K" --root "$root" run --commit "bench/out:$i" bench/bb:1 true)"
+        echo "k_nocommit $(timed "$K" --root "$root" run bench/bb:1 true)"
+        echo "k_naive $(timed env KILN_SNAPSHOTTER=naive "$K" --root "$root" run --commit "bench/naive:$i" bench/bb:1 true)"
+        echo "k_10k $(timed "$K" --root "$root" run --commit "bench/ten:$i" bench/bb:1 sh -c "$TEN_K")"
+        echo "d_10k $(awk -v s="$("$DIFF" upper "$upper" $lower 2>/dev/null)" 'BEGIN {printf "%d", s*1e9}')"
+        if [ "$have_docker" = 1 ]; then
+            echo "b_base $(bk 'ENV BENCH=1')"
+            echo "b_true $(bk 'RUN true')"
+            echo "b_10k $(bk "RUN $TEN_K")"
+        fi
+    } 2>/dev/null >> "$work/samples"
+done
+cell() { local v; v=$(awk -v k="$1" '$1 == k {print $2}' "$work/samples" | median); echo "${v:--}"; }
+k_true=$(cell k_true); k_true_nocommit=$(cell k_nocommit); k_true_naive=$(cell k_naive)
+k_10k=$(cell k_10k); d_10k_ns=$(cell d_10k)
+b_base=$(cell b_base); b_true=$(cell b_true); b_10k=$(cell b_10k)
 
 row() { # name kiln_ns buildkit_ns
     local r="-" b="-"
