@@ -66,8 +66,14 @@ pub fn prepare_context(
             source,
         })?;
         if meta.is_dir() {
+            // Absolute, so that threads with a working directory of their own (see `view`)
+            // read the same files.
+            let dir = fs::canonicalize(&path).map_err(|source| ContextError::Read {
+                path: path.clone(),
+                source,
+            })?;
             return Ok(PreparedContext {
-                dir: path,
+                dir,
                 dockerfile: None,
                 scratch: false,
             });
@@ -132,7 +138,10 @@ mod tests {
             &tmp.path().join("s"),
         )
         .unwrap();
-        assert_eq!((ctx.dir.as_path(), ctx.scratch), (tmp.path(), false));
+        assert_eq!(
+            (ctx.dir, ctx.scratch),
+            (fs::canonicalize(tmp.path()).unwrap(), false)
+        );
 
         let mut stdin = Cursor::new(b"FROM scratch\n".to_vec());
         let ctx = prepare_context("-", &mut stdin, &tmp.path().join("s1")).unwrap();

@@ -19,7 +19,7 @@ use kiln_oci::config::{ContainerConfig, Empty, RootFs};
 use kiln_oci::{History, ImageConfig};
 use kiln_syntax::go_quote;
 
-use crate::BuildError;
+use crate::error::StepError;
 
 /// The `comment` BuildKit puts on every history entry it writes.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -127,7 +127,7 @@ pub fn apply_metadata(
     kind: &CommandKind,
     state: &mut MetaState,
     span: kiln_syntax::TextRange,
-) -> Result<Option<String>, BuildError> {
+) -> Result<Option<String>, StepError> {
     let shell_form = |cfg: &ImageConfig, line: &kiln_frontend::instruction::CommandLine| {
         if line.prepend_shell {
             with_shell(cfg, &line.args)
@@ -135,7 +135,11 @@ pub fn apply_metadata(
             line.args.clone()
         }
     };
-    let invalid = |message: String| BuildError::Invalid { message, span };
+    let _ = span;
+    let invalid = |message: String| StepError::Invalid {
+        message,
+        hint: None,
+    };
     let text = match kind {
         CommandKind::Env(kvs) => {
             let c = container(cfg);

@@ -9,31 +9,29 @@
 //! events through the [`Reporter`] trait, which the binary renders.
 
 mod context;
+mod copy_step;
+mod error;
+mod executor;
 mod image_config;
+mod layers;
 mod output;
 mod ports;
 mod progress;
+mod run_step;
 mod signal;
+mod stage;
+mod view;
 
 pub use context::{ContextError, PreparedContext, prepare_context};
+pub use error::{BuildError, StepError};
+pub use executor::{BuildOutcome, BuildRequest, StageResult, StageSummary, build};
 pub use image_config::{
     HISTORY_COMMENT, MetaState, apply_metadata, default_path, empty_image, ensure_path,
     history_entry, run_created_by, with_shell,
 };
+pub use layers::Layer;
 pub use output::{Output, parse_output};
 pub use ports::parse_ports;
 pub use progress::{Event, Reporter, StepId};
+pub use run_step::Snapshotter;
 pub use signal::parse_signal;
-
-/// Why a build step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// An instruction's value is not valid at build time (a bad port, an unknown signal).
-    #[error("{message}")]
-    Invalid {
-        /// What is wrong, in BuildKit's words.
-        message: String,
-        /// The instruction's location in the Dockerfile.
-        span: kiln_syntax::TextRange,
-    },
-}

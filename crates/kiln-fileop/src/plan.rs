@@ -303,13 +303,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The mode of directories kiln creates: an octal `--chmod`'s `0o777` bits, else `0755`.
+    /// The mode of directories kiln creates for the destination: `0755`, as in Docker 20.10's
+    /// BuildKit (the reference for `--chmod`, which it has). Newer BuildKit gives them an octal
+    /// `--chmod`'s `0o777` bits instead; the conformance suite follows the former.
+    #[allow(clippy::unused_self)]
     fn created_dir_mode(&self) -> u32 {
-        self.op
-            .chmod
-            .as_ref()
-            .and_then(|c| c.octal())
-            .map_or(0o755, |m| m & 0o777)
+        0o755
     }
 
     /// fsutil's `MkdirAll`: every missing directory of `path` is created with `mode`, the
@@ -638,6 +637,13 @@ impl<'a> Planner<'a> {
             let stat = self.pending[i].stat.clone();
             if self.copy_directory_only(&dst, &stat, overwrite)? {
                 self.copy_file_info(&dst, &stat);
+                if i == 0 {
+                    // The directory a source directory's contents go into keeps the source's
+                    // own mode: `--chmod` applies to what is copied into it (Docker 20.10).
+                    if let Some(p) = self.entries.get_mut(&dst) {
+                        p.entry.mode = stat.mode;
+                    }
+                }
             }
             self.pending[i].copied = true;
         }

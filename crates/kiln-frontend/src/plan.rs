@@ -115,9 +115,11 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// `name` or the index, for messages.
+    /// `name`, or `stage-N` as BuildKit calls unnamed stages, for messages.
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.index.to_string())
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", self.index))
     }
 }
 

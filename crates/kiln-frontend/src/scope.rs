@@ -12,8 +12,8 @@
 //!   expansions see it) but never in the image config.
 //! - The later of ENV and ARG wins for a name; a value-less ARG changes nothing.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use kiln_syntax::shell::{Expansion, Lexer, ShellError};
 use kiln_syntax::{TextRange, Word};
@@ -52,23 +52,40 @@ pub struct ResolvedArg {
 }
 
 /// The variables one stage sees at one point of its instructions.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Scope {
     lexer: Lexer,
     env: Vec<(String, String)>,
     args: Vec<ResolvedArg>,
     /// Names referenced by expansions so far (set or not).
-    referenced: RefCell<BTreeSet<String>>,
+    referenced: Mutex<BTreeSet<String>>,
+}
+
+impl Clone for Scope {
+    fn clone(&self) -> Self {
+        Self {
+            lexer: self.lexer.clone(),
+            env: self.env.clone(),
+            args: self.args.clone(),
+            referenced: Mutex::new(self.referenced_lock().clone()),
+        }
+    }
 }
 
 impl Scope {
+    fn referenced_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.referenced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A scope starting from `env` (the base's environment), with `escape` for expansion.
     pub fn new(escape: char, env: Vec<(String, String)>) -> Self {
         Self {
             lexer: Lexer::new(escape),
             env,
             args: Vec::new(),
-            referenced: RefCell::new(BTreeSet::new()),
+            referenced: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -84,7 +101,7 @@ impl Scope {
 
     /// Names referenced by the expansions done through this scope.
     pub fn referenced(&self) -> BTreeSet<String> {
-        self.referenced.borrow().clone()
+        self.referenced_lock().clone()
     }
 
     /// Look up a variable.
@@ -124,7 +141,7 @@ impl Scope {
         let out = lexer
             .process_word_with_matches(&word.text, &self.env)
             .map_err(|e| expansion_error(word, &e))?;
-        let mut referenced = self.referenced.borrow_mut();
+        let mut referenced = self.referenced_lock();
         referenced.extend(out.matched.iter().cloned());
         referenced.extend(out.unmatched.iter().cloned());
         Ok(out)

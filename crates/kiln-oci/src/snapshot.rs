@@ -132,22 +132,48 @@ impl Snapshots {
     /// The unpacked tree of `layer` (whose uncompressed digest is `diff_id`), unpacking it
     /// first when no snapshot has it yet.
     pub fn ensure(&self, layer: &Descriptor, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {
+        self.publish(diff_id, |tmp| self.unpack(layer, diff_id, tmp))
+    }
+
+    /// The snapshot of a layer that is not in the store yet (a build's new layer, still in its
+    /// transaction): unpacked from the compressed or plain layer file at `file`.
+    pub fn ensure_from_file(
+        &self,
+        file: &Path,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, SnapshotError> {
+        self.publish(diff_id, |tmp| {
+            let f = fs::File::open(file).map_err(io_err("open", file))?;
+            Self::unpack_reader(f, file, &Digest::of(b""), diff_id, tmp)
+        })
+    }
+
+    /// Make the snapshot of `diff_id` exist: use it when complete, else let `fill` populate a
+    /// fresh temporary directory (with `fs/` and the `diff_id` marker) and rename it into place.
+    fn publish(
+        &self,
+        diff_id: &Digest,
+        fill: impl FnOnce(&Path) -> Result<(), SnapshotError>,
+    ) -> Result<PathBuf, SnapshotError> {
         let home = self.dir.join(Self::id(diff_id));
         if let Some(path) = existing(&home, diff_id)? {
             return Ok(path);
         }
-        let tmp = self
-            .dir
-            .join(format!("tmp-{}-{}", std::process::id(), Self::id(diff_id)));
+        let tmp = self.dir.join(format!(
+            "tmp-{}-{}-{}",
+            std::process::id(),
+            Self::id(diff_id),
+            TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&tmp);
-        let result = self.unpack(layer, diff_id, &tmp);
-        if let Err(e) = result {
+        fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
+        if let Err(e) = fill(&tmp) {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
         match fs::rename(&tmp, &home) {
             Ok(()) => {}
-            // Another process finished first: use theirs.
+            // Another process or thread finished first: use theirs.
             Err(e) if home.is_dir() => {
                 let _ = fs::remove_dir_all(&tmp);
                 if existing(&home, diff_id)?.is_none() {
@@ -193,27 +219,44 @@ impl Snapshots {
         diff_id: &Digest,
         tmp: &Path,
     ) -> Result<(), SnapshotError> {
-        let fs_dir = tmp.join("fs");
-        fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
         let blob = self
             .store
             .open_blob(&layer.digest, &format!("layer `{}`", layer.digest))?;
-        let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, blob))
-            .map_err(io_err("read", &self.store.blob_path(&layer.digest)))?;
+        Self::unpack_reader(
+            blob,
+            &self.store.blob_path(&layer.digest),
+            &layer.digest,
+            diff_id,
+            tmp,
+        )
+    }
+
+    /// Unpack a layer stream (plain or compressed) into `tmp/fs`, check its `diff_id` and
+    /// write the marker. `path` and `digest` name the layer in errors.
+    fn unpack_reader(
+        reader: impl io::Read,
+        path: &Path,
+        digest: &Digest,
+        diff_id: &Digest,
+        tmp: &Path,
+    ) -> Result<(), SnapshotError> {
+        let fs_dir = tmp.join("fs");
+        fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
+        let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, reader))
+            .map_err(io_err("read", path))?;
         let mut hashing = HashingReader::new(plain);
         kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir).map_err(|source| {
             SnapshotError::Unpack {
-                digest: layer.digest.clone(),
+                digest: digest.clone(),
                 source,
             }
         })?;
         // The tar reader stops at the end-of-archive marker; the diff_id covers every byte.
-        io::copy(&mut hashing, &mut io::sink())
-            .map_err(io_err("read", &self.store.blob_path(&layer.digest)))?;
+        io::copy(&mut hashing, &mut io::sink()).map_err(io_err("read", path))?;
         let (_, actual, _) = hashing.finish();
         if &actual != diff_id {
             return Err(SnapshotError::DiffIdMismatch {
-                digest: layer.digest.clone(),
+                digest: digest.clone(),
                 expected: diff_id.clone(),
                 actual,
             });
@@ -223,6 +266,9 @@ impl Snapshots {
         Ok(())
     }
 }
+
+/// Distinguishes temporary directories of threads of one process.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The tree of a complete snapshot at `home`, `None` when there is none.
 fn existing(home: &Path, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {

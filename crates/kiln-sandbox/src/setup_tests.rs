@@ -210,7 +210,7 @@ fn process_start_sequence() {
     let user = resolve_user(&spec, &sys).unwrap();
     assert_eq!(
         (user.uid, user.gid, user.groups.clone()),
-        (1000, 1000, vec![1000, 50])
+        (1000, 1000, vec![50])
     );
     let cwd = prepare_cwd(&spec, &sys).unwrap();
     assert_eq!(cwd, Path::new("/work/dir"));
@@ -222,7 +222,7 @@ fn process_start_sequence() {
             "mkdir /work 755",
             "mkdir /work/dir 755",
             "limit-caps 14",
-            "set-ids uid=1000 gid=1000 groups=[1000, 50]",
+            "set-ids uid=1000 gid=1000 groups=[50]",
             "chdir /work/dir",
             "exec /bin/sh [\"sh\", \"-c\", \"true\"] [\"A=1\", \
              \"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \

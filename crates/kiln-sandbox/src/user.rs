@@ -14,7 +14,8 @@ pub struct User {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary groups, the primary group first.
+    /// Supplementary groups: those whose member lists name the user (none with an explicit
+    /// group), as runc sets them; the primary gid is not repeated here.
     pub groups: Vec<u32>,
     /// The home directory from `/etc/passwd`; `/` for users not listed there. The process gets
     /// it as `HOME` unless its environment already has one.
@@ -157,9 +158,11 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<User, UserError>
                     .gid
             }
         };
-        out.groups = vec![out.gid];
+        // runc (and so Docker and BuildKit): an explicit group means no supplementary groups.
+        out.groups = Vec::new();
     } else {
-        out.groups = vec![out.gid];
+        // runc: the groups whose member lists name the user; the primary gid is not added.
+        out.groups = Vec::new();
         if let Some(name) = &name {
             for e in group_entries(group) {
                 if e.members.contains(&name.as_str()) && !out.groups.contains(&e.gid) {
@@ -194,36 +197,43 @@ mod tests {
     fn empty_is_root_with_its_groups() {
         let u = user("").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
-        assert_eq!(u.groups, vec![0, 10]);
+        assert_eq!(
+            u.groups,
+            vec![10],
+            "groups listing root, not its primary gid"
+        );
     }
 
     #[test]
-    fn name_gets_primary_and_supplementary_groups() {
+    fn name_gets_the_groups_that_list_it() {
         let u = user("app").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 1000));
         assert_eq!(u.home, "/home/app");
-        assert_eq!(u.groups, vec![1000, 1, 50]);
+        assert_eq!(u.groups, vec![1, 50]);
     }
 
     #[test]
     fn uid_known_is_looked_up() {
         let u = user("1000").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/app"));
-        assert_eq!(u.groups, vec![1000, 1, 50]);
+        assert_eq!(u.groups, vec![1, 50]);
     }
 
     #[test]
     fn uid_unknown_runs_with_gid_0_and_root_home() {
         let u = user("4242").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
-        assert_eq!(u.groups, vec![0]);
+        assert!(u.groups.is_empty(), "no name, so no group lists it");
     }
 
     #[test]
     fn explicit_group_drops_supplementary_groups() {
         let u = user("app:staff").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
-        assert_eq!(u.groups, vec![50]);
+        assert!(
+            u.groups.is_empty(),
+            "an explicit group means no supplementary groups (runc)"
+        );
         let u = user("1000:7").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 7));
         let u = user("4242:4343").unwrap();
@@ -253,7 +263,7 @@ mod tests {
     #[test]
     fn missing_files_allow_numeric_ids_only() {
         let u = resolve("12:34", "", "").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (12, 34, vec![34]));
+        assert_eq!((u.uid, u.gid, u.groups), (12, 34, vec![]));
         assert!(resolve("root", "", "").is_err());
         assert_eq!(resolve("", "", "").unwrap().home, "/");
     }

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod diagnostics;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context.
+    Build(cmd::build::Args),
     /// Show the stages of a Dockerfile in build order, what each depends on and which the
     /// target needs.
     Outline(cmd::outline::Args),
@@ -63,6 +66,9 @@ pub struct Globals {
 impl Globals {
     fn from_cli(root: Option<PathBuf>) -> Self {
         let root = root.unwrap_or_else(default_root);
+        // Absolute, because build steps run in threads and processes with working
+        // directories of their own.
+        let root = std::path::absolute(&root).unwrap_or(root);
         Self { root }
     }
 }
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let globals = Globals::from_cli(cli.root);
     let result = match cli.command {
+        Command::Build(args) => cmd::build::run(&globals, &args),
         Command::Outline(args) => cmd::outline::run(&globals, &args),
         Command::Load(args) => cmd::load::run(&globals, &args),
         Command::Save(args) => cmd::save::run(&globals, &args),

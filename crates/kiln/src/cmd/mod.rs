@@ -1,5 +1,6 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(&Globals, &Args)`.
 
+pub mod build;
 pub mod dump;
 pub mod fsck;
 pub mod history;

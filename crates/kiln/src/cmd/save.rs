@@ -44,16 +44,27 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         };
         images.push((image, tags));
     }
-    let set: Vec<_> = images.iter().map(|(i, t)| (i, t.clone())).collect();
     let format = match args.format {
         Format::Docker => SaveFormat::Docker,
         Format::Oci => SaveFormat::Oci,
     };
-    if let Some(path) = &args.output {
-        // Written beside the target and renamed, so a failed save leaves no half file.
+    write_archive(&store, &images, format, args.output.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write `images` as an archive to `output` (stdout when `None`). A file is written beside
+/// its final name and renamed, so a failure leaves no half-written archive.
+pub(crate) fn write_archive(
+    store: &Store,
+    images: &[(kiln_oci::Image, Vec<Reference>)],
+    format: SaveFormat,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let set: Vec<_> = images.iter().map(|(i, t)| (i, t.clone())).collect();
+    if let Some(path) = output {
         let tmp = path.with_extension("kiln-partial");
         let out = BufWriter::new(File::create(&tmp)?);
-        let result = kiln_oci::save(&store, &set, format, out, path)
+        let result = kiln_oci::save(store, &set, format, out, path)
             .map_err(anyhow::Error::from)
             .and_then(|mut w| Ok(w.flush()?));
         if let Err(e) = result {
@@ -63,7 +74,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         std::fs::rename(&tmp, path)?;
     } else {
         let out = BufWriter::new(std::io::stdout().lock());
-        kiln_oci::save(&store, &set, format, out, &PathBuf::from("-"))?.flush()?;
+        kiln_oci::save(store, &set, format, out, &PathBuf::from("-"))?.flush()?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,0 +1,177 @@
+//! COPY and ADD: the expanded instruction handed to `kiln-fileop`, which resolves it against
+//! the source (the context, a stage, an image) and the stage's own filesystem and writes the
+//! layer (BuildKit's `dispatchCopy`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kiln_context::IgnoreRules;
+use kiln_fileop::{
+    ChownSpec, CopyOp, DirView, Fetcher, Inputs, LayerOptions, ModeChange, OpKind, Source,
+    SourceRoot,
+};
+use kiln_frontend::instruction::{Chmod, CopyFlags, SourcesAndDest, is_url};
+
+use crate::error::StepError;
+use crate::layers::{Layer, LayerSink};
+use crate::view::with_merged;
+
+/// `--chmod` as kiln-fileop wants it.
+#[derive(Debug)]
+struct ChmodMode(Chmod);
+
+impl ModeChange for ChmodMode {
+    fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        self.0.apply(mode, is_dir)
+    }
+
+    fn octal(&self) -> Option<u32> {
+        match self.0 {
+            Chmod::Octal(m) => Some(m),
+            Chmod::Symbolic(_) => None,
+        }
+    }
+}
+
+/// Where COPY reads its path sources.
+pub enum CopySource<'a> {
+    /// The build context, with its ignore rules.
+    Context {
+        /// The context directory.
+        dir: PathBuf,
+        /// `.dockerignore` rules.
+        rules: &'a IgnoreRules,
+    },
+    /// A stage's or an image's layers (snapshots, topmost first).
+    Layers {
+        /// The snapshots.
+        lowers: Vec<PathBuf>,
+        /// `stage "build"` or `image "busybox"`, for errors.
+        description: String,
+    },
+}
+
+/// One COPY or ADD, expanded.
+pub struct CopyInput<'a> {
+    /// Sources and destination.
+    pub paths: &'a SourcesAndDest,
+    /// Shared flags.
+    pub flags: &'a CopyFlags,
+    /// `--parents` (COPY).
+    pub parents: bool,
+    /// COPY or ADD (with ADD's options).
+    pub kind: OpKind,
+    /// The stage's WORKDIR.
+    pub workdir: String,
+    /// Where the sources are.
+    pub source: CopySource<'a>,
+    /// The stage's layers (snapshots, topmost first).
+    pub target: Vec<PathBuf>,
+    /// Whether overlay views can be mounted.
+    pub overlay: bool,
+    /// Downloads.
+    pub fetcher: &'a (dyn Fetcher + Sync),
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// Run the COPY/ADD and commit its layer.
+pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, StepError> {
+    let chmod: Option<Arc<dyn ModeChange>> =
+        match &input.flags.chmod {
+            None => None,
+            Some(w) => {
+                Some(Arc::new(ChmodMode(Chmod::parse(&w.text).ok_or_else(
+                    || {
+                        StepError::Invalid {
+            message: format!(
+                "invalid chmod parameter: '{}'. it should be octal string and between 0 and 07777",
+                w.text
+            ),
+            hint: Some("write an octal mode such as `0755` or a symbolic one such as `u+x`".into()),
+        }
+                    },
+                )?)))
+            }
+        };
+    let mut sources: Vec<Source> = input
+        .paths
+        .sources
+        .iter()
+        .map(|s| {
+            if matches!(input.kind, OpKind::Add { .. }) && is_url(&s.text) {
+                Source::Url(s.text.clone())
+            } else {
+                Source::Path(s.text.clone())
+            }
+        })
+        .collect();
+    sources.extend(input.paths.heredocs.iter().map(|h| Source::Heredoc {
+        name: h.path.clone(),
+        data: h.data.clone().into_bytes(),
+    }));
+    let op = CopyOp {
+        sources,
+        dest: input.paths.dest.text.clone(),
+        workdir: input.workdir.clone(),
+        chown: input
+            .flags
+            .chown
+            .as_ref()
+            .map(|w| ChownSpec::parse(&w.text)),
+        chmod,
+        parents: input.parents,
+        exclude: input.flags.exclude.iter().map(|w| w.text.clone()).collect(),
+        link: input.flags.link,
+        kind: input.kind.clone(),
+        created_mtime: input.source_date_epoch.unwrap_or(0),
+    };
+    let scratch = sink.scratch_dir("copy")?;
+    let file = sink.layer_path();
+    let opts = LayerOptions {
+        compression: sink.compression(),
+        source_date_epoch: input.source_date_epoch,
+    };
+    let write = |source: Option<&SourceRoot>,
+                 target: &std::path::Path|
+     -> Result<kiln_layer::LayerDigests, StepError> {
+        let view = DirView::new(target);
+        let inputs = Inputs {
+            source,
+            target: &view,
+            fetcher: Some(input.fetcher),
+            scratch_dir: Some(&scratch),
+        };
+        let plan = kiln_fileop::plan(&op, inputs)?;
+        let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
+        let written = plan.write_layer(std::io::BufWriter::new(out), &opts)?;
+        let mut w = written.out;
+        std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
+        Ok(written.digests)
+    };
+    let target_scratch = scratch.join("target");
+    let digests = match &input.source {
+        CopySource::Context { dir, rules } => {
+            let root = SourceRoot::context(dir.clone(), rules).map_err(|e| StepError::Invalid {
+                message: e.to_string(),
+                hint: None,
+            })?;
+            with_merged(&input.target, &target_scratch, input.overlay, |t| {
+                write(Some(&root), t)
+            })??
+        }
+        CopySource::Layers {
+            lowers,
+            description,
+        } => {
+            let source_scratch = scratch.join("source");
+            with_merged(lowers, &source_scratch, input.overlay, |src| {
+                let root = SourceRoot::rootfs(src, description.clone());
+                with_merged(&input.target, &target_scratch, input.overlay, |t| {
+                    write(Some(&root), t)
+                })
+            })???
+        }
+    };
+    sink.commit_layer(&file, &digests)
+}

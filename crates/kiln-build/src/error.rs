@@ -1,0 +1,123 @@
+//! Build errors: what failed ([`StepError`]), and where ([`BuildError`]: stage, instruction,
+//! location, exit code and the last lines of output).
+
+use std::path::{Path, PathBuf};
+
+use kiln_syntax::TextRange;
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The store failed (a blob, the index, a transaction).
+    #[error(transparent)]
+    Store(Box<kiln_oci::StoreError>),
+    /// A snapshot could not be made.
+    #[error(transparent)]
+    Snapshot(Box<kiln_oci::snapshot::SnapshotError>),
+    /// A filesystem operation failed.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A COPY or ADD could not be done.
+    #[error(transparent)]
+    FileOp(#[from] kiln_fileop::FileOpError),
+    /// The sandbox failed to start or run the step.
+    #[error(transparent)]
+    Sandbox(#[from] kiln_sandbox::SandboxError),
+    /// The step's changes could not be turned into a layer.
+    #[error(transparent)]
+    Diff(#[from] kiln_layer::diff::DiffError),
+    /// An instruction is invalid once expanded (a bad substitution, port, signal ...).
+    #[error("{message}")]
+    Invalid {
+        /// BuildKit's words where it has some.
+        message: String,
+        /// What would be valid.
+        hint: Option<String>,
+    },
+    /// A RUN step exited with a non-zero code.
+    #[error("process {command:?} did not complete successfully: exit code: {code}")]
+    RunFailed {
+        /// The command as run.
+        command: String,
+        /// Its exit code.
+        code: i32,
+    },
+    /// The base image is not in the store.
+    #[error("base image `{name}` is not in the store")]
+    BaseNotFound {
+        /// The reference as written after expansion.
+        name: String,
+        /// The store error.
+        #[source]
+        source: Box<kiln_oci::StoreError>,
+    },
+    /// A stage this one needs failed.
+    #[error("stage `{0}` it depends on failed")]
+    DependencyFailed(String),
+    /// Another stage failed, so this one stopped.
+    #[error("cancelled: another stage failed")]
+    Cancelled,
+}
+
+impl StepError {
+    pub(crate) fn store(e: kiln_oci::StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
+
+    pub(crate) fn snapshot(e: kiln_oci::snapshot::SnapshotError) -> Self {
+        Self::Snapshot(Box::new(e))
+    }
+
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// What to do about it, when something useful can be said.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::BaseNotFound { name, .. } => Some(format!(
+                "kiln builds from images in its store: `kiln load -i image.tar` or `kiln import rootfs.tar {name}` first (registry pulls are not supported yet)"
+            )),
+            Self::Invalid { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl From<kiln_frontend::InstructionError> for StepError {
+    fn from(e: kiln_frontend::InstructionError) -> Self {
+        Self::Invalid {
+            message: e.kind.to_string(),
+            hint: e.hint,
+        }
+    }
+}
+
+/// A failed build: the step that failed and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {instruction}: {error}")]
+pub struct BuildError {
+    /// The stage's name or index.
+    pub stage: String,
+    /// The instruction as written (the first line of it).
+    pub instruction: String,
+    /// Where it is in the Dockerfile.
+    pub span: TextRange,
+    /// What failed.
+    #[source]
+    pub error: Box<StepError>,
+    /// The last lines of the step's output (RUN).
+    pub output_tail: Vec<String>,
+}

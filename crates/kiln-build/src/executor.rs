@@ -1,0 +1,297 @@
+//! Executing a plan: every needed stage in its own thread, started at once; a stage waits
+//! only for the stages it depends on, so independent stages run in parallel. The target's
+//! image is committed to the store in one transaction with every new blob; a failure anywhere
+//! stops the other stages at their next step and leaves the store without a partial image.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use kiln_context::IgnoreRules;
+use kiln_frontend::{Plan, Platform, Scope};
+use kiln_layer::{Compression, Digest};
+use kiln_oci::model::{Descriptor, Manifest};
+use kiln_oci::{ImageConfig, MediaTypes, Reference, Store};
+use kiln_sandbox::{Launcher, Network};
+
+use crate::error::{BuildError, StepError};
+use crate::layers::{Layer, LayerSink};
+use crate::progress::Reporter;
+use crate::run_step::Snapshotter;
+
+/// Everything a build needs besides the plan's own contents.
+pub struct BuildRequest<'a> {
+    /// The store: base images come from it, the result goes into it.
+    pub store: &'a Store,
+    /// The planned Dockerfile.
+    pub plan: &'a Plan,
+    /// The context directory.
+    pub context: &'a Path,
+    /// Its `.dockerignore` rules.
+    pub ignore: &'a IgnoreRules,
+    /// `--build-arg` values.
+    pub build_args: &'a [(String, String)],
+    /// `--platform` (the host's when not given).
+    pub platform: &'a Platform,
+    /// `--label` values, set on the target's config.
+    pub labels: &'a [(String, String)],
+    /// `-t` names (and `--output type=image,name=`).
+    pub tags: &'a [Reference],
+    /// `--network` for RUN steps without their own.
+    pub network: Network,
+    /// How to start the sandbox init.
+    pub launcher: &'a Launcher,
+    /// Media types of the result.
+    pub media: MediaTypes,
+    /// `SOURCE_DATE_EPOCH`: clamps file times and sets the image's `created`. Without it the
+    /// image has no `created` time, so that COPY-only builds are reproducible.
+    pub source_date_epoch: Option<i64>,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// What a built stage leaves for the stages that use it.
+#[derive(Clone, Debug)]
+pub struct StageResult {
+    /// Its image config (history and `rootfs.diff_ids` complete).
+    pub config: ImageConfig,
+    /// Its layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Its variables at the end, for stages based on it.
+    pub scope: Scope,
+}
+
+impl StageResult {
+    /// The snapshots of its layers, topmost first.
+    pub fn lowers(&self) -> Vec<std::path::PathBuf> {
+        self.layers
+            .iter()
+            .rev()
+            .map(|l| l.snapshot.clone())
+            .collect()
+    }
+}
+
+/// A built stage, for the summary.
+#[derive(Clone, Debug)]
+pub struct StageSummary {
+    /// Its name or index.
+    pub name: String,
+    /// Layers in its image.
+    pub layers: usize,
+    /// The size of those layers as stored (compressed), in bytes.
+    pub size: u64,
+}
+
+/// The result of a build.
+#[derive(Clone, Debug)]
+pub struct BuildOutcome {
+    /// The image's manifest in the store.
+    pub manifest: Descriptor,
+    /// The image id (the config's digest).
+    pub id: Digest,
+    /// The image config.
+    pub config: ImageConfig,
+    /// The target's layers (for `tar`/`local` exports).
+    pub layers: Vec<Layer>,
+    /// Every stage that was built, in build order.
+    pub stages: Vec<StageSummary>,
+}
+
+/// One stage's result, shared between threads.
+#[derive(Default)]
+struct Slot {
+    result: Mutex<Option<Result<Arc<StageResult>, String>>>,
+    ready: Condvar,
+}
+
+/// State shared by the stage threads.
+pub(crate) struct Shared<'a> {
+    pub req: &'a BuildRequest<'a>,
+    pub sink: LayerSink<'a>,
+    pub snapshotter: Snapshotter,
+    pub overlay: bool,
+    pub fetcher: kiln_fileop::HttpFetcher,
+    pub next_step: AtomicUsize,
+    pub failed: AtomicBool,
+    slots: Vec<Slot>,
+}
+
+impl Shared<'_> {
+    /// Wait for stage `i` to finish; its result, or the label of the failed stage.
+    pub fn wait(&self, i: usize) -> Result<Arc<StageResult>, String> {
+        let slot = &self.slots[i];
+        let mut guard = slot
+            .result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(r) = guard.as_ref() {
+                return r.clone();
+            }
+            guard = slot
+                .ready
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn set(&self, i: usize, r: Result<Arc<StageResult>, String>) {
+        let slot = &self.slots[i];
+        *slot
+            .result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+        slot.ready.notify_all();
+    }
+}
+
+/// Build the plan's target.
+pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
+    let whole = |error: StepError| BuildError {
+        stage: req.plan.stages[req.plan.target].label(),
+        instruction: String::new(),
+        span: req.plan.stages[req.plan.target].from_command.span,
+        error: Box::new(error),
+        output_tail: Vec::new(),
+    };
+    if req.platform.architecture != Platform::host().architecture || req.platform.os != "linux" {
+        return Err(whole(StepError::Invalid {
+            message: format!(
+                "cannot build for `{}` on `{}`",
+                req.platform,
+                Platform::host()
+            ),
+            hint: Some("kiln builds for the machine it runs on; drop `--platform`".into()),
+        }));
+    }
+    let snapshotter = Snapshotter::choose(req.store.root()).map_err(|message| {
+        whole(StepError::Invalid {
+            message,
+            hint: None,
+        })
+    })?;
+    let sink = LayerSink::new(req.store, req.media, Compression::default()).map_err(whole)?;
+    let shared = Shared {
+        req,
+        sink,
+        overlay: snapshotter == Snapshotter::Overlay,
+        snapshotter,
+        fetcher: kiln_fileop::HttpFetcher::default(),
+        next_step: AtomicUsize::new(1),
+        failed: AtomicBool::new(false),
+        slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),
+    };
+    let order = req.plan.build_order();
+    let results: Vec<(usize, Result<Arc<StageResult>, BuildError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = order
+            .iter()
+            .map(|&i| {
+                let shared = &shared;
+                (
+                    i,
+                    s.spawn(move || {
+                        let r = crate::stage::run_stage(shared, i).map(Arc::new);
+                        if r.is_err() {
+                            shared.failed.store(true, Ordering::SeqCst);
+                        }
+                        shared.set(i, r.as_ref().map(Arc::clone).map_err(|e| e.stage.clone()));
+                        r
+                    }),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(i, h)| (i, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+            .collect()
+    });
+    // Report the root cause: the first failure that is not a dependency's failure.
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(res) => ok.push((i, res)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        let root = errors
+            .iter()
+            .position(|e| {
+                !matches!(
+                    *e.error,
+                    StepError::DependencyFailed(_) | StepError::Cancelled
+                )
+            })
+            .unwrap_or(0);
+        return Err(errors.swap_remove(root));
+    }
+    let target = ok
+        .iter()
+        .find(|(i, _)| *i == req.plan.target)
+        .map(|(_, r)| Arc::clone(r))
+        .expect("the target is always built");
+    let stages = ok
+        .iter()
+        .map(|(i, r)| StageSummary {
+            name: req.plan.stages[*i].label(),
+            layers: r.layers.len(),
+            size: r.layers.iter().map(|l| l.descriptor.size).sum(),
+        })
+        .collect();
+    commit(shared.sink, req, &target, stages).map_err(whole)
+}
+
+/// Write the target's config and manifest and publish everything, tagged.
+fn commit(
+    sink: LayerSink<'_>,
+    req: &BuildRequest<'_>,
+    target: &StageResult,
+    stages: Vec<StageSummary>,
+) -> Result<BuildOutcome, StepError> {
+    let mut config = target.config.clone();
+    if !req.labels.is_empty() {
+        let c = config.config.get_or_insert_with(Default::default);
+        let labels = c.labels.get_or_insert_with(Default::default);
+        for (k, v) in req.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    let config_bytes = kiln_oci::canonical::to_vec(&config).map_err(|e| StepError::Invalid {
+        message: format!("cannot encode the image config: {e}"),
+        hint: None,
+    })?;
+    let (config_digest, config_size) = sink.put_bytes(&config_bytes, "image config")?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(req.media.manifest().to_owned()),
+        config: Descriptor::new(req.media.config(), config_digest.clone(), config_size),
+        layers: target.layers.iter().map(|l| l.descriptor.clone()).collect(),
+        annotations: std::collections::BTreeMap::default(),
+        extra: std::collections::BTreeMap::default(),
+    };
+    let manifest_bytes =
+        kiln_oci::canonical::to_vec(&manifest).map_err(|e| StepError::Invalid {
+            message: format!("cannot encode the image manifest: {e}"),
+            hint: None,
+        })?;
+    let (mdigest, msize) = sink.put_bytes(&manifest_bytes, "image manifest")?;
+    let descriptor = Descriptor::new(req.media.manifest(), mdigest, msize);
+    sink.finish(|index| {
+        if req.tags.is_empty() {
+            kiln_oci::store::add_untagged(index, &descriptor);
+        }
+        for t in req.tags {
+            kiln_oci::store::set_tag(index, t, &descriptor);
+        }
+        Ok(())
+    })?;
+    Ok(BuildOutcome {
+        manifest: descriptor,
+        id: config_digest,
+        config,
+        layers: target.layers.clone(),
+        stages,
+    })
+}

@@ -1,0 +1,141 @@
+//! Layers of a build: each new layer is written to a file in the build's transaction, adopted
+//! as a blob there (published to the store only when the whole build succeeds), and given a
+//! snapshot at once (unpacked from the layer) so that later steps can stack it under their
+//! overlay.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kiln_layer::{Compression, Digest, LayerDigests};
+use kiln_oci::model::Descriptor;
+use kiln_oci::snapshot::Snapshots;
+use kiln_oci::store::Txn;
+use kiln_oci::{MediaTypes, Store};
+
+use crate::error::StepError;
+
+/// A layer of an image being built, or of its base image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    /// The blob.
+    pub descriptor: Descriptor,
+    /// The uncompressed digest.
+    pub diff_id: Digest,
+    /// Where its snapshot (overlay lower dir) is.
+    pub snapshot: PathBuf,
+    /// Its uncompressed size, when known (new layers), for the size report.
+    pub size: u64,
+}
+
+/// Where a build puts its blobs and snapshots.
+pub struct LayerSink<'s> {
+    txn: Mutex<Txn<'s>>,
+    scratch: PathBuf,
+    snapshots: Snapshots,
+    media: MediaTypes,
+    compression: Compression,
+    seq: AtomicU64,
+}
+
+impl<'s> LayerSink<'s> {
+    /// A sink for one build: one transaction of `store`.
+    pub fn new(
+        store: &'s Store,
+        media: MediaTypes,
+        compression: Compression,
+    ) -> Result<Self, StepError> {
+        let txn = store.txn().map_err(StepError::store)?;
+        let scratch = txn.scratch_dir().to_owned();
+        let snapshots = Snapshots::new(store).map_err(StepError::snapshot)?;
+        Ok(Self {
+            txn: Mutex::new(txn),
+            scratch,
+            snapshots,
+            media,
+            compression,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The store's snapshots.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// Compression of new layers.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// A fresh directory on the store's filesystem, removed with the transaction.
+    pub fn scratch_dir(&self, what: &str) -> Result<PathBuf, StepError> {
+        let dir = self.scratch.join(format!(
+            "{what}-{}",
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).map_err(|e| StepError::io("create", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// A path for a new layer file in the scratch space.
+    pub fn layer_path(&self) -> PathBuf {
+        self.scratch.join(format!(
+            "layer-{}",
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Adopt the layer written at `file` (with `digests` from its writer) as a blob, and make
+    /// its snapshot by unpacking it: a snapshot holds exactly its layer, because every layer
+    /// with the same `diff_id` shares it.
+    pub fn commit_layer(&self, file: &Path, digests: &LayerDigests) -> Result<Layer, StepError> {
+        let (digest, size) = self
+            .txn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .adopt_file(file, Some((&digests.digest, digests.size)), "new layer")
+            .map_err(StepError::store)?;
+        let blob = self.blob_path(&digest);
+        let snapshot = self
+            .snapshots
+            .ensure_from_file(&blob, &digests.diff_id)
+            .map_err(StepError::snapshot)?;
+        Ok(Layer {
+            descriptor: Descriptor::new(self.media.layer(self.compression), digest, size),
+            diff_id: digests.diff_id.clone(),
+            snapshot,
+            size: digests.uncompressed_size,
+        })
+    }
+
+    /// Where a blob can be read now (staged in this build, or in the store).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.txn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .blob_path(digest)
+    }
+
+    /// Stage a small blob (a config or manifest).
+    pub fn put_bytes(&self, bytes: &[u8], what: &str) -> Result<(Digest, u64), StepError> {
+        self.txn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put_bytes(bytes, None, what)
+            .map_err(StepError::store)
+    }
+
+    /// Publish every staged blob and apply `change` to the store's index.
+    pub fn finish(
+        self,
+        change: impl FnOnce(&mut kiln_oci::Index) -> Result<(), kiln_oci::StoreError>,
+    ) -> Result<(), StepError> {
+        self.txn
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .commit(change)
+            .map_err(StepError::store)
+    }
+}

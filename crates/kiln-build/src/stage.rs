@@ -1,0 +1,539 @@
+//! One stage, from its FROM to its last instruction: the base's config and layers, the
+//! base's ONBUILD triggers, then each instruction expanded in the stage's scope and turned
+//! into a config change (with a history entry) or a new layer.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use kiln_fileop::{ChownSpec, DirView, OpKind};
+use kiln_frontend::{
+    ArgContext, Base, Command, CommandKind, Platform, Scope, expand_command, is_proxy_arg,
+};
+use kiln_layer::{Digest, Entry, EntryKind, LayerWriter};
+use kiln_oci::ImageConfig;
+
+use crate::copy_step::{CopyInput, CopySource, copy_step};
+use crate::error::{BuildError, StepError};
+use crate::executor::{Shared, StageResult};
+use crate::image_config::{
+    MetaState, apply_metadata, empty_image, ensure_path, history_entry, normalize_workdir,
+    run_created_by, with_shell,
+};
+use crate::layers::Layer;
+use crate::progress::Event;
+use crate::run_step::{RunInput, run_args, run_step};
+use crate::view::with_merged;
+
+/// The stage being built.
+struct State {
+    config: ImageConfig,
+    layers: Vec<Layer>,
+    scope: Scope,
+    meta: MetaState,
+    created: Option<String>,
+}
+
+impl State {
+    fn lowers(&self) -> Vec<std::path::PathBuf> {
+        self.layers
+            .iter()
+            .rev()
+            .map(|l| l.snapshot.clone())
+            .collect()
+    }
+
+    fn history(&mut self, created_by: String, layer: Option<Layer>) {
+        let empty = layer.is_none();
+        if let Some(l) = layer {
+            self.config.rootfs.diff_ids.push(l.diff_id.to_string());
+            self.layers.push(l);
+        }
+        self.config
+            .history
+            .push(history_entry(created_by, empty, self.created.as_deref()));
+    }
+
+    fn container(&self) -> kiln_oci::ContainerConfig {
+        self.config.config.clone().unwrap_or_default()
+    }
+}
+
+pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, BuildError> {
+    let plan = sh.req.plan;
+    let stage = &plan.stages[index];
+    let label = stage.label();
+    let fail = |cmd: &Command, error: StepError, tail: Vec<String>| BuildError {
+        stage: label.clone(),
+        instruction: cmd.original.lines().next().unwrap_or_default().to_owned(),
+        span: cmd.span,
+        error: Box::new(error),
+        output_tail: tail,
+    };
+    let from = &stage.from_command;
+    let total = stage.commands.len() + 1;
+    let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
+    sh.req.reporter.event(Event::StepStarted {
+        id,
+        stage: label.clone(),
+        index: 1,
+        total,
+        name: format!("FROM {}", stage.base_name),
+    });
+    let from_started = Instant::now();
+    let mut current = base(sh, index).map_err(|e| {
+        sh.req.reporter.event(Event::StepFailed {
+            id,
+            message: e.to_string(),
+        });
+        fail(from, e, Vec::new())
+    })?;
+    sh.req.reporter.event(Event::StepDone {
+        id,
+        elapsed: from_started.elapsed(),
+    });
+
+    // The base's ONBUILD triggers run first, then leave the config.
+    let triggers = current
+        .config
+        .config
+        .as_mut()
+        .and_then(|c| c.on_build.take())
+        .unwrap_or_default();
+    let mut commands: Vec<Command> = Vec::new();
+    for t in &triggers {
+        let parsed = kiln_syntax::parse(t).map_err(|e| {
+            fail(
+                from,
+                StepError::Invalid {
+                    message: format!("invalid ONBUILD trigger `{t}` of the base image: {e}"),
+                    hint: None,
+                },
+                Vec::new(),
+            )
+        })?;
+        for inst in &parsed.instructions {
+            let mut cmd = kiln_frontend::parse_instruction(inst)
+                .map_err(|e| fail(from, e.into(), Vec::new()))?;
+            cmd.span = from.span;
+            commands.push(cmd);
+        }
+    }
+    commands.extend(stage.commands.iter().cloned());
+    let total = commands.len() + 1;
+    for (k, cmd) in commands.iter().enumerate() {
+        if sh.failed.load(Ordering::SeqCst) {
+            return Err(fail(cmd, StepError::Cancelled, Vec::new()));
+        }
+        let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
+        sh.req.reporter.event(Event::StepStarted {
+            id,
+            stage: label.clone(),
+            index: k + 2,
+            total,
+            name: display(cmd),
+        });
+        let started = Instant::now();
+        match step(sh, &mut current, cmd, id) {
+            Ok(()) => sh.req.reporter.event(Event::StepDone {
+                id,
+                elapsed: started.elapsed(),
+            }),
+            Err((e, tail)) => {
+                sh.req.reporter.event(Event::StepFailed {
+                    id,
+                    message: e.to_string(),
+                });
+                return Err(fail(cmd, e, tail));
+            }
+        }
+    }
+    let size = current.layers.iter().map(|l| l.descriptor.size).sum();
+    sh.req
+        .reporter
+        .event(Event::StageDone { stage: label, size });
+    Ok(StageResult {
+        config: current.config,
+        layers: current.layers,
+        scope: current.scope,
+    })
+}
+
+/// The instruction as shown in progress: its first line.
+fn display(cmd: &Command) -> String {
+    let line = cmd.original.lines().next().unwrap_or_default().trim();
+    let (kw, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    format!("{} {}", kw.to_ascii_uppercase(), rest.trim_start())
+        .trim_end()
+        .to_owned()
+}
+
+/// The state at the start of the stage.
+fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
+    let req = sh.req;
+    let stage = &req.plan.stages[index];
+    let created = req.source_date_epoch.map(kiln_oci::import::rfc3339);
+    let platform = match &stage.platform {
+        Some(p) => Platform::parse(p).map_err(|message| StepError::Invalid {
+            message,
+            hint: None,
+        })?,
+        None => req.platform.clone(),
+    };
+    let escape = req.plan.escape;
+    let env_of = |cfg: &ImageConfig| -> Vec<(String, String)> {
+        cfg.config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                e.split_once('=')
+                    .map_or((e.clone(), String::new()), |(k, v)| {
+                        (k.to_owned(), v.to_owned())
+                    })
+            })
+            .collect()
+    };
+    let (mut config, layers, scope) = match &stage.base {
+        Base::Scratch => {
+            let cfg = empty_image(&platform);
+            let scope = Scope::new(escape, env_of(&cfg));
+            (cfg, Vec::new(), scope)
+        }
+        Base::Stage(s) => {
+            let parent = sh.wait(*s).map_err(StepError::DependencyFailed)?;
+            (
+                parent.config.clone(),
+                parent.layers.clone(),
+                parent.scope.clone(),
+            )
+        }
+        Base::Image(name) => {
+            let image = req
+                .store
+                .resolve(name)
+                .map_err(|e| StepError::BaseNotFound {
+                    name: name.clone(),
+                    source: Box::new(e),
+                })?;
+            let lowers = sh
+                .sink
+                .snapshots()
+                .ensure_image(&image)
+                .map_err(StepError::snapshot)?;
+            let mut layers = Vec::new();
+            for ((d, diff_id), snapshot) in image
+                .manifest
+                .layers
+                .iter()
+                .zip(&image.config.rootfs.diff_ids)
+                .zip(lowers.iter().rev())
+            {
+                let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+                    .map_err(|e| StepError::Invalid {
+                        message: format!(
+                            "base image `{name}` has an invalid diff_id `{diff_id}`: {e}"
+                        ),
+                        hint: None,
+                    })?;
+                layers.push(Layer {
+                    descriptor: d.clone(),
+                    diff_id,
+                    snapshot: snapshot.clone(),
+                    size: d.size,
+                });
+            }
+            let mut cfg = image.config.clone();
+            cfg.created = None;
+            let scope = Scope::new(escape, env_of(&cfg));
+            (cfg, layers, scope)
+        }
+    };
+    ensure_path(&mut config);
+    config.created.clone_from(&created);
+    let mut scope = scope;
+    if matches!(stage.base, Base::Image(_)) {
+        // PATH may just have been added to the config; the scope sees what RUN will see.
+        scope = Scope::new(escape, env_of(&config));
+    }
+    Ok(State {
+        config,
+        layers,
+        scope,
+        meta: MetaState::default(),
+        created,
+    })
+}
+
+type StepResult = Result<(), (StepError, Vec<String>)>;
+
+fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepResult {
+    let no_tail = |e: StepError| (e, Vec::new());
+    let req = sh.req;
+    let global = &req.plan.global_args;
+    let ctx = ArgContext {
+        build_args: req.build_args,
+        global_args: global,
+    };
+    let expanded = expand_command(&mut state.scope, cmd, ctx).map_err(|e| no_tail(e.into()))?;
+    let kind = &expanded.command.kind;
+    let epoch = req.source_date_epoch;
+    match kind {
+        CommandKind::Copy(c) => {
+            let source = match &c.from {
+                None => CopySource::Context {
+                    dir: req.context.to_owned(),
+                    rules: req.ignore,
+                },
+                Some(from) => from_source(sh, &from.text).map_err(no_tail)?,
+            };
+            let input = CopyInput {
+                paths: &c.paths,
+                flags: &c.flags,
+                parents: c.parents,
+                kind: OpKind::Copy,
+                workdir: workdir(state),
+                source,
+                target: state.lowers(),
+                overlay: sh.overlay,
+                fetcher: &sh.fetcher,
+                source_date_epoch: epoch,
+            };
+            let layer = copy_step(&sh.sink, &input).map_err(no_tail)?;
+            state.history(
+                copy_history("COPY", c.parents, &c.flags, &c.paths),
+                Some(layer),
+            );
+        }
+        CommandKind::Add(a) => {
+            let input = CopyInput {
+                paths: &a.paths,
+                flags: &a.flags,
+                parents: false,
+                kind: OpKind::Add {
+                    unpack: a.unpack,
+                    checksum: a.checksum.as_ref().map(|w| w.text.clone()),
+                },
+                workdir: workdir(state),
+                source: CopySource::Context {
+                    dir: req.context.to_owned(),
+                    rules: req.ignore,
+                },
+                target: state.lowers(),
+                overlay: sh.overlay,
+                fetcher: &sh.fetcher,
+                source_date_epoch: epoch,
+            };
+            let layer = copy_step(&sh.sink, &input).map_err(no_tail)?;
+            state.history(copy_history("ADD", false, &a.flags, &a.paths), Some(layer));
+        }
+        CommandKind::Run(run) => {
+            if !run.mounts.is_empty() {
+                return Err(no_tail(StepError::Invalid {
+                    message: "RUN --mount is not supported yet".into(),
+                    hint: Some(
+                        "mounts arrive with the build cache; until then copy what the step needs"
+                            .into(),
+                    ),
+                }));
+            }
+            let (run_argv, script) = run_args(run);
+            let argv = if run.command.prepend_shell {
+                with_shell(&state.config, &run_argv)
+            } else {
+                run_argv
+            };
+            let mut env: Vec<String> = state
+                .scope
+                .env()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            for (k, v) in req.build_args {
+                if is_proxy_arg(k) && !state.scope.env().iter().any(|(n, _)| n == k) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+            let c = state.container();
+            let input = RunInput {
+                lowers: state.lowers(),
+                argv: argv.clone(),
+                env,
+                cwd: c
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+                user: c.user.clone().unwrap_or_default(),
+                network: run.network,
+                default_network: req.network,
+                script,
+                id,
+                reporter: req.reporter,
+                launcher: req.launcher,
+                snapshotter: sh.snapshotter,
+                source_date_epoch: epoch,
+            };
+            let layer = run_step(&sh.sink, &input)?;
+            let created_by = run_created_by(&argv, state.scope.args(), state.scope.env());
+            state.history(created_by, layer);
+        }
+        CommandKind::Workdir(w) => {
+            let wd = normalize_workdir(&workdir(state), &w.text);
+            let layer = if wd == "/" {
+                None
+            } else {
+                mkdir_layer(sh, state, &wd).map_err(no_tail)?
+            };
+            apply_metadata(&mut state.config, kind, &mut state.meta, cmd.span).map_err(no_tail)?;
+            state.history(format!("WORKDIR {wd}"), layer);
+        }
+        CommandKind::From(_) => {}
+        _ => {
+            if let Some(text) = apply_metadata(&mut state.config, kind, &mut state.meta, cmd.span)
+                .map_err(no_tail)?
+            {
+                state.history(text, None);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn workdir(state: &State) -> String {
+    state
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// BuildKit's COPY/ADD history text: `COPY [--parents] [--chown=X] [--chmod=Y] SRC... DEST`
+/// (heredoc sources as `<<NAME`), then ` # buildkit`.
+fn copy_history(
+    kw: &str,
+    parents: bool,
+    flags: &kiln_frontend::instruction::CopyFlags,
+    paths: &kiln_frontend::instruction::SourcesAndDest,
+) -> String {
+    let mut s = kw.to_owned();
+    if parents {
+        s.push_str(" --parents");
+    }
+    if let Some(c) = &flags.chown {
+        let _ = write!(s, " --chown={}", c.text);
+    }
+    if let Some(c) = &flags.chmod {
+        let _ = write!(s, " --chmod={}", c.text);
+    }
+    for src in &paths.sources {
+        s.push(' ');
+        s.push_str(&src.text);
+    }
+    for h in &paths.heredocs {
+        let _ = write!(s, " <<{}", h.path);
+    }
+    s.push(' ');
+    s.push_str(&paths.dest.text);
+    s.push_str(" # buildkit");
+    s
+}
+
+/// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.
+fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, StepError> {
+    let plan = sh.req.plan;
+    let by_index = from
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i < plan.stages.len());
+    let by_name = plan
+        .stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()));
+    if let Some(i) = by_index.or(by_name) {
+        let r = sh.wait(i).map_err(StepError::DependencyFailed)?;
+        return Ok(CopySource::Layers {
+            lowers: r.lowers(),
+            description: format!("stage `{}`", plan.stages[i].label()),
+        });
+    }
+    let image = sh
+        .req
+        .store
+        .resolve(from)
+        .map_err(|e| StepError::BaseNotFound {
+            name: from.to_owned(),
+            source: Box::new(e),
+        })?;
+    let lowers = sh
+        .sink
+        .snapshots()
+        .ensure_image(&image)
+        .map_err(StepError::snapshot)?;
+    Ok(CopySource::Layers {
+        lowers,
+        description: format!("image `{from}`"),
+    })
+}
+
+/// Missing components of a WORKDIR path and the owner they get.
+type MissingDirs = (Vec<String>, (u64, u64));
+
+/// WORKDIR's directory: a layer with the missing components of `wd` (0755, owned by USER),
+/// or `None` when it exists already.
+fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>, StepError> {
+    let scratch = sh.sink.scratch_dir("workdir")?;
+    let user = state.container().user.unwrap_or_default();
+    let epoch = sh.req.source_date_epoch.unwrap_or(0);
+    let missing: Result<Option<MissingDirs>, StepError> =
+        with_merged(&state.lowers(), &scratch, sh.overlay, |root| {
+            let mut missing = Vec::new();
+            let mut path = String::new();
+            for part in wd.split('/').filter(|p| !p.is_empty()) {
+                path = format!("{path}/{part}");
+                if std::fs::symlink_metadata(root.join(path.trim_start_matches('/'))).is_err() {
+                    missing.push(path.trim_start_matches('/').to_owned());
+                }
+            }
+            if missing.is_empty() {
+                return Ok(None);
+            }
+            let owner = if user.is_empty() {
+                (0, 0)
+            } else {
+                ChownSpec::parse(&user).resolve(&DirView::new(root))?
+            };
+            Ok(Some((missing, owner)))
+        })?;
+    let Some((missing, (uid, gid))) = missing? else {
+        return Ok(None);
+    };
+    let file = sh.sink.layer_path();
+    let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
+    let mut w = LayerWriter::new(std::io::BufWriter::new(out), sh.sink.compression())
+        .map_err(|e| StepError::Invalid {
+            message: e.to_string(),
+            hint: None,
+        })?
+        .source_date_epoch(sh.req.source_date_epoch);
+    for p in &missing {
+        let mut e = Entry::new(p, EntryKind::Dir);
+        e.uid = uid;
+        e.gid = gid;
+        e.mtime = epoch;
+        w.append(&e, None).map_err(|e| StepError::Invalid {
+            message: e.to_string(),
+            hint: None,
+        })?;
+    }
+    let (mut out, digests) = w.finish().map_err(|e| StepError::Invalid {
+        message: e.to_string(),
+        hint: None,
+    })?;
+    std::io::Write::flush(&mut out).map_err(|e| StepError::io("write", &file, e))?;
+    drop(out);
+    sh.sink.commit_layer(&file, &digests).map(Some)
+}

@@ -1,0 +1,306 @@
+//! `kiln build`: a Dockerfile and a context to an image, with `docker build`'s flags.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use kiln_build::{BuildRequest, Output, parse_output};
+use kiln_frontend::{BuildOptions, Platform};
+use kiln_oci::{MediaTypes, Reference, SaveFormat, Store};
+use kiln_sandbox::{Launcher, Network};
+
+use crate::Globals;
+use crate::cmd::outline::{DockerfileSource, load_plan, parse_build_args};
+use crate::diagnostics::SourceError;
+use crate::progress::{self, Mode};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The Dockerfile (default: `CONTEXT/Dockerfile`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub dockerfile: Option<PathBuf>,
+    /// Name the image `NAME[:TAG]` (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tag: Vec<String>,
+    /// The stage to build (default: the last).
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Set a build-time variable; `K` alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "K[=V]")]
+    pub build_arg: Vec<String>,
+    /// Set a label on the image.
+    #[arg(long, value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Do not use the build cache (kiln has no cache yet, so every build is a full build).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Network for RUN steps.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    pub network: NetworkArg,
+    /// The target platform; only the machine's own is supported.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub progress: Mode,
+    /// Where the result goes: `type=image|oci|docker|tar|local[,dest=...][,name=...]`, a
+    /// directory, or `-` (repeatable; default: the store).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (digests, names) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Print only the image id.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The build context: a directory, a tarball, or `-` (a tarball or a Dockerfile on stdin).
+    #[arg(value_name = "CONTEXT")]
+    pub context: String,
+}
+
+/// `--network` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// The host's network (the default).
+    Host,
+    /// No network.
+    None,
+    /// The builder's default: host.
+    Default,
+}
+
+pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let outputs = args
+        .output
+        .iter()
+        .map(|o| parse_output(o).map_err(|e| anyhow::anyhow!("invalid `--output {o}`: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut names: Vec<String> = args.tag.clone();
+    for o in &outputs {
+        if let Output::Image { names: n } = o {
+            names.extend(n.iter().cloned());
+        }
+    }
+    let tags = names
+        .iter()
+        .map(|n| Reference::parse(n).map_err(|e| anyhow::anyhow!("invalid tag `{n}`: {e}\nhint: tags look like `name`, `name:tag` or `registry/name:tag`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let scratch = globals
+        .root
+        .join("tmp")
+        .join(format!("context-{}", std::process::id()));
+    let result = build_in(&store, args, &outputs, &tags, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn build_in(
+    store: &Store,
+    args: &Args,
+    outputs: &[Output],
+    tags: &[Reference],
+    scratch: &Path,
+) -> anyhow::Result<ExitCode> {
+    let ctx = kiln_build::prepare_context(&args.context, &mut std::io::stdin().lock(), scratch)?;
+    let dockerfile_path = args
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| ctx.dir.join("Dockerfile"));
+    let src = match &ctx.dockerfile {
+        Some(text) => DockerfileSource {
+            path: PathBuf::from("<stdin>"),
+            text: text.clone(),
+        },
+        None => crate::cmd::outline::read_dockerfile(Some(&dockerfile_path), &ctx.dir)?,
+    };
+    let mut opts = BuildOptions {
+        target: args.target.clone(),
+        build_args: parse_build_args(&args.build_arg)?,
+        ..BuildOptions::default()
+    };
+    if let Some(p) = &args.platform {
+        opts.target_platform = Platform::parse(p).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid `--platform {p}`: {e}\nhint: write e.g. `--platform linux/amd64`"
+            )
+        })?;
+    }
+    let plan = load_plan(&src, &opts)?;
+    let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let labels = args
+        .label
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("invalid `--label {l}`: expected `KEY=VALUE`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let launcher = Launcher::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find the kiln binary to run steps: {e}"))?;
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else {
+        args.progress
+    };
+    let reporter = progress::reporter(mode);
+    let req = BuildRequest {
+        store,
+        plan: &plan,
+        context: &ctx.dir,
+        ignore: &ignore,
+        build_args: &opts.build_args,
+        platform: &opts.target_platform,
+        labels: &labels,
+        tags,
+        network: match args.network {
+            NetworkArg::None => Network::None,
+            NetworkArg::Host | NetworkArg::Default => Network::Host,
+        },
+        launcher: &launcher,
+        media: MediaTypes::Oci,
+        source_date_epoch: kiln_layer::source_date_epoch_from_env(),
+        reporter: reporter.as_ref(),
+    };
+    let outcome = kiln_build::build(&req);
+    drop(reporter);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Err(failure(&src, &e).into()),
+    };
+    for o in outputs {
+        export(store, &outcome, o, tags)?;
+    }
+    let id = outcome.id.to_string();
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, &id)?;
+    }
+    if let Some(f) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.config.digest": id,
+            "containerimage.digest": outcome.manifest.digest.to_string(),
+            "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        });
+        std::fs::write(f, serde_json::to_vec_pretty(&meta)?)?;
+    }
+    if !args.quiet {
+        let mut err = std::io::stderr().lock();
+        let total: u64 = outcome.layers.iter().map(|l| l.descriptor.size).sum();
+        let _ = writeln!(
+            err,
+            "built {} ({})",
+            &id,
+            crate::cmd::images::human_size(total)
+        );
+        for t in tags {
+            let _ = writeln!(err, "  tagged {t}");
+        }
+        for s in &outcome.stages {
+            let _ = writeln!(
+                err,
+                "  stage {:<20} {:>3} layers  {}",
+                s.name,
+                s.layers,
+                crate::cmd::images::human_size(s.size)
+            );
+        }
+    }
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A failed step as a diagnostic at its instruction, with the exit code and output tail.
+fn failure(src: &DockerfileSource, e: &kiln_build::BuildError) -> SourceError {
+    let mut hint = e.error.hint();
+    if !e.output_tail.is_empty() {
+        let tail = e.output_tail.join("\n  | ");
+        let h = format!("last lines of its output:\n  | {tail}");
+        hint = Some(match hint {
+            Some(x) => format!("{x}\n{h}"),
+            None => h,
+        });
+    }
+    SourceError {
+        file: src.path.clone(),
+        source: src.text.clone(),
+        span: e.span,
+        message: format!("stage `{}`: {}", e.stage, e.error),
+        hint,
+    }
+}
+
+/// Write one `--output`.
+fn export(
+    store: &Store,
+    outcome: &kiln_build::BuildOutcome,
+    output: &Output,
+    tags: &[Reference],
+) -> anyhow::Result<()> {
+    match output {
+        Output::Image { .. } => Ok(()),
+        Output::Oci { dest } | Output::Docker { dest } => {
+            let format = if matches!(output, Output::Oci { .. }) {
+                SaveFormat::Oci
+            } else {
+                SaveFormat::Docker
+            };
+            let image = store.resolve(&outcome.manifest.digest.to_string())?;
+            crate::cmd::save::write_archive(
+                store,
+                &[(image, tags.to_vec())],
+                format,
+                dest.as_deref(),
+            )
+        }
+        Output::Tar { dest } => {
+            let tmp = store
+                .root()
+                .join("tmp")
+                .join(format!("export-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            let lowers: Vec<PathBuf> = outcome
+                .layers
+                .iter()
+                .rev()
+                .map(|l| l.snapshot.clone())
+                .collect();
+            kiln_layer::overlay::copy_merged(&lowers, &tmp)?;
+            let opts = kiln_layer::PackOptions {
+                compression: kiln_layer::Compression::None,
+                source_date_epoch: None,
+            };
+            let result = if let Some(d) = dest {
+                let part = d.with_extension("kiln-partial");
+                let out = std::io::BufWriter::new(std::fs::File::create(&part)?);
+                let (mut w, _) = kiln_layer::pack_dir(&tmp, out, &opts)?;
+                w.flush()?;
+                std::fs::rename(&part, d)?;
+                Ok(())
+            } else {
+                let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                let (mut w, _) = kiln_layer::pack_dir(&tmp, stdout, &opts)?;
+                w.flush().map_err(anyhow::Error::from)
+            };
+            let _ = std::fs::remove_dir_all(&tmp);
+            result
+        }
+        Output::Local { dest } => {
+            let lowers: Vec<PathBuf> = outcome
+                .layers
+                .iter()
+                .rev()
+                .map(|l| l.snapshot.clone())
+                .collect();
+            std::fs::create_dir_all(dest)?;
+            kiln_layer::overlay::copy_merged(&lowers, dest)?;
+            Ok(())
+        }
+    }
+}

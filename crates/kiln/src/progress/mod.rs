@@ -1,0 +1,51 @@
+//! Progress rendering: one implementation of `kiln_build::Reporter` per `--progress` mode.
+//! Everything goes to stderr; only data (ids, JSON documents) goes to stdout.
+//!
+//! - `plain`: BuildKit's `#N [stage k/n] INSTRUCTION` blocks with logs, timings and CACHED.
+//! - `rawjson`: one JSON object per event per line.
+//! - `quiet`: nothing (the command prints the image id on stdout).
+//! - `tty`: the running steps redrawn in place with their elapsed time, stages side by side;
+//!   chosen by `auto` when stderr is a terminal.
+
+mod plain;
+mod rawjson;
+mod tty;
+
+use std::io::IsTerminal as _;
+
+pub use plain::Plain;
+pub use rawjson::RawJson;
+pub use tty::Tty;
+
+/// `--progress` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// `tty` on a terminal, `plain` otherwise.
+    Auto,
+    /// Live redraw.
+    Tty,
+    /// Line-oriented blocks.
+    Plain,
+    /// One JSON event per line.
+    Rawjson,
+    /// Nothing but the result.
+    Quiet,
+}
+
+/// A reporter that drops every event (`--progress=quiet`).
+pub struct Quiet;
+
+impl kiln_build::Reporter for Quiet {
+    fn event(&self, _event: kiln_build::Event) {}
+}
+
+/// The reporter for `mode`, writing to stderr.
+pub fn reporter(mode: Mode) -> Box<dyn kiln_build::Reporter> {
+    match mode {
+        Mode::Auto if std::io::stderr().is_terminal() => Box::new(Tty::stderr()),
+        Mode::Tty => Box::new(Tty::stderr()),
+        Mode::Auto | Mode::Plain => Box::new(Plain::new(Box::new(std::io::stderr()))),
+        Mode::Rawjson => Box::new(RawJson::new(Box::new(std::io::stderr()))),
+        Mode::Quiet => Box::new(Quiet),
+    }
+}
