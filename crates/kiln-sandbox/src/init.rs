@@ -167,8 +167,10 @@ fn outer(spec_path: &Path) -> Result<(i32, String), SetupError> {
 }
 
 fn report(err_w: &OwnedFd, e: &SetupError) {
-    let mut f = fs::File::from(err_w.try_clone().expect("dup of the error pipe"));
-    let _ = writeln!(f, "{}", render(e));
+    // Nothing better can be done when even the error pipe fails: the exit code still tells.
+    if let Ok(fd) = err_w.try_clone() {
+        let _ = writeln!(fs::File::from(fd), "{}", render(e));
+    }
 }
 
 /// pid 1 of the step's namespaces. Returns its exit code.

@@ -105,6 +105,21 @@ impl Spec {
     }
 }
 
+impl Process {
+    /// The arguments of a shell-form command: `shell` (the image's `SHELL`; the default,
+    /// empty, is `/bin/sh -c`) followed by `command` as one argument, as Docker runs
+    /// `RUN command`. Exec form needs no help: its words are the arguments.
+    pub fn shell_form(shell: &[String], command: &str) -> Vec<String> {
+        let mut args: Vec<String> = if shell.is_empty() {
+            vec!["/bin/sh".to_owned(), "-c".to_owned()]
+        } else {
+            shell.to_vec()
+        };
+        args.push(command.to_owned());
+        args
+    }
+}
+
 /// Docker's default `PATH`, given to processes whose environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -126,6 +141,19 @@ mod tests {
         assert_eq!(
             opts,
             "lowerdir=abc/fs:/elsewhere/x,upperdir=/t/upper,workdir=/t/work"
+        );
+    }
+
+    #[test]
+    fn shell_form_uses_the_given_shell_or_sh_c() {
+        assert_eq!(
+            Process::shell_form(&[], "echo $A"),
+            ["/bin/sh", "-c", "echo $A"]
+        );
+        let pwsh = vec!["pwsh".to_owned(), "-Command".to_owned()];
+        assert_eq!(
+            Process::shell_form(&pwsh, "dir"),
+            ["pwsh", "-Command", "dir"]
         );
     }
 
