@@ -117,3 +117,36 @@ fn words_test() {
     );
     assert_eq!(ran, 24, "number of wordsTest cases run");
 }
+
+/// Regression (cargo fuzz, lexer target): nested `${V//p/r}` multiply sizes; the expansion
+/// stops with an error instead of exhausting memory.
+#[test]
+fn nested_replacements_are_bounded() {
+    use kiln_syntax::shell::{Lexer, ShellError};
+    let env = ["P=*x?"];
+    let mut word = "${P//?/ab}".to_owned();
+    for _ in 0..24 {
+        word = format!("${{P//?/{word}}}");
+    }
+    let err = Lexer::new('\\').process_word(&word, &env).unwrap_err();
+    assert!(matches!(err, ShellError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("expansion larger than"));
+}
+
+/// Regression (cargo fuzz, lexer target): patterns with many stars over long values stay
+/// fast (linear-time matching), and give Go's answers.
+#[test]
+fn many_star_patterns_are_linear() {
+    use kiln_syntax::shell::Lexer;
+    let long = "a".repeat(200_000);
+    let env = [format!("V={long}")];
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    let lexer = Lexer::new('\\');
+    let out = lexer.process_word("${V//*a*a*a*a*a*a*b/x}", &env).unwrap();
+    assert_eq!(out.len(), long.len(), "no match: unchanged");
+    assert_eq!(lexer.process_word("${V##*a*a}", &env).unwrap(), "");
+    assert_eq!(
+        lexer.process_word("${V%a*a}", &env).unwrap().len(),
+        long.len() - 2
+    );
+}

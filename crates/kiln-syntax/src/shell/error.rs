@@ -55,6 +55,14 @@ pub enum ShellError {
         /// Offset of the `$`.
         offset: usize,
     },
+    /// `${VAR//p/r}` produced more than the limit (nested replacements multiply sizes).
+    #[error("expansion larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// Offset of the `$`.
+        offset: usize,
+    },
     /// `${VAR?msg}` or `${VAR:?msg}` met an unset variable.
     #[error("{name}: {}", message.as_deref().unwrap_or("is not allowed to be unset"))]
     UnsetVariable {
@@ -106,7 +114,8 @@ impl ShellError {
             | Self::UnsupportedModifier { offset, .. }
             | Self::UnsetVariable { offset, .. }
             | Self::EmptyVariable { offset, .. }
-            | Self::InvalidPatternEscape { offset, .. } => *offset,
+            | Self::InvalidPatternEscape { offset, .. }
+            | Self::TooLarge { offset, .. } => *offset,
         }
     }
 }

@@ -465,10 +465,13 @@ impl<'a> Expander<'a> {
                 offset,
             })?;
         let value = value.unwrap_or_default();
-        Ok(if all {
-            pattern::replace_all(&glob, value, &replacement)
+        if all {
+            pattern::replace_all(&glob, value, &replacement).ok_or(ShellError::TooLarge {
+                limit: pattern::MAX_EXPANSION,
+                offset,
+            })
         } else {
-            pattern::replace_first(&glob, value, &replacement)
-        })
+            Ok(pattern::replace_first(&glob, value, &replacement))
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The glob patterns of `${VAR#p}`, `${VAR%p}` and `${VAR/p/r}`, matched as BuildKit does.
 //!
 //! BuildKit turns a pattern into a Go regular expression and lets `regexp` find the match.
-//! This module gets the same answers without a regex engine, by honouring the same rules:
+//! This module does the same with the `regex` crate, whose semantics are RE2's like Go's
+//! (leftmost-first matches, lazy and greedy stars, `.` not matching a newline) and whose
+//! matching time is linear in the input, so no pattern can make an expansion slow:
 //!
 //! * `*` is any run of characters and `?` any one character, except that neither matches a
 //!   newline (Go's `.` does not, and BuildKit does not set the `s` flag).
@@ -9,16 +11,13 @@
 //!   kept them from ending the `${...}`). Any other escape is an error.
 //! * There are no bracket expressions: `[a-z]` is matched literally, as BuildKit escapes
 //!   `[` and `]` before compiling.
-//! * A match is the one a backtracking engine finds first (Go's leftmost-first semantics): the
-//!   leftmost start, then each `*` as long as possible when greedy or as short as possible
-//!   when not, in order from the left.
+//! * A match is the leftmost-first one (Go's semantics): the leftmost start, then each `*` as
+//!   long as possible when greedy or as short as possible when not, in order from the left.
 //! * A leading U+FEFF of the pattern is dropped, as Go's `text/scanner` drops a byte-order
 //!   mark.
 //!
 //! A suffix match (`%`) is, as in BuildKit, a prefix match of the reversed pattern on the
 //! reversed value.
-
-use std::collections::HashMap;
 
 /// One element of a parsed pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,37 +30,38 @@ enum Token {
     Star,
 }
 
-/// A parsed pattern and whether its stars prefer long matches.
+/// A parsed pattern, compiled: searching, and anchored at the start.
 #[derive(Clone, Debug)]
 pub(super) struct Glob {
-    tokens: Vec<Token>,
-    greedy: bool,
+    search: regex::Regex,
+    anchored: regex::Regex,
 }
 
 impl Glob {
     /// Parse `pattern`; on a bad escape, return the escaped character (`None` at the end).
     pub(super) fn parse(pattern: &str, greedy: bool) -> Result<Self, Option<char>> {
-        let pattern = pattern.strip_prefix('\u{FEFF}').unwrap_or(pattern);
-        let mut chars = pattern.chars().peekable();
-        let mut tokens = Vec::new();
-        while let Some(ch) = chars.next() {
-            let token = match ch {
-                '*' => Token::Star,
-                '?' => Token::AnyChar,
-                '\\' => {
-                    if matches!(chars.peek(), Some('}' | '/')) {
-                        continue;
-                    }
-                    match chars.next() {
-                        Some(escaped @ ('*' | '?' | '\\')) => Token::Literal(escaped),
-                        other => return Err(other),
-                    }
-                }
-                other => Token::Literal(other),
-            };
-            tokens.push(token);
+        let tokens = tokens(pattern)?;
+        let mut re = String::with_capacity(tokens.len() * 2);
+        for t in &tokens {
+            match t {
+                Token::Literal(c) => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+                Token::AnyChar => re.push('.'),
+                Token::Star if greedy => re.push_str(".*"),
+                Token::Star => re.push_str(".*?"),
+            }
         }
-        Ok(Self { tokens, greedy })
+        let compile = |src: &str| {
+            regex::RegexBuilder::new(src)
+                .size_limit(1 << 24)
+                .build()
+                // Escaped literals, `.` and stars always compile; only an absurdly long
+                // pattern can exceed the size limit, and then nothing matches it.
+                .unwrap_or_else(|_| regex::Regex::new("[^\\s\\S]").expect("a valid regex"))
+        };
+        Ok(Self {
+            search: compile(&re),
+            anchored: compile(&format!("^(?:{re})")),
+        })
     }
 
     /// Run matches of this pattern over `haystack`.
@@ -69,71 +69,53 @@ impl Glob {
         Matcher {
             glob: self,
             haystack,
-            memo: HashMap::new(),
         }
     }
 }
 
-/// A backtracking matcher with a memo, so that a pattern with many stars stays polynomial.
-///
-/// The memo maps (token index, byte position) to the end of the first match of the remaining
-/// tokens from there, which does not depend on where the overall search started.
+/// The tokens of `pattern`; on a bad escape, the escaped character (`None` at the end).
+fn tokens(pattern: &str) -> Result<Vec<Token>, Option<char>> {
+    let pattern = pattern.strip_prefix('\u{FEFF}').unwrap_or(pattern);
+    let mut chars = pattern.chars().peekable();
+    let mut tokens = Vec::new();
+    while let Some(ch) = chars.next() {
+        let token = match ch {
+            '*' => Token::Star,
+            '?' => Token::AnyChar,
+            '\\' => {
+                if matches!(chars.peek(), Some('}' | '/')) {
+                    continue;
+                }
+                match chars.next() {
+                    Some(escaped @ ('*' | '?' | '\\')) => Token::Literal(escaped),
+                    other => return Err(other),
+                }
+            }
+            other => Token::Literal(other),
+        };
+        tokens.push(token);
+    }
+    Ok(tokens)
+}
+
+/// Matches of one pattern over one haystack.
 struct Matcher<'g, 'h> {
     glob: &'g Glob,
     haystack: &'h str,
-    memo: HashMap<(usize, usize), Option<usize>>,
 }
 
 impl Matcher<'_, '_> {
-    /// End of the preferred match of the tokens from `token` on, starting at byte `pos`.
-    fn match_from(&mut self, token: usize, pos: usize) -> Option<usize> {
-        if let Some(&known) = self.memo.get(&(token, pos)) {
-            return known;
-        }
-        let next_char = self.haystack[pos..].chars().next();
-        let end = match self.glob.tokens.get(token).copied() {
-            None => Some(pos),
-            Some(Token::Literal(want)) => match next_char {
-                Some(ch) if ch == want => self.match_from(token + 1, pos + ch.len_utf8()),
-                _ => None,
-            },
-            Some(Token::AnyChar) => match next_char {
-                Some(ch) if ch != '\n' => self.match_from(token + 1, pos + ch.len_utf8()),
-                _ => None,
-            },
-            Some(Token::Star) => {
-                let mut ends = vec![pos];
-                for (i, ch) in self.haystack[pos..].char_indices() {
-                    if ch == '\n' {
-                        break;
-                    }
-                    ends.push(pos + i + ch.len_utf8());
-                }
-                if self.glob.greedy {
-                    ends.iter()
-                        .rev()
-                        .find_map(|&end| self.match_from(token + 1, end))
-                } else {
-                    ends.iter().find_map(|&end| self.match_from(token + 1, end))
-                }
-            }
-        };
-        self.memo.insert((token, pos), end);
-        end
+    /// End of the preferred match starting exactly at the beginning of the haystack.
+    fn match_at_start(&self) -> Option<usize> {
+        self.glob.anchored.find(self.haystack).map(|m| m.end())
     }
 
     /// The leftmost match starting at or after byte `from`, as a byte range.
-    fn find_from(&mut self, from: usize) -> Option<(usize, usize)> {
-        let starts = self.haystack[from..]
-            .char_indices()
-            .map(|(i, _)| from + i)
-            .chain(std::iter::once(self.haystack.len()));
-        for start in starts {
-            if let Some(end) = self.match_from(0, start) {
-                return Some((start, end));
-            }
-        }
-        None
+    fn find_from(&self, from: usize) -> Option<(usize, usize)> {
+        self.glob
+            .search
+            .find_at(self.haystack, from)
+            .map(|m| (m.start(), m.end()))
     }
 }
 
@@ -144,7 +126,7 @@ pub(super) fn trim_prefix(
     greedy: bool,
 ) -> Result<String, Option<char>> {
     let glob = Glob::parse(pattern, greedy)?;
-    let end = glob.matcher(value).match_from(0, 0);
+    let end = glob.matcher(value).match_at_start();
     Ok(end.map_or(value, |end| &value[end..]).to_owned())
 }
 
@@ -194,8 +176,11 @@ pub(super) fn replace_first(glob: &Glob, value: &str, replacement: &str) -> Stri
 /// replaced; the search moves on by at least one character after each match; and
 /// `replacement` is a Go template, in which `$0` or `${0}` is the matched text, `$$` is a `$`
 /// and any other `$name` is empty (the pattern has no groups).
-pub(super) fn replace_all(glob: &Glob, value: &str, replacement: &str) -> String {
-    let mut matcher = glob.matcher(value);
+///
+/// Nested replacements multiply sizes, so the result is capped at [`MAX_EXPANSION`] bytes:
+/// `None` beyond that (BuildKit would run out of memory instead).
+pub(super) fn replace_all(glob: &Glob, value: &str, replacement: &str) -> Option<String> {
+    let matcher = glob.matcher(value);
     let mut out = String::with_capacity(value.len());
     let mut last_match_end = 0;
     let mut search = 0;
@@ -206,6 +191,9 @@ pub(super) fn replace_all(glob: &Glob, value: &str, replacement: &str) -> String
         out.push_str(&value[last_match_end..start]);
         if end > last_match_end || start == 0 {
             expand_template(&mut out, replacement, &value[start..end]);
+        }
+        if out.len() > MAX_EXPANSION {
+            return None;
         }
         last_match_end = end;
         let width = value[search..].chars().next().map_or(0, char::len_utf8);
@@ -219,8 +207,11 @@ pub(super) fn replace_all(glob: &Glob, value: &str, replacement: &str) -> String
         };
     }
     out.push_str(&value[last_match_end..]);
-    out
+    (out.len() <= MAX_EXPANSION).then_some(out)
 }
+
+/// The largest result of one `${VAR//p/r}`, in bytes.
+pub(super) const MAX_EXPANSION: usize = 1 << 20;
 
 /// Append `template` to `out` with Go's `Regexp.Expand` rules, for a regex whose only group is
 /// the whole match.
@@ -279,14 +270,14 @@ mod tests {
     #[test]
     fn parse_escapes_like_buildkit() {
         assert_eq!(
-            glob(r"(()[]{\}^$.\*\?|\\", true).tokens,
+            tokens(r"(()[]{\}^$.\*\?|\\").unwrap(),
             "(()[]{}^$.*?|\\"
                 .chars()
                 .map(Token::Literal)
                 .collect::<Vec<_>>()
         );
-        assert_eq!(glob("*?", true).tokens, [Token::Star, Token::AnyChar]);
-        assert_eq!(glob(r"\/", true).tokens, [Token::Literal('/')]);
+        assert_eq!(tokens("*?").unwrap(), [Token::Star, Token::AnyChar]);
+        assert_eq!(tokens(r"\/").unwrap(), [Token::Literal('/')]);
         assert_eq!(Glob::parse("\\", true).unwrap_err(), None);
         assert_eq!(Glob::parse(r"\x", true).unwrap_err(), Some('x'));
         assert_eq!(Glob::parse(r"\\\", true).unwrap_err(), None);
@@ -294,9 +285,9 @@ mod tests {
 
     #[test]
     fn leading_byte_order_mark_is_dropped() {
-        assert_eq!(glob("\u{FEFF}a", true).tokens, [Token::Literal('a')]);
+        assert_eq!(tokens("\u{FEFF}a").unwrap(), [Token::Literal('a')]);
         assert_eq!(
-            glob("a\u{FEFF}", true).tokens,
+            tokens("a\u{FEFF}").unwrap(),
             [Token::Literal('a'), Token::Literal('\u{FEFF}')]
         );
     }
@@ -339,25 +330,25 @@ mod tests {
     #[test]
     fn replace_all_follows_go_empty_match_rules() {
         let empty = glob("", true);
-        assert_eq!(replace_all(&empty, "ab", "-"), "-a-b-");
-        assert_eq!(replace_all(&empty, "", "-"), "-");
+        assert_eq!(replace_all(&empty, "ab", "-").unwrap(), "-a-b-");
+        assert_eq!(replace_all(&empty, "", "-").unwrap(), "-");
         let star = glob("*", true);
         // `.*` matches "ab", then the empty match at the end abuts it and is skipped.
-        assert_eq!(replace_all(&star, "ab", "-"), "-");
+        assert_eq!(replace_all(&star, "ab", "-").unwrap(), "-");
         let a = glob("a", true);
-        assert_eq!(replace_all(&a, "banana", "o"), "bonono");
+        assert_eq!(replace_all(&a, "banana", "o").unwrap(), "bonono");
         assert_eq!(replace_first(&a, "banana", "o"), "bonana");
     }
 
     #[test]
     fn replace_all_expands_go_templates() {
         let a = glob("a", true);
-        assert_eq!(replace_all(&a, "ab", "<$0>"), "<a>b");
-        assert_eq!(replace_all(&a, "ab", "<${0}>"), "<a>b");
-        assert_eq!(replace_all(&a, "ab", "$1$x${x}$$"), "$b");
-        assert_eq!(replace_all(&a, "ab", "$"), "$b");
-        assert_eq!(replace_all(&a, "ab", "${0"), "${0b");
-        assert_eq!(replace_all(&a, "ab", "$00"), "b");
+        assert_eq!(replace_all(&a, "ab", "<$0>").unwrap(), "<a>b");
+        assert_eq!(replace_all(&a, "ab", "<${0}>").unwrap(), "<a>b");
+        assert_eq!(replace_all(&a, "ab", "$1$x${x}$$").unwrap(), "$b");
+        assert_eq!(replace_all(&a, "ab", "$").unwrap(), "$b");
+        assert_eq!(replace_all(&a, "ab", "${0").unwrap(), "${0b");
+        assert_eq!(replace_all(&a, "ab", "$00").unwrap(), "b");
         // A single replacement is literal.
         assert_eq!(replace_first(&a, "ab", "$0"), "$0b");
     }
