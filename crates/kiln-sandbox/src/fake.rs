@@ -18,6 +18,7 @@ pub struct RecordingSyscall {
     calls: RefCell<Vec<String>>,
     fs: RefCell<BTreeMap<PathBuf, (Kind, Vec<u8>)>>,
     fail: RefCell<BTreeMap<String, io::ErrorKind>>,
+    fail_once: RefCell<BTreeMap<String, i32>>,
 }
 
 impl RecordingSyscall {
@@ -71,6 +72,14 @@ impl RecordingSyscall {
         self
     }
 
+    /// Makes the first call whose recorded line is exactly `line` fail with the OS error
+    /// `errno`.
+    #[must_use]
+    pub fn failing_once(self, line: &str, errno: i32) -> Self {
+        self.fail_once.borrow_mut().insert(line.to_owned(), errno);
+        self
+    }
+
     /// The calls made so far, one line each.
     pub fn calls(&self) -> Vec<String> {
         self.calls.borrow().clone()
@@ -82,6 +91,10 @@ impl RecordingSyscall {
     }
 
     fn record(&self, line: String) -> io::Result<()> {
+        if let Some(errno) = self.fail_once.borrow_mut().remove(&line) {
+            self.calls.borrow_mut().push(line);
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         let failure = self
             .fail
             .borrow()

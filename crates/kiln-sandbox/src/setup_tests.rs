@@ -57,7 +57,7 @@ fn full_sequence_over_an_overlay() {
         "make-rprivate /",
         "sethostname kiln",
         "chdir /store/snapshots",
-        "mount overlay overlay /s/rootfs - lowerdir=b2/fs:a1/fs,upperdir=/s/upper,workdir=/s/work",
+        "mount overlay overlay /s/rootfs - lowerdir=b2/fs:a1/fs,upperdir=/s/upper,workdir=/s/work,volatile",
         "mount proc proc /s/rootfs/proc nosuid,nodev,noexec ",
         "bind /s/rootfs/proc/sys /s/rootfs/proc/sys",
         "remount-ro /s/rootfs/proc/sys",
@@ -177,6 +177,19 @@ fn symlink_loops_are_errors() {
     assert_eq!(
         err.to_string(),
         "cannot resolve `etc/hosts` inside the rootfs: too many levels of symbolic links"
+    );
+}
+
+#[test]
+fn overlay_without_volatile_on_old_kernels() {
+    let sys = full_image().failing_once(
+        "mount overlay overlay /s/rootfs - lowerdir=b2/fs:a1/fs,upperdir=/s/upper,workdir=/s/work,volatile",
+        rustix::io::Errno::INVAL.raw_os_error(),
+    );
+    build_rootfs(&spec(overlay()), &sys).unwrap();
+    assert_eq!(
+        sys.calls()[5],
+        "mount overlay overlay /s/rootfs - lowerdir=b2/fs:a1/fs,upperdir=/s/upper,workdir=/s/work"
     );
 }
 
