@@ -1,0 +1,361 @@
+//! `kiln build` through the real binary: flags, outputs, failures, parallel stages, and
+//! images that Docker loads and runs. Needs root (RUN steps run in namespaces); under
+//! `CI=true` a missing prerequisite fails.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use kiln_test_support::{Dockerd, busybox_rootfs_tar, require, run};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    store: PathBuf,
+}
+
+impl Env {
+    /// A store holding `busybox:latest`, or `None` (reported) without root or busybox.
+    fn new() -> Option<Self> {
+        require(true, &["/bin/busybox", "tar"])?;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let store = dir.join("store");
+        let rootfs = busybox_rootfs_tar(&dir);
+        let out = kiln_at(
+            &store,
+            &["import", rootfs.to_str().unwrap(), "busybox:latest"],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Some(Self {
+            _tmp: tmp,
+            dir,
+            store,
+        })
+    }
+
+    fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+        let ctx = self.dir.join(name);
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        for (p, c) in files {
+            let path = ctx.join(p);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, c).unwrap();
+        }
+        ctx
+    }
+
+    fn kiln(&self, args: &[&str]) -> Output {
+        kiln_at(&self.store, args, None)
+    }
+
+    fn kiln_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        kiln_at(&self.store, args, Some(stdin))
+    }
+}
+
+fn kiln_at(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(data) = stdin {
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kiln failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn failing_step_reports_stage_line_exit_code_and_output_and_stores_nothing() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "fail",
+        "FROM busybox AS b\nRUN echo one && echo two >&2\nRUN echo before-failure; exit 3\nFROM busybox\nCOPY --from=b / /x\n",
+        &[],
+    );
+    let out = env.kiln(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "broken:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("error: stage `b`: process \"/bin/sh -c echo before-failure; exit 3\" did not complete successfully: exit code: 3"), "{err}");
+    assert!(err.contains("Dockerfile:3:1"), "{err}");
+    assert!(err.contains("3 | RUN echo before-failure; exit 3"), "{err}");
+    assert!(err.contains("| before-failure"), "the output tail: {err}");
+    let images = ok(&env.kiln(&["images"]));
+    assert!(!images.contains("broken"), "no partial image: {images}");
+    let fsck = env.kiln(&["fsck"]);
+    assert!(fsck.status.success(), "{}", text(&fsck.stdout));
+}
+
+#[test]
+fn unused_failing_stage_is_not_built_and_missing_base_is_clear() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "unused",
+        "FROM busybox AS bad\nRUN false\nFROM busybox\nRUN echo ok > /ok\n",
+        &[],
+    );
+    ok(&env.kiln(&["build", "-q", ctx.to_str().unwrap()]));
+    let ctx = env.context("nobase", "FROM local/not-here:1\nRUN true\n", &[]);
+    let out = env.kiln(&["build", "-q", ctx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("base image `local/not-here:1` is not in the store"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: kiln builds from images in its store"),
+        "{err}"
+    );
+    assert!(err.contains("Dockerfile:1:1"), "{err}");
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "parallel",
+        "FROM busybox AS left\nRUN sleep 1 && echo l > /l\nFROM busybox AS right\nRUN sleep 1 && echo r > /r\nFROM busybox\nCOPY --from=left /l /\nCOPY --from=right /r /\n",
+        &[],
+    );
+    let out = env.kiln(&["build", "--progress=rawjson", ctx.to_str().unwrap()]);
+    ok(&out);
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let sleeps: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "step-started"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("RUN sleep"))
+        })
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sleeps.len(), 2);
+    // Both sleeping steps start before either finishes: they overlap. (Order, not time.)
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred).unwrap();
+    let second_start = sleeps
+        .iter()
+        .map(|s| pos(&|e| e["event"] == "step-started" && e["step"] == *s))
+        .max()
+        .unwrap();
+    let first_done = sleeps
+        .iter()
+        .map(|s| pos(&|e| e["event"] == "step-done" && e["step"] == *s))
+        .min()
+        .unwrap();
+    assert!(
+        second_start < first_done,
+        "stages ran one after the other: {events:#?}"
+    );
+}
+
+#[test]
+fn outputs_iidfile_metadata_labels_and_quiet() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context("outputs", "FROM busybox AS b\nRUN echo hi > /hi\nFROM scratch\nCOPY --from=b /hi /hi\nCMD [\"/hi\"]\n", &[]);
+    let d = &env.dir;
+    let (oci, docker, tar, local, iid, meta) = (
+        d.join("o.tar"),
+        d.join("d.tar"),
+        d.join("fs.tar"),
+        d.join("local"),
+        d.join("iid"),
+        d.join("meta.json"),
+    );
+    let out = env.kiln(&[
+        "build",
+        "-q",
+        "-t",
+        "out:1",
+        "--label",
+        "org.example=yes",
+        "--output",
+        &format!("type=oci,dest={}", oci.display()),
+        "--output",
+        &format!("type=docker,dest={}", docker.display()),
+        "--output",
+        &format!("type=tar,dest={}", tar.display()),
+        "--output",
+        local.to_str().unwrap(),
+        "--output",
+        "type=image,name=out:2",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]);
+    let id = ok(&out).trim().to_owned();
+    assert!(
+        id.starts_with("sha256:") && text(&out.stderr).is_empty(),
+        "quiet: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&iid).unwrap(), id);
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.config.digest"], id.as_str());
+    assert_eq!(fs::read_to_string(local.join("hi")).unwrap(), "hi\n");
+    let listing = run(Command::new("tar").arg("-tf").arg(&tar));
+    assert_eq!(listing.lines().collect::<Vec<_>>(), ["hi"]);
+    assert!(run(Command::new("tar").arg("-tf").arg(&oci)).contains("index.json"));
+    assert!(run(Command::new("tar").arg("-tf").arg(&docker)).contains("manifest.json"));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&env.kiln(&["inspect", "out:2"]))).unwrap();
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert_eq!(inspect[0]["Config"]["Labels"]["org.example"], "yes");
+    assert!(inspect[0]["RepoTags"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn context_from_a_tarball_and_stdin() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "tarctx",
+        "FROM scratch\nCOPY a.txt /\n",
+        &[("a.txt", "from tar\n")],
+    );
+    let tar = env.dir.join("ctx.tar.gz");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-czf")
+        .arg(&tar)
+        .arg("."));
+    let local = env.dir.join("l1");
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "-o",
+        local.to_str().unwrap(),
+        tar.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        fs::read_to_string(local.join("a.txt")).unwrap(),
+        "from tar\n"
+    );
+    let local = env.dir.join("l2");
+    ok(&env.kiln_stdin(
+        &["build", "-q", "-o", local.to_str().unwrap(), "-"],
+        &fs::read(&tar).unwrap(),
+    ));
+    assert_eq!(
+        fs::read_to_string(local.join("a.txt")).unwrap(),
+        "from tar\n"
+    );
+    let local = env.dir.join("l3");
+    ok(&env.kiln_stdin(
+        &["build", "-q", "-o", local.to_str().unwrap(), "-"],
+        b"FROM busybox\nRUN echo piped > /p\n",
+    ));
+    assert_eq!(fs::read_to_string(local.join("p")).unwrap(), "piped\n");
+}
+
+#[test]
+fn onbuild_triggers_fire_in_the_child_build() {
+    let Some(env) = Env::new() else { return };
+    let base = env.context(
+        "onbase",
+        "FROM busybox\nONBUILD COPY marker /from-trigger\nONBUILD RUN echo fired > /fired\n",
+        &[],
+    );
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "-t",
+        "withtriggers:1",
+        base.to_str().unwrap(),
+    ]));
+    let child = env.context(
+        "onchild",
+        "FROM withtriggers:1\nRUN test -f /fired && test -f /from-trigger\n",
+        &[("marker", "m\n")],
+    );
+    let local = env.dir.join("onlocal");
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "-t",
+        "child:1",
+        "-o",
+        local.to_str().unwrap(),
+        child.to_str().unwrap(),
+    ]));
+    assert_eq!(fs::read_to_string(local.join("fired")).unwrap(), "fired\n");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&env.kiln(&["inspect", "child:1"]))).unwrap();
+    assert!(
+        inspect[0]["Config"]["OnBuild"].is_null(),
+        "triggers are consumed: {}",
+        inspect[0]["Config"]
+    );
+}
+
+#[test]
+fn kiln_built_images_load_into_docker_and_run() {
+    if require(
+        true,
+        &["dockerd", kiln_test_support::DOCKER, "/bin/busybox"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "dockerrun",
+        "FROM busybox AS build\nRUN printf '#!/bin/sh\\necho hello from kiln\\n' > /greet && chmod +x /greet\nFROM busybox\nCOPY --from=build /greet /usr/local/bin/greet\nCMD [\"greet\"]\n",
+        &[],
+    );
+    let archive = env.dir.join("img.tar");
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "-t",
+        "kiln-built/greet:1",
+        "--output",
+        &format!("type=docker,dest={}", archive.display()),
+        ctx.to_str().unwrap(),
+    ]));
+    let d = Dockerd::start(&env.dir.join("dockerd"));
+    run(d.docker().arg("load").arg("-i").arg(&archive));
+    let out = run(d
+        .docker()
+        .args(["run", "--rm", "--network=none", "kiln-built/greet:1"]));
+    assert_eq!(out, "hello from kiln\n");
+}
