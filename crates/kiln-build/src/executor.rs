@@ -59,6 +59,8 @@ pub struct StageResult {
     pub layers: Vec<Layer>,
     /// Its variables at the end, for stages based on it.
     pub scope: Scope,
+    /// How many of `layers` came from its base.
+    pub base_layers: usize,
 }
 
 impl StageResult {
@@ -81,6 +83,8 @@ pub struct StageSummary {
     pub layers: usize,
     /// The size of those layers as stored (compressed), in bytes.
     pub size: u64,
+    /// How much of that the stage added over its base.
+    pub own_size: u64,
 }
 
 /// The result of a build.
@@ -238,6 +242,10 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
             name: req.plan.stages[*i].label(),
             layers: r.layers.len(),
             size: r.layers.iter().map(|l| l.descriptor.size).sum(),
+            own_size: r.layers[r.base_layers..]
+                .iter()
+                .map(|l| l.descriptor.size)
+                .sum(),
         })
         .collect();
     commit(shared.sink, req, &target, stages).map_err(whole)

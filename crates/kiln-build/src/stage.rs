@@ -93,6 +93,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         elapsed: from_started.elapsed(),
     });
 
+    let base_layers = current.layers.len();
     // The base's ONBUILD triggers run first, then leave the config.
     let triggers = current
         .config
@@ -125,6 +126,10 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         if sh.failed.load(Ordering::SeqCst) {
             return Err(fail(cmd, StepError::Cancelled, Vec::new()));
         }
+        // A step is shown once it can run: after the stages it reads from are done.
+        if let Err(e) = wait_for_sources(sh, cmd) {
+            return Err(fail(cmd, e, Vec::new()));
+        }
         let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
         sh.req.reporter.event(Event::StepStarted {
             id,
@@ -156,6 +161,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         config: current.config,
         layers: current.layers,
         scope: current.scope,
+        base_layers,
     })
 }
 
@@ -440,6 +446,29 @@ fn copy_history(
     s.push_str(&paths.dest.text);
     s.push_str(" # buildkit");
     s
+}
+
+/// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.
+fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), StepError> {
+    let plan = sh.req.plan;
+    let mut refs: Vec<&str> = Vec::new();
+    match &cmd.kind {
+        CommandKind::Copy(c) => refs.extend(c.from.as_ref().map(|w| w.text.as_str())),
+        CommandKind::Run(r) => refs.extend(r.mounts.iter().filter_map(|m| m.from.as_deref())),
+        _ => {}
+    }
+    for r in refs {
+        let by_index = r.parse::<usize>().ok().filter(|i| *i < plan.stages.len());
+        let lower = r.to_ascii_lowercase();
+        let by_name = plan
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        if let Some(i) = by_index.or(by_name) {
+            sh.wait(i).map_err(StepError::DependencyFailed)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.

@@ -359,3 +359,20 @@ fn kiln_built_images_load_into_docker_and_run() {
         .args(["run", "--rm", "--network=none", "kiln-built/greet:1"]));
     assert_eq!(out, "hello from kiln\n");
 }
+
+#[test]
+fn copy_only_builds_are_reproducible_without_source_date_epoch() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "repro",
+        "FROM busybox AS b\nCOPY a /a\nFROM scratch\nCOPY --from=b /a /a\nCOPY dir /dir\nWORKDIR /w\nENV X=1\n",
+        &[("a", "a\n"), ("dir/x", "x\n")],
+    );
+    let first = ok(&env.kiln(&["build", "-q", ctx.to_str().unwrap()]));
+    let other = Env::new().unwrap();
+    let second = ok(&other.kiln(&["build", "-q", ctx.to_str().unwrap()]));
+    assert_eq!(
+        first, second,
+        "same inputs, same image id, in another store"
+    );
+}

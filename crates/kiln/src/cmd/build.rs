@@ -204,10 +204,11 @@ fn build_in(
         for s in &outcome.stages {
             let _ = writeln!(
                 err,
-                "  stage {:<20} {:>3} layers  {}",
+                "  stage {:<16} {:>3} layers {:>9}  ({} over its base)",
                 s.name,
                 s.layers,
-                crate::cmd::images::human_size(s.size)
+                crate::cmd::images::human_size(s.size),
+                crate::cmd::images::human_size(s.own_size)
             );
         }
     }
