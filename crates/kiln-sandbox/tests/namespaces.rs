@@ -98,20 +98,22 @@ fn the_host_is_unchanged_by_writes_to_root_and_proc_sys() {
     }
     let (_t, lower) = base();
     let step = StepDirs::new();
-    let before = fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    // A global (not per-namespace) setting; the step tries to change it to another value.
+    let knob = "/proc/sys/vm/overcommit_ratio";
+    let before = fs::read_to_string(knob).unwrap();
+    let other = before.trim().parse::<u32>().unwrap() + 1;
     let spec = step.spec(
         std::slice::from_ref(&lower),
-        sh("echo evil > /proc/sys/kernel/domainname; echo $? > /r1; \
+        sh(&format!(
+            "echo {other} > {knob}; echo $? > /r1; \
             mount -o remount,rw /proc/sys 2>/dev/null; echo $? > /r2; \
             echo 1 > /proc/sysrq-trigger; echo $? > /r3; touch /host-file; \
-            umount /etc/hosts 2>/dev/null; echo $? > /r4; exit 0"),
+            umount /etc/hosts 2>/dev/null; echo $? > /r4; exit 0"
+        )),
     );
     let (code, _out, err) = run(&spec, &step.state);
     assert_eq!(code.unwrap(), 0, "stderr: {err}");
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
-        before
-    );
+    assert_eq!(fs::read_to_string(knob).unwrap(), before);
     for r in ["r1", "r2", "r3", "r4"] {
         let v = fs::read_to_string(step.upper.join(r)).unwrap();
         assert_ne!(v.trim(), "0", "{r} succeeded inside the step");
