@@ -61,7 +61,11 @@ fn runs_with_the_image_config_and_the_flags() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = store_with_busybox(tmp.path());
+    // A step directory left by a kiln that was SIGKILLed (pid 0 is never a live process).
+    let stale = root.join("steps/0-123");
+    fs::create_dir_all(stale.join("upper")).unwrap();
     assert_eq!(ok(&kiln(&root, "", &["run", "bb:1"])), "default\n");
+    assert!(!stale.exists(), "stale step directories are removed");
     let out = kiln(
         &root,
         "",

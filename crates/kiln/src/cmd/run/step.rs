@@ -75,6 +75,7 @@ pub struct StepDirs {
 
 impl StepDirs {
     fn new(root: &Path) -> anyhow::Result<Self> {
+        remove_stale(&root.join("steps"));
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -90,6 +91,27 @@ impl StepDirs {
 
     fn path(&self, name: &str) -> PathBuf {
         self.base.join(name)
+    }
+}
+
+/// Removes the directories of steps whose kiln process is gone (killed with SIGKILL, or the
+/// machine crashed): they are named `<pid>-<nanos>`.
+fn remove_stale(steps: &Path) {
+    let Ok(entries) = fs::read_dir(steps) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
