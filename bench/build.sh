@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build benchmark: the shipped busybox example and every conformance Dockerfile, built by kiln,
+# by Docker 20.10's BuildKit (a private dockerd) and by buildah (when installed), in the same
+# run with interleaved rounds, cold and warm. Prints medians (ms) and ratios kiln / peer.
+#
+# cold: kiln with an empty store except the imported base (snapshots unpacked once, as a
+#       store that has the base image would have them); BuildKit after `docker builder prune`
+#       with --no-cache; buildah with --no-cache.
+# warm: the same build again on the same store / daemon. kiln has no step cache yet (the
+#       cache issue), so its warm build re-runs every step; BuildKit's and buildah's hit
+#       their caches.
+# Usage: bash bench/build.sh [WORKDIR]    (root; docker.io, busybox-static; buildah optional)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="${1:-/tmp/kiln-bench-build}"
+N="${N:-5}"
+cargo build --release -q -p kiln --bin kiln
+K="$PWD/target/release/kiln"
+rm -rf "$work"; mkdir -p "$work"
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.0f", ns/1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}'; }
+
+base_store="$work/base-store"
+KILN_ROOT="$base_store" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
+"$K" --root "$base_store" run --rm busybox:latest true   # unpack the base snapshot once
+"$K" --root "$base_store" save --format docker -o "$work/bb.tar" busybox:latest
+
+dd="$work/dockerd"; mkdir -p "$dd"
+dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
+    --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
+    -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
+dpid=$!
+trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null || true' EXIT
+D=(/usr/bin/docker -H "unix://$dd/docker.sock")
+for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
+"${D[@]}" load -i "$work/bb.tar" > /dev/null
+
+have_buildah=0
+if command -v buildah > /dev/null; then
+    have_buildah=1
+    export BUILDAH_ISOLATION=chroot
+    B=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver vfs)
+    skopeo copy -q "docker-archive:$work/bb.tar" "containers-storage:[vfs@$work/buildah/root+$work/buildah/run]docker.io/library/busybox:latest" > /dev/null
+fi
+
+cases=(examples/busybox-app)
+for c in crates/kiln/tests/conformance/*/; do cases+=("${c%/}"); done
+
+flags_for() {
+    local c=$1 f=()
+    [ -f "$c/args" ] && while read -r a; do f+=(--build-arg "$a"); done < "$c/args"
+    [ -f "$c/target" ] && f+=(--target "$(cat "$c/target")")
+    echo "${f[@]}"
+}
+
+printf '%-46s %9s %9s %9s %7s %9s %9s %7s\n' case kiln-cold bk-cold bh-cold k/bk warm-kiln warm-bk k/bk
+declare -a all_kc all_bc
+for c in "${cases[@]}"; do
+    name=$(basename "$c")
+    read -r -a fl <<< "$(flags_for "$c")"
+    kc=(); bc=(); hc=(); kw=(); bw=()
+    for _ in $(seq "$N"); do
+        # kiln cold: a copy of the base store (base image and its snapshot only).
+        rm -rf "$work/k"; cp -a "$base_store" "$work/k"
+        t=$(now); "$K" --root "$work/k" build -q "${fl[@]}" "$c" > /dev/null; kc+=($(( $(now) - t )))
+        t=$(now); "$K" --root "$work/k" build -q "${fl[@]}" "$c" > /dev/null; kw+=($(( $(now) - t )))
+        "${D[@]}" builder prune -af > /dev/null
+        t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q "${fl[@]}" "$c" > /dev/null; bc+=($(( $(now) - t )))
+        t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "${fl[@]}" "$c" > /dev/null; bw+=($(( $(now) - t )))
+        if [ $have_buildah = 1 ]; then
+            t=$(now); "${B[@]}" build --layers --no-cache --pull=never -q "${fl[@]}" "$c" > /dev/null 2>&1 || true; hc+=($(( $(now) - t )))
+        fi
+    done
+    mk=$(printf '%s\n' "${kc[@]}" | median); mb=$(printf '%s\n' "${bc[@]}" | median)
+    wk=$(printf '%s\n' "${kw[@]}" | median); wb=$(printf '%s\n' "${bw[@]}" | median)
+    mh="-"; [ $have_buildah = 1 ] && mh=$(ms "$(printf '%s\n' "${hc[@]}" | median)")
+    all_kc+=("$mk"); all_bc+=("$mb")
+    printf '%-46s %9s %9s %9s %7s %9s %9s %7s\n' "$name" "$(ms "$mk")" "$(ms "$mb")" "$mh" "$(ratio "$mk" "$mb")" "$(ms "$wk")" "$(ms "$wb")" "$(ratio "$wk" "$wb")"
+done
+sk=0; sb=0
+for i in "${!all_kc[@]}"; do sk=$((sk + all_kc[i])); sb=$((sb + all_bc[i])); done
+printf '%-46s %9s %9s %9s %7s\n' "TOTAL (sum of cold medians)" "$(ms $sk)" "$(ms $sb)" "" "$(ratio $sk $sb)"
