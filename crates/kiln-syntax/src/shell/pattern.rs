@@ -30,11 +30,11 @@ enum Token {
     Star,
 }
 
-/// A parsed pattern, compiled: searching, and anchored at the start.
+/// A parsed pattern as a regular expression, compiled on first use (only one of the two
+/// forms is needed by any one operation, and compiling is the expensive part).
 #[derive(Clone, Debug)]
 pub(super) struct Glob {
-    search: regex::Regex,
-    anchored: regex::Regex,
+    source: String,
 }
 
 impl Glob {
@@ -50,18 +50,16 @@ impl Glob {
                 Token::Star => re.push_str(".*?"),
             }
         }
-        let compile = |src: &str| {
-            regex::RegexBuilder::new(src)
-                .size_limit(1 << 24)
-                .build()
-                // Escaped literals, `.` and stars always compile; only an absurdly long
-                // pattern can exceed the size limit, and then nothing matches it.
-                .unwrap_or_else(|_| regex::Regex::new("[^\\s\\S]").expect("a valid regex"))
-        };
-        Ok(Self {
-            search: compile(&re),
-            anchored: compile(&format!("^(?:{re})")),
-        })
+        Ok(Self { source: re })
+    }
+
+    fn compile(src: &str) -> regex::Regex {
+        regex::RegexBuilder::new(src)
+            .size_limit(1 << 24)
+            .build()
+            // Escaped literals, `.` and stars always compile; only an absurdly long pattern can
+            // exceed the size limit, and then nothing matches it.
+            .unwrap_or_else(|_| regex::Regex::new("[^\\s\\S]").expect("a valid regex"))
     }
 
     /// Run matches of this pattern over `haystack`.
@@ -69,6 +67,7 @@ impl Glob {
         Matcher {
             glob: self,
             haystack,
+            search: std::cell::OnceCell::new(),
         }
     }
 }
@@ -102,18 +101,21 @@ fn tokens(pattern: &str) -> Result<Vec<Token>, Option<char>> {
 struct Matcher<'g, 'h> {
     glob: &'g Glob,
     haystack: &'h str,
+    search: std::cell::OnceCell<regex::Regex>,
 }
 
 impl Matcher<'_, '_> {
     /// End of the preferred match starting exactly at the beginning of the haystack.
     fn match_at_start(&self) -> Option<usize> {
-        self.glob.anchored.find(self.haystack).map(|m| m.end())
+        Glob::compile(&format!("^(?:{})", self.glob.source))
+            .find(self.haystack)
+            .map(|m| m.end())
     }
 
     /// The leftmost match starting at or after byte `from`, as a byte range.
     fn find_from(&self, from: usize) -> Option<(usize, usize)> {
-        self.glob
-            .search
+        self.search
+            .get_or_init(|| Glob::compile(&self.glob.source))
             .find_at(self.haystack, from)
             .map(|m| (m.start(), m.end()))
     }
