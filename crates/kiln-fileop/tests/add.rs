@@ -320,3 +320,140 @@ fn merkle_hash_covers_exactly_the_selection_and_not_mtimes() {
     excluded.exclude = vec!["a".into()];
     assert_eq!(hash(&excluded).leaves.len(), 2, "--exclude removes leaves");
 }
+
+/// A loopback HTTPS server (Python's `ssl` over `http.server`) with a certificate for
+/// 127.0.0.1 signed by a throw-away CA; returns the base URL, the CA file and the child.
+fn https_server(
+    dir: &std::path::Path,
+    body: &str,
+) -> Option<(String, std::path::PathBuf, std::process::Child)> {
+    kiln_test_support::require(false, &["openssl", "python3"])?;
+    let sh = |args: &[&str]| {
+        let ok = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    sh(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=kiln test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    sh(&[
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    sh(&[
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "srv.pem",
+    ]);
+    std::fs::create_dir_all(dir.join("www/dir")).unwrap();
+    std::fs::write(dir.join("www/dir/file.txt"), body).unwrap();
+    let script = r#"
+import http.server, ssl, sys, functools
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("srv.pem", "srv.key")
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="www")
+srv = http.server.HTTPServer(("127.0.0.1", 0), handler)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    Some((
+        format!("https://127.0.0.1:{}", port.trim()),
+        dir.join("ca.pem"),
+        child,
+    ))
+}
+
+#[test]
+fn https_urls_download_with_the_trusted_ca_and_refuse_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((base, ca, mut child)) = https_server(tmp.path(), "over tls\n") else {
+        return;
+    };
+    let fetcher = HttpFetcher {
+        ca_file: Some(ca),
+        ..HttpFetcher::default()
+    };
+    let digest = format!("{}", kiln_layer::Digest::of(b"over tls\n"));
+    let result = run_with(
+        &url_op(&format!("{base}/dir/file.txt"), "/dl/", Some(digest)),
+        None,
+        None,
+        Some(&fetcher),
+    );
+    let untrusted = HttpFetcher {
+        ca_file: Some(tmp.path().join("srv.pem")),
+        ..HttpFetcher::default()
+    };
+    let refused = run_with(
+        &url_op(&format!("{base}/dir/file.txt"), "/dl/", None),
+        None,
+        None,
+        Some(&untrusted),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let (m, _) = result.unwrap();
+    assert_eq!(m["dl/file.txt"].data, "over tls\n");
+    assert_eq!(m["dl/file.txt"].mode, 0o600);
+    assert!(
+        refused.is_err(),
+        "a server the CA file does not vouch for is refused"
+    );
+}
