@@ -376,3 +376,69 @@ fn copy_only_builds_are_reproducible_without_source_date_epoch() {
         "same inputs, same image id, in another store"
     );
 }
+
+#[test]
+fn history_and_config_are_what_buildkit_writes() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "history",
+        "FROM busybox\nARG A=1\nARG B\nENV X=x Y=\"a b\"\nLABEL l=v\nWORKDIR app\nCOPY --chown=1:2 --chmod=0644 f /dst/\nRUN echo hi\nEXPOSE 80 53/udp\nVOLUME /data /logs\nSTOPSIGNAL SIGQUIT\nUSER nobody\nSHELL [\"/bin/sh\", \"-xc\"]\nCMD echo run\nENTRYPOINT [\"/bin/echo\"]\nHEALTHCHECK --interval=5s --retries=3 CMD true\nONBUILD RUN x\n",
+        &[("f", "f")],
+    );
+    ok(&env.kiln(&["build", "-q", "-t", "hist:1", ctx.to_str().unwrap()]));
+    let inspect: serde_json::Value = serde_json::from_str(&ok(&env.kiln(&["inspect", "hist:1"]))).unwrap();
+    let history: Vec<(String, bool)> = inspect[0]["History"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1) // the base image's own entry
+        .map(|h| (h["created_by"].as_str().unwrap().to_owned(), h["empty_layer"].as_bool().unwrap_or(false)))
+        .collect();
+    let expected: Vec<(&str, bool)> = vec![
+        ("ARG A=1", true),
+        ("ARG B", true),
+        ("ENV X=x Y=a b", true),
+        ("LABEL l=v", true),
+        ("WORKDIR /app", false),
+        ("COPY --chown=1:2 --chmod=0644 f /dst/ # buildkit", false),
+        ("RUN |2 A=1 B= /bin/sh -c echo hi # buildkit", false),
+        ("EXPOSE [80/tcp 53/udp]", true),
+        ("VOLUME [/data /logs]", true),
+        ("STOPSIGNAL SIGQUIT", true),
+        ("USER nobody", true),
+        ("SHELL [/bin/sh -xc]", true),
+        ("CMD [\"/bin/sh\" \"-xc\" \"echo run\"]", true),
+        ("ENTRYPOINT [\"/bin/echo\"]", true),
+        ("HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:3}", true),
+    ];
+    let got: Vec<(&str, bool)> = history.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+    assert_eq!(got, expected);
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["WorkingDir"], "/app");
+    assert_eq!(config["OnBuild"], serde_json::json!(["RUN x"]));
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["/bin/sh", "-xc", "echo run"]),
+        "a CMD set earlier in the same stage survives ENTRYPOINT (only an inherited one is cleared)"
+    );
+}
+
+#[test]
+fn base_names_are_normalized_like_docker_and_network_none_isolates() {
+    let Some(env) = Env::new() else { return };
+    ok(&env.kiln(&["tag", "busybox", "local/bb"]));
+    ok(&env.kiln(&["tag", "busybox", "docker.io/library/alpine:3"]));
+    let ctx = env.context(
+        "names",
+        "FROM local/bb AS a\nFROM alpine:3 AS b\nFROM docker.io/local/bb:latest\nCOPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\nRUN --network=none cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n",
+        &[],
+    );
+    let out = env.dir.join("names-out");
+    ok(&env.kiln(&["build", "-q", "-o", out.to_str().unwrap(), ctx.to_str().unwrap()]));
+    assert!(out.join("a").is_file() && out.join("b").is_file());
+    assert_eq!(fs::read_to_string(out.join("ifaces")).unwrap(), "lo\n", "only loopback");
+    let out2 = env.dir.join("names-out2");
+    let ctx2 = env.context("netnone", "FROM busybox\nRUN cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n", &[]);
+    ok(&env.kiln(&["build", "-q", "--network", "none", "-o", out2.to_str().unwrap(), ctx2.to_str().unwrap()]));
+    assert_eq!(fs::read_to_string(out2.join("ifaces")).unwrap(), "lo\n", "--network none applies to every RUN");
+}
