@@ -228,6 +228,27 @@ impl Syscall for RecordingSyscall {
         self.add(path, Kind::File)
     }
 
+    fn write_file(
+        &self,
+        path: &Path,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> io::Result<()> {
+        // The length, not the bytes: recordings must be safe to print, secrets included.
+        self.record(format!(
+            "write {} {}B {mode:o} {uid}:{gid}",
+            path.display(),
+            content.len()
+        ))?;
+        self.add(path, Kind::File)?;
+        if let Some(entry) = self.fs.borrow_mut().get_mut(path) {
+            entry.1 = content.to_vec();
+        }
+        Ok(())
+    }
+
     fn mknod_char(&self, path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
         self.record(format!(
             "mknod {} c {major} {minor} {mode:o}",

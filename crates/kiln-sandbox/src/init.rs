@@ -105,6 +105,9 @@ fn outer(spec_path: &Path) -> Result<(i32, String), SetupError> {
         path: spec_path.to_owned(),
         source: std::io::Error::other(e),
     })?;
+    // It may hold a secret's bytes ([`crate::FileContent::Inline`]): gone from the disk as
+    // soon as it is read.
+    let _ = fs::remove_file(spec_path);
     let sys = LinuxSyscall;
     let (err_r, err_w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SetupError::Io {

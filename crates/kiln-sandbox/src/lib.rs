@@ -17,6 +17,7 @@
 
 pub mod fake;
 pub mod init;
+pub mod mounts;
 pub mod pty;
 pub mod run;
 pub mod setup;
@@ -26,5 +27,5 @@ pub mod user;
 
 pub use run::{Launcher, Running, SandboxError, Stopper, overlay_available, write_etc_files};
 pub use setup::SetupError;
-pub use spec::{Network, Process, Rootfs, Spec};
+pub use spec::{FileContent, MountKind, MountSpec, Network, Process, Rootfs, Spec};
 pub use user::{User, UserError};

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,11 +93,19 @@ impl Launcher {
             path: spec_path.clone(),
             source: io::Error::other(e),
         })?;
-        fs::write(&spec_path, json).map_err(|source| SandboxError::Io {
-            action: "write",
-            path: spec_path.clone(),
-            source,
-        })?;
+        // Readable by root only: it may hold secrets (the init deletes it once read).
+        let _ = fs::remove_file(&spec_path);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&spec_path)
+            .and_then(|mut f| io::Write::write_all(&mut f, &json))
+            .map_err(|source| SandboxError::Io {
+                action: "write",
+                path: spec_path.clone(),
+                source,
+            })?;
         let _ = fs::remove_file(state.join(ERROR_FILE));
         let [input, output, errors] = stdio;
         let mut cmd = Command::new(&self.program);

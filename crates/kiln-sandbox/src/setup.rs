@@ -1,6 +1,6 @@
 //! The setup sequence inside the step's namespaces, written against [`Syscall`] so that tests can
-//! record it: the rootfs mount, `/proc`, `/dev`, `/sys`, `/etc/hosts`, `/etc/resolv.conf`,
-//! `pivot_root`, then (in the step's own process) ids, capabilities, working directory and
+//! record it: the rootfs mount, `/proc`, `/dev`, `/sys`, `/etc/hosts`, `/etc/resolv.conf`, the
+//! extra mounts ([`crate::mounts`]), `pivot_root`, then (in the step's own process) ids, capabilities, working directory and
 //! `execve`.
 //!
 //! Mount points missing from the image are created as *stubs* and removed again when the step
@@ -81,7 +81,10 @@ impl SetupError {
     }
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SetupError + 'a {
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SetupError + 'a {
     move |source| SetupError::Io {
         action,
         path: path.to_owned(),
@@ -125,7 +128,7 @@ const PROC_MASKED: [&str; 5] = [
 ];
 
 /// The deepest directory that holds every path of `paths`.
-fn common_ancestor(paths: &[PathBuf]) -> PathBuf {
+pub(crate) fn common_ancestor(paths: &[PathBuf]) -> PathBuf {
     let mut it = paths.iter();
     let Some(first) = it.next() else {
         return PathBuf::from("/");
@@ -144,13 +147,36 @@ fn common_ancestor(paths: &[PathBuf]) -> PathBuf {
 /// Resolves `rel` inside `root` (symlinks are followed as if `root` were `/`) and creates what
 /// is missing: directories, and the final component as a file when `file`. Created entries are
 /// appended to `stubs` when given.
-fn ensure_in(
+pub(crate) fn ensure_in(
     sys: &dyn Syscall,
     root: &Path,
     rel: &Path,
     file: bool,
-    mut stubs: Option<&mut Vec<Stub>>,
+    stubs: Option<&mut Vec<Stub>>,
 ) -> Result<PathBuf, SetupError> {
+    walk_in(sys, root, rel, Some((file, stubs)))
+}
+
+/// Resolves `rel` inside `root` as [`ensure_in`] does, but creates nothing: a missing
+/// component is an error.
+pub(crate) fn resolve_in(
+    sys: &dyn Syscall,
+    root: &Path,
+    rel: &Path,
+) -> Result<PathBuf, SetupError> {
+    walk_in(sys, root, rel, None)
+}
+
+/// The walk of [`ensure_in`] and [`resolve_in`]: `create` is `None` to create nothing, or
+/// whether the last component is a file and where to record created stubs.
+fn walk_in(
+    sys: &dyn Syscall,
+    root: &Path,
+    rel: &Path,
+    create: Option<(bool, Option<&mut Vec<Stub>>)>,
+) -> Result<PathBuf, SetupError> {
+    let creating = create.is_some();
+    let (file, mut stubs) = create.unwrap_or((false, None));
     let mut todo: VecDeque<OsString> = rel
         .components()
         .filter_map(|c| match c {
@@ -200,6 +226,12 @@ fn ensure_in(
                     reason: "a parent is not a directory",
                 });
             }
+            None if !creating => {
+                return Err(SetupError::Resolve {
+                    path: rel.to_owned(),
+                    reason: "no such file or directory",
+                });
+            }
             None => {
                 let dir = !(last && file);
                 let parent_host = host.parent().unwrap_or(root);
@@ -231,11 +263,14 @@ fn ensure_in(
             }
         }
     }
-    Ok(root.join(inside.strip_prefix("/").unwrap_or(&inside)))
+    match inside.strip_prefix("/") {
+        Ok(r) if !r.as_os_str().is_empty() => Ok(root.join(r)),
+        _ => Ok(root.to_owned()),
+    }
 }
 
 /// Marks the last stub as mounted when it is `path`.
-fn mark_mounted(stubs: &mut [Stub], root: &Path, host: &Path) {
+pub(crate) fn mark_mounted(stubs: &mut [Stub], root: &Path, host: &Path) {
     if let Some(s) = stubs.last_mut()
         && root.join(s.path.strip_prefix("/").unwrap_or(&s.path)) == host
     {
@@ -377,6 +412,8 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
             .map_err(io_err("bind-mount over", &target))?;
         mark_mounted(&mut stubs, root, &target);
     }
+
+    crate::mounts::mount_extra(spec, sys, root, &dev, &mut stubs)?;
 
     sys.chdir(root).map_err(io_err("enter", root))?;
     let dot = Path::new(".");

@@ -22,6 +22,7 @@ fn spec(rootfs: Rootfs) -> Spec {
             user: "app".into(),
             terminal: false,
         },
+        mounts: Vec::new(),
     }
 }
 
@@ -268,4 +269,271 @@ fn home_from_env_wins() {
     spec.process.env = vec!["HOME=/x".into(), "PATH=/bin".into()];
     let user = crate::user::resolve("", "", "").unwrap();
     assert_eq!(process_env(&spec, &user), ["HOME=/x", "PATH=/bin"]);
+}
+
+fn with_mounts(mounts: Vec<crate::spec::MountSpec>) -> Spec {
+    let mut s = spec(overlay());
+    s.mounts = mounts;
+    s
+}
+
+fn mount(target: &str, kind: crate::spec::MountKind) -> crate::spec::MountSpec {
+    crate::spec::MountSpec {
+        target: target.into(),
+        kind,
+    }
+}
+
+/// The calls after `/etc/resolv.conf` and before `chdir /s/rootfs`: the extra mounts.
+fn extra_calls(sys: &RecordingSyscall) -> Vec<String> {
+    let calls = sys.calls();
+    let start = calls
+        .iter()
+        .position(|c| c.starts_with("bind /s/resolv.conf"))
+        .unwrap()
+        + 1;
+    let end = calls.iter().rposition(|c| c == "chdir /s/rootfs").unwrap();
+    calls[start..end].to_vec()
+}
+
+#[test]
+fn extra_mounts_in_depth_order_with_stubs() {
+    use crate::spec::{FileContent, MountKind};
+    let sys = full_image()
+        .with_dir("/ctx/src")
+        .with_file("/ctx/input.txt", "x")
+        .with_dir("/s/rootfs/var");
+    let spec = with_mounts(vec![
+        mount(
+            "/cache/sub",
+            MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        ),
+        mount(
+            "/cache",
+            MountKind::Bind {
+                root: "/store/cache-mounts/ab".into(),
+                path: String::new(),
+                read_only: false,
+            },
+        ),
+        mount(
+            "/in.txt",
+            MountKind::Bind {
+                root: "/ctx".into(),
+                path: "input.txt".into(),
+                read_only: true,
+            },
+        ),
+        mount(
+            "/run/secrets/tok",
+            MountKind::File {
+                content: FileContent::Inline(b"hunter2".to_vec()),
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
+            },
+        ),
+        mount(
+            "/dev/pipes/EOF",
+            MountKind::File {
+                content: FileContent::Inline(b"#!/bin/sh\n".to_vec()),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        ),
+    ]);
+    let sys = sys.with_dir("/store/cache-mounts/ab");
+    let stubs = build_rootfs(&spec, &sys).unwrap();
+    assert_eq!(
+        extra_calls(&sys),
+        [
+            "mkdir /s/rootfs/cache 755",
+            "bind /store/cache-mounts/ab /s/rootfs/cache",
+            "create /s/rootfs/in.txt 644",
+            "bind /ctx/input.txt /s/rootfs/in.txt",
+            "remount-ro /s/rootfs/in.txt",
+            "mkdir /s/rootfs/cache/sub 755",
+            "mount tmpfs tmpfs /s/rootfs/cache/sub nosuid,nodev mode=1777,size=1048576",
+            "write /s/rootfs/dev/.kiln-file-3 7B 400 0:0",
+            "mkdir /s/rootfs/run 755",
+            "mkdir /s/rootfs/run/secrets 755",
+            "create /s/rootfs/run/secrets/tok 644",
+            "bind /s/rootfs/dev/.kiln-file-3 /s/rootfs/run/secrets/tok",
+            "remount-ro /s/rootfs/run/secrets/tok",
+            "remove /s/rootfs/dev/.kiln-file-3",
+            "mkdir /s/rootfs/dev/pipes 755",
+            "write /s/rootfs/dev/pipes/EOF 10B 755 0:0",
+        ]
+    );
+    let paths: Vec<_> = stubs
+        .iter()
+        .map(|s| (s.path.display().to_string(), s.mounted))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/cache".into(), true),
+            ("/in.txt".into(), true),
+            ("/cache/sub".into(), true),
+            ("/run".into(), false),
+            ("/run/secrets".into(), false),
+            ("/run/secrets/tok".into(), true),
+        ]
+    );
+    // The secret's bytes are nowhere in the recording.
+    assert!(!sys.calls().iter().any(|c| c.contains("hunter2")));
+    let sys = RecordingSyscall::new();
+    remove_stubs(&stubs, &sys).unwrap();
+    assert_eq!(
+        sys.calls(),
+        [
+            "umount /run/secrets/tok",
+            "remove /run/secrets/tok",
+            "remove /run/secrets",
+            "remove /run",
+            "set-mtime / 1",
+            "umount /cache/sub",
+            "remove /cache/sub",
+            "umount /in.txt",
+            "remove /in.txt",
+            "set-mtime / 1",
+            "umount /cache",
+            "remove /cache",
+            "set-mtime / 1",
+        ]
+    );
+}
+
+#[test]
+fn bind_sources_and_targets_stay_inside_their_roots() {
+    use crate::spec::MountKind;
+    // A context symlink to /etc/shadow resolves inside the context; an image symlink for the
+    // target resolves inside the rootfs.
+    let sys = full_image()
+        .with_dir("/ctx/etc")
+        .with_file("/ctx/etc/shadow", "")
+        .with_symlink("/ctx/link", "/etc/shadow")
+        .with_dir("/s/rootfs/data")
+        .with_symlink("/s/rootfs/mnt", "../../../data");
+    let spec = with_mounts(vec![mount(
+        "/mnt/x",
+        MountKind::Bind {
+            root: "/ctx".into(),
+            path: "link".into(),
+            read_only: true,
+        },
+    )]);
+    build_rootfs(&spec, &sys).unwrap();
+    assert_eq!(
+        extra_calls(&sys),
+        [
+            "create /s/rootfs/data/x 644",
+            "bind /ctx/etc/shadow /s/rootfs/data/x",
+            "remount-ro /s/rootfs/data/x",
+        ]
+    );
+    let missing = with_mounts(vec![mount(
+        "/x",
+        MountKind::Bind {
+            root: "/ctx".into(),
+            path: "../nope".into(),
+            read_only: true,
+        },
+    )]);
+    let err = build_rootfs(&missing, &full_image().with_dir("/ctx")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot resolve `../nope` inside the rootfs: no such file or directory"
+    );
+}
+
+#[test]
+fn type_mismatches_and_the_root_are_refused() {
+    use crate::spec::MountKind;
+    let sys = full_image().with_dir("/ctx/d");
+    let spec = with_mounts(vec![mount(
+        "/etc/hosts",
+        MountKind::Bind {
+            root: "/ctx".into(),
+            path: "d".into(),
+            read_only: true,
+        },
+    )]);
+    let err = build_rootfs(&spec, &sys).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot resolve `etc/hosts` inside the rootfs: cannot mount a directory on a file"
+    );
+    let spec = with_mounts(vec![mount("/", MountKind::Tmpfs { size: None })]);
+    let err = build_rootfs(&spec, &full_image()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot resolve `/` inside the rootfs: cannot mount over the root"
+    );
+}
+
+#[test]
+fn overlay_mounts_stack_lowers_and_bind_a_path_of_them() {
+    use crate::spec::MountKind;
+    let sys = full_image()
+        .with_dir("/snap/a/fs/out")
+        .with_dir("/snap/b/fs")
+        .with_dir("/t/view/out");
+    let spec = with_mounts(vec![
+        mount(
+            "/rw",
+            MountKind::Overlay {
+                lower: vec!["/snap/b/fs".into(), "/snap/a/fs".into()],
+                upper: Some(("/t/up".into(), "/t/work".into())),
+                mountpoint: "/t/view".into(),
+                path: "/out".into(),
+                read_only: false,
+            },
+        ),
+        mount(
+            "/ro",
+            MountKind::Overlay {
+                lower: vec!["/snap/a/fs".into()],
+                upper: None,
+                mountpoint: "/t/view2".into(),
+                path: "out".into(),
+                read_only: true,
+            },
+        ),
+    ]);
+    build_rootfs(&spec, &sys).unwrap();
+    assert_eq!(
+        extra_calls(&sys),
+        [
+            "chdir /snap",
+            "mount overlay overlay /t/view - lowerdir=b/fs:a/fs,upperdir=/t/up,workdir=/t/work",
+            "mkdir /s/rootfs/rw 755",
+            "bind /t/view/out /s/rootfs/rw",
+            "mkdir /s/rootfs/ro 755",
+            "bind /snap/a/fs/out /s/rootfs/ro",
+            "remount-ro /s/rootfs/ro",
+        ]
+    );
+}
+
+#[test]
+fn host_file_content_is_read_before_pivot() {
+    use crate::spec::{FileContent, MountKind};
+    let sys = full_image().with_file("/secrets/tok", "abc");
+    let spec = with_mounts(vec![mount(
+        "/run/secrets/tok",
+        MountKind::File {
+            content: FileContent::Host("/secrets/tok".into()),
+            mode: 0o440,
+            uid: 1000,
+            gid: 50,
+        },
+    )]);
+    build_rootfs(&spec, &sys).unwrap();
+    assert!(
+        extra_calls(&sys).contains(&"write /s/rootfs/dev/.kiln-file-0 3B 440 1000:50".to_owned())
+    );
 }

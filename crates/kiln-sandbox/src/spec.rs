@@ -77,6 +77,85 @@ pub struct Spec {
     pub network: Network,
     /// The process.
     pub process: Process,
+    /// Extra mounts (RUN `--mount`s, a `#!` heredoc's script), set up after the rootfs and
+    /// before `pivot_root`, parents before children (by the depth of `target`, stable). The
+    /// default, empty, mounts nothing more.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+/// One extra mount of a step.
+///
+/// Nothing of a mount reaches the step's upper dir: a target missing from the image is created
+/// as a stub (an empty directory, or an empty file when the source is a file) and removed
+/// when the step ends, like the `/etc/hosts` stubs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute path inside the rootfs. Symlinks in it are resolved inside the rootfs (an
+    /// absolute link target restarts at the rootfs, `..` stops at it), never on the host.
+    pub target: String,
+    /// What is mounted there.
+    pub kind: MountKind,
+}
+
+/// What a [`MountSpec`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// `path` inside the host directory `root` (resolved with symlinks kept inside `root`;
+    /// empty or `/` is `root` itself), a file or a directory, bind-mounted recursively.
+    Bind {
+        /// The host directory that confines `path`.
+        root: PathBuf,
+        /// The path inside `root`.
+        path: String,
+        /// Remounted read-only after binding.
+        read_only: bool,
+    },
+    /// An overlay of host directories mounted at `mountpoint` (a caller-owned empty directory,
+    /// a mount point only inside the step's namespace), then `path` inside it bind-mounted at
+    /// the target, as for [`MountKind::Bind`]. Without `upper` the overlay is read-only; with
+    /// one lower dir and no upper, the lower dir is simply bound.
+    Overlay {
+        /// Lower dirs, topmost first; at least one.
+        lower: Vec<PathBuf>,
+        /// A writable upper dir and its work dir (same filesystem), thrown away by the caller.
+        upper: Option<(PathBuf, PathBuf)>,
+        /// Where the overlay is assembled.
+        mountpoint: PathBuf,
+        /// The path inside the overlay.
+        path: String,
+        /// Remounted read-only after binding.
+        read_only: bool,
+    },
+    /// A fresh tmpfs (`nosuid,nodev`, mode 1777). `size` in bytes; `None` is the kernel's
+    /// default (half the RAM).
+    Tmpfs {
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+    /// A file created on the step's private `/dev` tmpfs and bound read-only at the target
+    /// (or created in place when the target is inside `/dev`): secrets and scripts, which
+    /// must never touch the rootfs.
+    File {
+        /// Its content.
+        content: FileContent,
+        /// Permission bits.
+        mode: u32,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+    },
+}
+
+/// Where a [`MountKind::File`] gets its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileContent {
+    /// The bytes themselves (they travel in the spec file, which the init deletes as soon as
+    /// it has read it).
+    Inline(Vec<u8>),
+    /// A host file, read by the init before `pivot_root`: nothing is copied to disk.
+    Host(PathBuf),
 }
 
 impl Spec {
@@ -172,6 +251,15 @@ mod tests {
                 args: vec!["true".into()],
                 ..Process::default()
             },
+            mounts: vec![MountSpec {
+                target: "/run/secrets/a".into(),
+                kind: MountKind::File {
+                    content: FileContent::Inline(b"s".to_vec()),
+                    mode: 0o400,
+                    uid: 0,
+                    gid: 0,
+                },
+            }],
         };
         let json = serde_json::to_vec(&spec).unwrap();
         assert_eq!(serde_json::from_slice::<Spec>(&json).unwrap(), spec);

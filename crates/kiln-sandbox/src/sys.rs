@@ -142,6 +142,16 @@ pub trait Syscall {
     fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Creates an empty file (a mount point for a file bind mount).
     fn create_file(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// Creates a new file (never following a final symlink, never over an existing entry)
+    /// holding `content`, owned by `uid`:`gid` with exactly `mode` (umask ignored).
+    fn write_file(
+        &self,
+        path: &Path,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> io::Result<()>;
     /// `mknod` of a character device.
     fn mknod_char(&self, path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()>;
     /// `symlink(target, link)`.
@@ -296,6 +306,32 @@ impl Syscall for LinuxSyscall {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
             .open(path)
             .map(drop)
+    }
+
+    fn write_file(
+        &self,
+        path: &Path,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> io::Result<()> {
+        use std::io::Write as _;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+            .open(path)?;
+        f.write_all(content)?;
+        rustix::fs::fchown(
+            &f,
+            Some(rustix::process::Uid::from_raw(uid)),
+            Some(rustix::process::Gid::from_raw(gid)),
+        )?;
+        // After the chown, which clears set-id bits.
+        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode))?;
+        Ok(())
     }
 
     fn mknod_char(&self, path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {

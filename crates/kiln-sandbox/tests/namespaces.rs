@@ -306,3 +306,161 @@ fn stopping_a_step_leaves_nothing_behind() {
     assert!(pids_with("sleep 1004").is_empty());
     assert_eq!(mounts(), before);
 }
+
+#[test]
+fn extra_mounts_work_and_leave_nothing_in_the_upper_dir() {
+    use kiln_sandbox::{FileContent, MountKind, MountSpec};
+    if !privileged() {
+        return;
+    }
+    let (t, lower) = base();
+    let host = t.path().join("host");
+    fs::create_dir_all(host.join("dir")).unwrap();
+    fs::write(host.join("dir/f"), "from-host\n").unwrap();
+    fs::write(host.join("file"), "one-file\n").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", host.join("escape")).unwrap();
+    let secret = t.path().join("secret");
+    fs::write(&secret, "s3cr3t").unwrap();
+    let cache = t.path().join("cache");
+    fs::create_dir(&cache).unwrap();
+    let step = StepDirs::new();
+    let mut spec = step.spec(
+        std::slice::from_ref(&lower),
+        sh(
+            "cat /ro/f /one; echo w > /ro/g 2>/dev/null && echo ro-writable; \
+            echo cached > /cache/x; echo t > /scratch/t; \
+            stat -c '%a %u %g %s' /run/secrets/tok; cat /run/secrets/tok; echo; \
+            cat /dev/pipes/run; ls -a /dev | grep -c kiln-file; \
+            test -e /esc && echo escaped; mount | grep -c ' /scratch '",
+        ),
+    );
+    let bind = |target: &str, path: &str, read_only| MountSpec {
+        target: target.into(),
+        kind: MountKind::Bind {
+            root: host.clone(),
+            path: path.into(),
+            read_only,
+        },
+    };
+    spec.mounts = vec![
+        bind("/ro", "dir", true),
+        bind("/one", "/file", true),
+        MountSpec {
+            target: "/cache".into(),
+            kind: MountKind::Bind {
+                root: cache.clone(),
+                path: String::new(),
+                read_only: false,
+            },
+        },
+        MountSpec {
+            target: "/scratch".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
+        MountSpec {
+            target: "/run/secrets/tok".into(),
+            kind: MountKind::File {
+                content: FileContent::Host(secret.clone()),
+                mode: 0o440,
+                uid: 1000,
+                gid: 50,
+            },
+        },
+        MountSpec {
+            target: "/dev/pipes/run".into(),
+            kind: MountKind::File {
+                content: FileContent::Inline(b"#!/bin/sh\n".to_vec()),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        },
+    ];
+    let before = mounts();
+    let (code, out, err) = run(&spec, &step.state);
+    assert_eq!(code.unwrap(), 0, "stderr: {err}");
+    assert_eq!(
+        out,
+        "from-host\none-file\n440 1000 50 6\ns3cr3t\n#!/bin/sh\n0\n1\n"
+    );
+    // The cache keeps what the step wrote; the rest is gone with the step.
+    assert_eq!(fs::read_to_string(cache.join("x")).unwrap(), "cached\n");
+    assert!(!host.join("dir/g").exists());
+    assert_eq!(mounts(), before);
+    // Nothing of any mount, nor its mount point, is in the upper dir (only /etc, copied up
+    // for the /etc/hosts stub, now empty: the differ sees it unchanged).
+    assert_eq!(upper_entries(&step.upper), ["etc"]);
+    // The spec (which may hold secrets) is gone from the state directory.
+    assert!(!step.state.join("spec.json").exists());
+
+    // A bind source that escapes through a symlink resolves inside its root: missing there.
+    let step = StepDirs::new();
+    let mut spec = step.spec(std::slice::from_ref(&lower), sh("true"));
+    spec.mounts = vec![bind("/esc", "escape", true)];
+    match run(&spec, &step.state).0 {
+        Err(SandboxError::Setup { message, code }) => {
+            assert_eq!(code, 125);
+            assert!(message.contains("no such file or directory"), "{message}");
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+}
+
+#[test]
+fn overlay_mounts_discard_writes() {
+    use kiln_sandbox::{MountKind, MountSpec};
+    if !privileged() {
+        return;
+    }
+    let (t, lower) = base();
+    let a = t.path().join("a");
+    let b = t.path().join("b");
+    fs::create_dir_all(a.join("out")).unwrap();
+    fs::create_dir_all(b.join("out")).unwrap();
+    fs::write(a.join("out/1"), "a1\n").unwrap();
+    fs::write(b.join("out/1"), "b1\n").unwrap();
+    fs::write(a.join("out/2"), "a2\n").unwrap();
+    let scratch = t.path().join("scratch");
+    for d in ["up", "work", "view"] {
+        fs::create_dir_all(scratch.join(d)).unwrap();
+    }
+    let step = StepDirs::new();
+    let mut spec = step.spec(
+        std::slice::from_ref(&lower),
+        sh("cat /m/1 /m/2; echo new > /m/3; rm /m/1; ls /m"),
+    );
+    spec.mounts = vec![MountSpec {
+        target: "/m".into(),
+        kind: MountKind::Overlay {
+            lower: vec![b.clone(), a.clone()],
+            upper: Some((scratch.join("up"), scratch.join("work"))),
+            mountpoint: scratch.join("view"),
+            path: "out".into(),
+            read_only: false,
+        },
+    }];
+    let (code, out, err) = run(&spec, &step.state);
+    assert_eq!(code.unwrap(), 0, "stderr: {err}");
+    assert_eq!(out, "b1\na2\n2\n3\n");
+    assert!(b.join("out/1").exists() && !a.join("out/3").exists());
+    assert_eq!(upper_entries(&step.upper), ["etc"]);
+}
+
+/// Every path under `upper`, relative and sorted.
+fn upper_entries(upper: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![upper.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(upper).unwrap().display().to_string());
+            if p.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -108,6 +108,7 @@ impl StepDirs {
             hostname: "kiln".into(),
             network: Network::Host,
             process,
+            mounts: Vec::new(),
         }
     }
 }

@@ -174,6 +174,7 @@ impl Step {
             hostname,
             network,
             process,
+            mounts: Vec::new(),
         };
         Ok(Self {
             dirs,
