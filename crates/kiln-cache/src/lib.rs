@@ -1,0 +1,30 @@
+//! The build step cache: canonical, versioned cache keys whose every component can be told
+//! apart when a step misses; the index from keys to step results (`ROOT/cache.db`, SQLite in
+//! WAL mode, shared safely by concurrent kiln processes); the context stat cache that lets an
+//! unchanged context be re-checked instead of re-read; garbage collection of records, blobs
+//! and snapshots; and export/import of records with their layers as an OCI image layout, the
+//! form a `--cache-to`/`--cache-from` directory (and later a registry) holds.
+//!
+//! The crate deliberately knows nothing of Dockerfile syntax, instructions' meaning, variable
+//! scoping or how a step runs: the caller decides the canonical text of an instruction, which
+//! args and env a step sees, and what a [`StepIdentity`] is, and it stores the step's layer
+//! and config in the store before recording them here. Layers are opaque blobs to it and
+//! configs opaque canonical JSON.
+
+mod db;
+mod error;
+pub mod explain;
+mod gc;
+mod index;
+pub mod key;
+mod stat;
+mod transfer;
+
+pub use db::{BUSY_TIMEOUT, SCHEMA_VERSION};
+pub use error::CacheError;
+pub use explain::{Change, Delta, FilesExplanation, KeyExplanation};
+pub use gc::{DuReport, PruneReport, RecordUsage};
+pub use index::{Cache, CacheRecord, LayerRef, Miss, StepIdentity, StepOutput};
+pub use key::{CacheKey, KEY_VERSION, KeyBuilder, Parent};
+pub use stat::{DEFAULT_RACY_WINDOW, StatCachedHasher, context_root_id};
+pub use transfer::{ARTIFACT_TYPE, ExportReport, ImportReport, RECORDS_MEDIA_TYPE};

@@ -1,0 +1,293 @@
+//! The context stat cache: a file's content hash is reused while its stat is unchanged.
+//!
+//! Each row of `stat_cache` (see [`crate::db`]) maps (context root id, path relative to the
+//! root) to the file's inode, size, mtime and ctime (ns) when it was hashed, the wall-clock
+//! time just before it was read, and the SHA-256 of its content. A lookup stats the file and
+//! reuses the hash only when all four stat fields are equal. ctime counts because a write
+//! followed by resetting the mtime (`touch -d`, `cp -p`, `rsync -t`, `tar x`) keeps size and
+//! mtime but always moves ctime, which no user call can set.
+//!
+//! *Racily clean* entries are not trusted (git's rule): a file whose mtime or ctime lies within
+//! the racy window (default [`DEFAULT_RACY_WINDOW`]) before the moment it was hashed may have
+//! been written again within the same timestamp tick, unseen. Such a file is re-read, and the
+//! new row, hashed later, is trusted next time. The window must be at least the filesystem's
+//! timestamp granularity (a jiffy on Linux filesystems, 2 s on FAT).
+//!
+//! A file whose stat changes while it is read is hashed but not recorded.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kiln_fileop::{ContentHasher, ReadingHasher};
+use rusqlite::{TransactionBehavior, params};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{CacheError, io_err};
+use crate::index::Cache;
+
+/// How old a file's mtime and ctime must be, relative to when it was hashed, for its row to be
+/// trusted: 2 s, enough for every filesystem's timestamp granularity.
+pub const DEFAULT_RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// The version byte of [`context_root_id`]'s encoding.
+const ROOT_ID_VERSION: u8 = 1;
+
+/// The id under which a context root's rows are kept: SHA-256 (hex) of the version byte `1`,
+/// the canonical absolute path (`u32` length, then its bytes), the root directory's device
+/// and inode (`u64` each, big-endian). A context recreated at the same path gets a new id;
+/// its old rows are then dead weight that `prune --all` removes.
+pub fn context_root_id(root: &Path) -> Result<String, CacheError> {
+    let canonical = root.canonicalize().map_err(io_err("resolve", root))?;
+    let meta = std::fs::metadata(&canonical).map_err(io_err("stat", &canonical))?;
+    let mut h = Sha256::new();
+    h.update([ROOT_ID_VERSION]);
+    let bytes = canonical.as_os_str().as_bytes();
+    h.update(u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    h.update(bytes);
+    h.update(meta.dev().to_be_bytes());
+    h.update(meta.ino().to_be_bytes());
+    Ok(kiln_layer::Digest::from_sha256(&h.finalize().into())
+        .hex()
+        .to_owned())
+}
+
+/// The stat fields a row is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatKey {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl StatKey {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    stat: StatKey,
+    hashed_ns: i64,
+    sha256: [u8; 32],
+}
+
+/// A [`ContentHasher`] over the stat cache, for one context root: a file is read only when
+/// its stat changed (or is racily clean) since it was last hashed.
+///
+/// Rows are read once when it is made; new hashes are written by [`StatCachedHasher::flush`]
+/// (and on drop, ignoring errors), in one transaction. Paths outside the root (downloads,
+/// scratch files) are hashed by reading, and not recorded.
+#[derive(Debug)]
+pub struct StatCachedHasher<'c> {
+    cache: &'c Cache,
+    root: PathBuf,
+    root_id: String,
+    known: HashMap<Vec<u8>, Row>,
+    pending: Mutex<Vec<(Vec<u8>, Row)>>,
+    racy_window_ns: i64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Cache {
+    /// A stat-cached hasher for the context at `root`. Pass the same path the
+    /// `kiln_fileop::SourceRoot` was made with: the hasher strips it from the paths it gets.
+    pub fn stat_hasher(&self, root: &Path) -> Result<StatCachedHasher<'_>, CacheError> {
+        let root_id = context_root_id(root)?;
+        let known = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256
+                     FROM stat_cache WHERE root = ?1",
+                )
+                .map_err(self.db_err("read the stat cache"))?;
+            let rows = stmt
+                .query_map([&root_id], |r| {
+                    let sha: Vec<u8> = r.get(6)?;
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        sha,
+                    ))
+                })
+                .map_err(self.db_err("read the stat cache"))?;
+            let mut known = HashMap::new();
+            for row in rows {
+                let (path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha) =
+                    row.map_err(self.db_err("read the stat cache"))?;
+                // A damaged row is only a miss.
+                let Ok(sha256) = <[u8; 32]>::try_from(sha.as_slice()) else {
+                    continue;
+                };
+                let stat = StatKey {
+                    ino: ino.cast_unsigned(),
+                    size: size.cast_unsigned(),
+                    mtime_ns,
+                    ctime_ns,
+                };
+                known.insert(
+                    path,
+                    Row {
+                        stat,
+                        hashed_ns,
+                        sha256,
+                    },
+                );
+            }
+            known
+        };
+        Ok(StatCachedHasher {
+            cache: self,
+            root: root.to_owned(),
+            root_id,
+            known,
+            pending: Mutex::new(Vec::new()),
+            racy_window_ns: duration_ns(DEFAULT_RACY_WINDOW),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+}
+
+impl StatCachedHasher<'_> {
+    /// Sets the racy window (see the [module docs](self)); zero trusts every row whose stat
+    /// matches, which is right only on filesystems with exact timestamps (and in tests).
+    #[must_use]
+    pub fn with_racy_window(mut self, window: Duration) -> Self {
+        self.racy_window_ns = duration_ns(window);
+        self
+    }
+
+    /// The context root's id.
+    pub fn root_id(&self) -> &str {
+        &self.root_id
+    }
+
+    /// How many files were answered from the cache without reading them.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// How many files were read.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Writes the hashes computed so far to the index, in one transaction; how many rows.
+    pub fn flush(&self) -> Result<usize, CacheError> {
+        let pending = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.cache.conn();
+        let err = || self.cache.db_err("write the stat cache");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err())?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO stat_cache
+                     (root, path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err())?;
+            for (path, row) in &pending {
+                stmt.execute(params![
+                    self.root_id,
+                    path,
+                    row.stat.ino.cast_signed(),
+                    row.stat.size.cast_signed(),
+                    row.stat.mtime_ns,
+                    row.stat.ctime_ns,
+                    row.hashed_ns,
+                    row.sha256.as_slice(),
+                ])
+                .map_err(err())?;
+            }
+        }
+        tx.commit().map_err(err())?;
+        Ok(pending.len())
+    }
+
+    fn trusted(&self, row: &Row, stat: &StatKey) -> bool {
+        row.stat == *stat
+            && stat
+                .mtime_ns
+                .max(stat.ctime_ns)
+                .saturating_add(self.racy_window_ns)
+                < row.hashed_ns
+    }
+}
+
+impl ContentHasher for StatCachedHasher<'_> {
+    fn sha256(&self, path: &Path) -> io::Result<[u8; 32]> {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return ReadingHasher.sha256(path);
+        };
+        let rel = rel.as_os_str().as_bytes().to_vec();
+        let before = StatKey::of(&std::fs::metadata(path)?);
+        if let Some(row) = self.known.get(&rel)
+            && self.trusted(row, &before)
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(row.sha256);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let hashed_ns = duration_ns(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let sha256 = ReadingHasher.sha256(path)?;
+        let after = StatKey::of(&std::fs::metadata(path)?);
+        if after == before {
+            self.pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((
+                    rel,
+                    Row {
+                        stat: before,
+                        hashed_ns,
+                        sha256,
+                    },
+                ));
+        }
+        Ok(sha256)
+    }
+}
+
+impl Drop for StatCachedHasher<'_> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+fn duration_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
