@@ -1,0 +1,118 @@
+//! Export and import: another machine's cache, carried as an OCI layout, fills a fresh store.
+
+mod common;
+
+use kiln_cache::{ARTIFACT_TYPE, Cache, RECORDS_MEDIA_TYPE};
+
+#[test]
+fn export_import_round_trip_into_a_fresh_store() {
+    let (_a, source) = common::store();
+    let cache = Cache::open(&source).unwrap();
+    let l1 = common::layer(&source, "one", 300);
+    let l2 = common::layer(&source, "two", 500);
+    let steps = [
+        ("one", Some(l1.clone())),
+        ("two", Some(l2.clone())),
+        ("env", None),
+        ("shared", Some(l1.clone())),
+    ];
+    for (name, layer) in &steps {
+        cache
+            .put(&common::key(name), &common::output(layer.clone(), name))
+            .unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("cache");
+    let report = cache.export(&layout).unwrap();
+    assert_eq!(report.records, 4);
+    // Two layers and four configs, each once.
+    assert_eq!(report.blobs, 6);
+
+    // It is a plain OCI layout with one tagged artifact manifest.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["artifactType"], ARTIFACT_TYPE);
+    assert_eq!(
+        entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    assert!(layout.join("oci-layout").is_file());
+    assert!(!layout.join("tmp").exists() && !layout.join("lock").exists());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(report.manifest.digest.hex()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["config"]["mediaType"], RECORDS_MEDIA_TYPE);
+
+    // A fresh store on "another machine".
+    let (_b, fresh) = common::store();
+    let other = Cache::open(&fresh).unwrap();
+    let imported = other.import(&layout).unwrap();
+    assert_eq!(imported.added, 4);
+    assert_eq!(imported.blobs_copied, 2);
+    for (name, layer) in &steps {
+        let r = other.get(&common::key(name)).unwrap().expect("imported");
+        assert_eq!(r.output, common::output(layer.clone(), name));
+        if let Some(l) = layer {
+            assert!(fresh.has_blob(&l.descriptor.digest));
+        }
+    }
+    // Importing again changes nothing.
+    let again = other.import(&layout).unwrap();
+    assert_eq!(
+        (again.added, again.already_present, again.blobs_copied),
+        (0, 4, 0)
+    );
+
+    // Exporting a subset lists only its blobs.
+    let subset = out.path().join("subset");
+    let r = cache
+        .export_keys(&subset, Some(&[common::key("env")]))
+        .unwrap();
+    assert_eq!((r.records, r.blobs), (1, 1));
+}
+
+#[test]
+fn a_corrupt_layer_is_refused_and_nothing_is_recorded() {
+    let (_a, source) = common::store();
+    let cache = Cache::open(&source).unwrap();
+    let l = common::layer(&source, "layer", 200);
+    cache
+        .put(&common::key("x"), &common::output(Some(l.clone()), "x"))
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    cache.export(out.path()).unwrap();
+    std::fs::write(
+        out.path()
+            .join("blobs/sha256")
+            .join(l.descriptor.digest.hex()),
+        vec![0u8; 200],
+    )
+    .unwrap();
+    let (_b, fresh) = common::store();
+    let other = Cache::open(&fresh).unwrap();
+    let e = other.import(out.path()).unwrap_err();
+    assert!(
+        e.to_string().contains(&l.descriptor.digest.to_string()),
+        "{e}"
+    );
+    assert!(other.records().unwrap().is_empty());
+    assert!(!fresh.has_blob(&l.descriptor.digest));
+}
+
+#[test]
+fn a_plain_image_layout_is_not_a_cache_export() {
+    let (_a, source) = common::store();
+    let l = common::layer(&source, "layer", 10);
+    common::image(&source, &[&l]);
+    let cache = Cache::open(&source).unwrap();
+    let e = cache.import(source.root()).unwrap_err();
+    assert!(e.to_string().contains("is not a kiln cache export"), "{e}");
+}
