@@ -31,6 +31,9 @@ pub enum StepError {
     /// The sandbox failed to start or run the step.
     #[error(transparent)]
     Sandbox(#[from] kiln_sandbox::SandboxError),
+    /// A `RUN --mount` could not be prepared.
+    #[error(transparent)]
+    Mount(#[from] crate::run_mount::MountError),
     /// The step's changes could not be turned into a layer.
     #[error(transparent)]
     Diff(#[from] kiln_layer::diff::DiffError),
@@ -91,6 +94,7 @@ impl StepError {
                 "kiln builds from images in its store: `kiln load -i image.tar` or `kiln import rootfs.tar {name}` first (registry pulls are not supported yet)"
             )),
             Self::Invalid { hint, .. } => hint.clone(),
+            Self::Mount(e) => e.hint(),
             _ => None,
         }
     }

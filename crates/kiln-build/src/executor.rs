@@ -48,6 +48,8 @@ pub struct BuildRequest<'a> {
     pub source_date_epoch: Option<i64>,
     /// Where progress goes.
     pub reporter: &'a dyn Reporter,
+    /// `--secret`s, for `RUN --mount=type=secret`.
+    pub secrets: &'a [crate::run_mount::Secret],
 }
 
 /// What a built stage leaves for the stages that use it.

@@ -2,7 +2,8 @@
 //! and what it changed turned into a layer (BuildKit's `dispatchRun`).
 //!
 //! Heredocs, as BuildKit runs them: `RUN <<EOF` alone runs the body as the shell's script
-//! (a body starting with `#!` is written to a file and executed instead); any other use
+//! (a body starting with `#!` is written to `/dev/pipes/NAME`, mode 0755, and executed
+//! instead); any other use
 //! passes the instruction line with each body and terminator appended to the shell.
 
 use std::io::{BufRead, BufReader, Read};
@@ -12,7 +13,7 @@ use std::sync::Mutex;
 
 use kiln_frontend::instruction::{NetworkMode, Run};
 use kiln_layer::diff::{DiffOptions, NewTree};
-use kiln_sandbox::{Launcher, Network, Process, Rootfs, Spec};
+use kiln_sandbox::{FileContent, Launcher, MountKind, MountSpec, Network, Process, Rootfs, Spec};
 
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
@@ -120,6 +121,8 @@ pub struct RunInput<'a> {
     pub default_network: Network,
     /// A `#!` heredoc to put at `/dev/pipes/NAME`.
     pub script: Option<(String, String)>,
+    /// The step's `--mount`s, prepared ([`crate::run_mount`]).
+    pub mounts: Vec<MountSpec>,
     /// The step, for log events.
     pub id: StepId,
     /// Where events go.
@@ -179,11 +182,19 @@ pub fn run_step(
             Rootfs::Bind { dir: full.clone() }
         }
     };
-    if input.script.is_some() {
-        return Err(no_tail(StepError::Invalid {
-            message: "RUN with a `#!` heredoc is not supported yet".into(),
-            hint: Some("start the heredoc body with a command instead of a `#!` line".into()),
-        }));
+    let mut mounts = input.mounts.clone();
+    if let Some((name, body)) = &input.script {
+        // BuildKit mounts the script read-only at /dev/pipes/NAME (mode 0755); here it is a
+        // file on the step's private /dev tmpfs, so it never reaches the layer.
+        mounts.push(MountSpec {
+            target: format!("/dev/pipes/{name}"),
+            kind: MountKind::File {
+                content: FileContent::Inline(body.clone().into_bytes()),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        });
     }
     let network = match input.network {
         NetworkMode::Default => input.default_network,
@@ -204,6 +215,7 @@ pub fn run_step(
             user: input.user.clone(),
             terminal: false,
         },
+        mounts,
     };
     let mut running = input
         .launcher

@@ -22,6 +22,7 @@ use crate::image_config::{
 };
 use crate::layers::Layer;
 use crate::progress::Event;
+use crate::run_mount;
 use crate::run_step::{RunInput, run_args, run_step};
 use crate::view::with_merged;
 
@@ -335,15 +336,22 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             state.history(copy_history("ADD", false, &a.flags, &a.paths), Some(layer));
         }
         CommandKind::Run(run) => {
-            if !run.mounts.is_empty() {
-                return Err(no_tail(StepError::Invalid {
-                    message: "RUN --mount is not supported yet".into(),
-                    hint: Some(
-                        "mounts arrive with the build cache; until then copy what the step needs"
-                            .into(),
-                    ),
-                }));
-            }
+            let layers_of = |from: &str| match from_source(sh, from)? {
+                CopySource::Layers { lowers, .. } => Ok(lowers),
+                CopySource::Context { .. } => Ok(Vec::new()),
+            };
+            let prepared = run_mount::prepare(&run_mount::MountInput {
+                mounts: &run.mounts,
+                workdir: &workdir(state),
+                context: req.context,
+                ignore: req.ignore,
+                secrets: req.secrets,
+                store_root: req.store.root(),
+                overlay: sh.overlay,
+                scratch: sh.sink.scratch_dir("mounts").map_err(no_tail)?,
+                layers_of: &layers_of,
+            })
+            .map_err(no_tail)?;
             let (run_argv, script) = run_args(run);
             let argv = if run.command.prepend_shell {
                 with_shell(&state.config, &run_argv)
@@ -361,6 +369,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     env.push(format!("{k}={v}"));
                 }
             }
+            // Secrets with `env=`: the process sees them, the history and config never do.
+            env.extend(prepared.env.iter().cloned());
             let c = state.container();
             let input = RunInput {
                 lowers: state.lowers(),
@@ -375,6 +385,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 network: run.network,
                 default_network: req.network,
                 script,
+                mounts: prepared.mounts.clone(),
                 id,
                 reporter: req.reporter,
                 launcher: req.launcher,
@@ -382,6 +393,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 source_date_epoch: epoch,
             };
             let layer = run_step(&sh.sink, &input)?;
+            drop(prepared);
             let created_by = run_created_by(&argv, state.scope.args(), state.scope.env());
             state.history(created_by, layer);
         }

@@ -56,6 +56,10 @@ pub struct Args {
     /// Print only the image id.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
+    /// (repeatable). Its bytes never reach the image, its history or the logs.
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
+    pub secret: Vec<kiln_build::Secret>,
     /// The build context: a directory, a tarball, or `-` (a tarball or a Dockerfile on stdin).
     #[arg(value_name = "CONTEXT")]
     pub context: String,
@@ -167,6 +171,7 @@ fn build_in(
         media: MediaTypes::Oci,
         source_date_epoch: kiln_layer::source_date_epoch_from_env(),
         reporter: reporter.as_ref(),
+        secrets: &args.secret,
     };
     let outcome = kiln_build::build(&req);
     drop(reporter);
@@ -304,4 +309,13 @@ fn export(
             Ok(())
         }
     }
+}
+
+/// `--secret`, checked before the build starts: a file secret must be readable.
+fn parse_secret_arg(spec: &str) -> Result<kiln_build::Secret, String> {
+    let secret = kiln_build::parse_secret(spec)?;
+    if let kiln_build::SecretSource::File(path) = &secret.source {
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    }
+    Ok(secret)
 }
