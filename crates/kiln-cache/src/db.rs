@@ -65,7 +65,7 @@ use crate::error::CacheError;
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long a statement waits for another process's write before failing.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const BUSY_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// Migrations: `MIGRATIONS[v]` brings a database from version `v` to `v + 1`.
 const MIGRATIONS: &[&str] = &[r"

@@ -189,7 +189,6 @@ impl KeyExplanation {
             out.push(Change::Env { name, delta });
         }
         match (&old.files, &new.files) {
-            (None, None) => {}
             (None, Some(_)) => out.push(Change::FilesPresence { now: true }),
             (Some(_), None) => out.push(Change::FilesPresence { now: false }),
             (Some(o), Some(n)) if o.root != n.root => match (&o.leaves, &n.leaves) {
@@ -207,7 +206,7 @@ impl KeyExplanation {
                 }
                 _ => out.push(Change::Files),
             },
-            (Some(_), Some(_)) => {}
+            _ => {}
         }
         for (name, delta) in map_diff(&old.inputs, &new.inputs) {
             out.push(Change::Input { name, delta });

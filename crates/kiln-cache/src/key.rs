@@ -158,13 +158,14 @@ impl fmt::Display for Parent {
 /// assert_eq!(explanation.key, key);
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct KeyBuilder {
     parent: Parent,
     instruction: String,
     platform: String,
     args: BTreeMap<String, Option<String>>,
     env: BTreeMap<String, String>,
-    files: Option<(Digest, Option<Vec<(String, Digest)>>)>,
+    files: Option<FilesExplanation>,
     inputs: BTreeMap<String, Digest>,
 }
 
@@ -204,14 +205,17 @@ impl KeyBuilder {
 
     /// Sets the files a COPY/ADD copies, with every leaf, so a miss can name the changed file.
     pub fn files(mut self, merkle: &MerkleHash) -> Self {
-        self.files = Some((merkle.root.clone(), Some(merkle.leaves.clone())));
+        self.files = Some(FilesExplanation {
+            root: merkle.root.clone(),
+            leaves: Some(merkle.leaves.clone()),
+        });
         self
     }
 
     /// Sets the files' Merkle root alone (the per-file hashes are not known or too many to
     /// keep); a miss then says only that the copied files changed.
     pub fn files_root(mut self, root: Digest) -> Self {
-        self.files = Some((root, None));
+        self.files = Some(FilesExplanation { root, leaves: None });
         self
     }
 
@@ -259,9 +263,8 @@ impl KeyBuilder {
             put_bytes(&mut p, value.as_bytes());
             env.insert(name.clone(), field(TAG_ENV, &p));
         }
-        let files = self.files.map(|(root, leaves)| {
-            field(TAG_FILES, &raw(&root));
-            FilesExplanation { root, leaves }
+        let files = self.files.inspect(|f| {
+            field(TAG_FILES, &raw(&f.root));
         });
         let mut inputs = BTreeMap::new();
         for (name, digest) in &self.inputs {
@@ -343,16 +346,16 @@ mod tests {
 
     #[test]
     fn fields_cannot_run_into_each_other() {
-        let (a, _) = base().env("A", "bc").finish();
-        let (b, _) = base().env("Ab", "c").finish();
-        assert_ne!(a, b);
+        let (env_a, _) = base().env("A", "bc").finish();
+        let (env_ab, _) = base().env("Ab", "c").finish();
+        assert_ne!(env_a, env_ab);
         // An arg and an env of the same name and value are different components.
-        let (c, _) = base().arg("A", Some("bc")).finish();
-        assert_ne!(a, c);
+        let (arg_a, _) = base().arg("A", Some("bc")).finish();
+        assert_ne!(env_a, arg_a);
         // A declared ARG without a value is not an empty one.
-        let (d, _) = base().arg("A", None).finish();
-        let (e, _) = base().arg("A", Some("")).finish();
-        assert_ne!(d, e);
+        let (unset, _) = base().arg("A", None).finish();
+        let (empty, _) = base().arg("A", Some("")).finish();
+        assert_ne!(unset, empty);
     }
 
     #[test]

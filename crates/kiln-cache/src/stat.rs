@@ -109,13 +109,13 @@ impl Cache {
         let root_id = context_root_id(root)?;
         let known = {
             let conn = self.conn();
-            let mut stmt = conn
+            let mut query = conn
                 .prepare(
                     "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256
                      FROM stat_cache WHERE root = ?1",
                 )
                 .map_err(self.db_err("read the stat cache"))?;
-            let rows = stmt
+            let rows = query
                 .query_map([&root_id], |r| {
                     let sha: Vec<u8> = r.get(6)?;
                     Ok((

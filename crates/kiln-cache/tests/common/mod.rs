@@ -80,8 +80,8 @@ pub fn image(store: &Store, layers: &[&LayerRef]) {
         media_type: Some(kiln_oci::media::OCI_MANIFEST.into()),
         config: Descriptor::new(kiln_oci::media::OCI_CONFIG, cd, cs),
         layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
-        annotations: Default::default(),
-        extra: Default::default(),
+        annotations: std::collections::BTreeMap::default(),
+        extra: std::collections::BTreeMap::default(),
     };
     let bytes = kiln_oci::canonical::to_vec(&manifest).unwrap();
     let (md, ms) = txn.put_bytes(&bytes, None, "manifest").unwrap();
