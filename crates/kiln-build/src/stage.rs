@@ -217,18 +217,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
             )
         }
         Base::Image(name) => {
-            let image = req
-                .store
-                .resolve(name)
-                .map_err(|e| StepError::BaseNotFound {
-                    name: name.clone(),
-                    source: Box::new(e),
-                })?;
-            let lowers = sh
-                .sink
-                .snapshots()
-                .ensure_image(&image)
-                .map_err(StepError::snapshot)?;
+            let (image, lowers) = image_layers(sh, name)?;
             let mut layers = Vec::new();
             for ((d, diff_id), snapshot) in image
                 .manifest
@@ -483,6 +472,27 @@ fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), StepError> {
     Ok(())
 }
 
+/// An image of the store by name, and its layers' snapshots (topmost first).
+fn image_layers(
+    sh: &Shared<'_>,
+    name: &str,
+) -> Result<(kiln_oci::Image, Vec<std::path::PathBuf>), StepError> {
+    let image = sh
+        .req
+        .store
+        .resolve(name)
+        .map_err(|e| StepError::BaseNotFound {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+    let lowers = sh
+        .sink
+        .snapshots()
+        .ensure_image(&image)
+        .map_err(StepError::snapshot)?;
+    Ok((image, lowers))
+}
+
 /// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.
 fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, StepError> {
     let plan = sh.req.plan;
@@ -501,19 +511,7 @@ fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, Ste
             description: format!("stage `{}`", plan.stages[i].label()),
         });
     }
-    let image = sh
-        .req
-        .store
-        .resolve(from)
-        .map_err(|e| StepError::BaseNotFound {
-            name: from.to_owned(),
-            source: Box::new(e),
-        })?;
-    let lowers = sh
-        .sink
-        .snapshots()
-        .ensure_image(&image)
-        .map_err(StepError::snapshot)?;
+    let (_, lowers) = image_layers(sh, from)?;
     Ok(CopySource::Layers {
         lowers,
         description: format!("image `{from}`"),

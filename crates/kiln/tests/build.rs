@@ -386,13 +386,19 @@ fn history_and_config_are_what_buildkit_writes() {
         &[("f", "f")],
     );
     ok(&env.kiln(&["build", "-q", "-t", "hist:1", ctx.to_str().unwrap()]));
-    let inspect: serde_json::Value = serde_json::from_str(&ok(&env.kiln(&["inspect", "hist:1"]))).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&env.kiln(&["inspect", "hist:1"]))).unwrap();
     let history: Vec<(String, bool)> = inspect[0]["History"]
         .as_array()
         .unwrap()
         .iter()
         .skip(1) // the base image's own entry
-        .map(|h| (h["created_by"].as_str().unwrap().to_owned(), h["empty_layer"].as_bool().unwrap_or(false)))
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap().to_owned(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
         .collect();
     let expected: Vec<(&str, bool)> = vec![
         ("ARG A=1", true),
@@ -409,7 +415,10 @@ fn history_and_config_are_what_buildkit_writes() {
         ("SHELL [/bin/sh -xc]", true),
         ("CMD [\"/bin/sh\" \"-xc\" \"echo run\"]", true),
         ("ENTRYPOINT [\"/bin/echo\"]", true),
-        ("HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:3}", true),
+        (
+            "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:3}",
+            true,
+        ),
     ];
     let got: Vec<(&str, bool)> = history.iter().map(|(s, e)| (s.as_str(), *e)).collect();
     assert_eq!(got, expected);
@@ -434,11 +443,37 @@ fn base_names_are_normalized_like_docker_and_network_none_isolates() {
         &[],
     );
     let out = env.dir.join("names-out");
-    ok(&env.kiln(&["build", "-q", "-o", out.to_str().unwrap(), ctx.to_str().unwrap()]));
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]));
     assert!(out.join("a").is_file() && out.join("b").is_file());
-    assert_eq!(fs::read_to_string(out.join("ifaces")).unwrap(), "lo\n", "only loopback");
+    assert_eq!(
+        fs::read_to_string(out.join("ifaces")).unwrap(),
+        "lo\n",
+        "only loopback"
+    );
     let out2 = env.dir.join("names-out2");
-    let ctx2 = env.context("netnone", "FROM busybox\nRUN cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n", &[]);
-    ok(&env.kiln(&["build", "-q", "--network", "none", "-o", out2.to_str().unwrap(), ctx2.to_str().unwrap()]));
-    assert_eq!(fs::read_to_string(out2.join("ifaces")).unwrap(), "lo\n", "--network none applies to every RUN");
+    let ctx2 = env.context(
+        "netnone",
+        "FROM busybox\nRUN cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n",
+        &[],
+    );
+    ok(&env.kiln(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-o",
+        out2.to_str().unwrap(),
+        ctx2.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        fs::read_to_string(out2.join("ifaces")).unwrap(),
+        "lo\n",
+        "--network none applies to every RUN"
+    );
 }

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kiln_build::{BuildRequest, Output, parse_output};
-use kiln_frontend::{BuildOptions, Platform};
 use kiln_oci::{MediaTypes, Reference, SaveFormat, Store};
 use kiln_sandbox::{Launcher, Network};
 
 use crate::Globals;
-use crate::cmd::outline::{DockerfileSource, load_plan, parse_build_args};
+use crate::cmd::outline::{DockerfileSource, load_plan};
 use crate::diagnostics::SourceError;
 use crate::progress::{self, Mode};
 
@@ -122,18 +121,11 @@ fn build_in(
         },
         None => crate::cmd::outline::read_dockerfile(Some(&dockerfile_path), &ctx.dir)?,
     };
-    let mut opts = BuildOptions {
-        target: args.target.clone(),
-        build_args: parse_build_args(&args.build_arg)?,
-        ..BuildOptions::default()
-    };
-    if let Some(p) = &args.platform {
-        opts.target_platform = Platform::parse(p).map_err(|e| {
-            anyhow::anyhow!(
-                "invalid `--platform {p}`: {e}\nhint: write e.g. `--platform linux/amd64`"
-            )
-        })?;
-    }
+    let opts = crate::cmd::outline::build_options(
+        args.target.as_ref(),
+        &args.build_arg,
+        args.platform.as_ref(),
+    )?;
     let plan = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -130,20 +130,34 @@ pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<
     Ok(plan)
 }
 
-pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
-    let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
+/// `BuildOptions` from the flags `build` and `outline` share.
+pub fn build_options(
+    target: Option<&String>,
+    build_args: &[String],
+    platform: Option<&String>,
+) -> anyhow::Result<BuildOptions> {
     let mut opts = BuildOptions {
-        target: args.target.clone(),
-        build_args: parse_build_args(&args.build_arg)?,
+        target: target.cloned(),
+        build_args: parse_build_args(build_args)?,
         ..BuildOptions::default()
     };
-    if let Some(p) = &args.platform {
+    if let Some(p) = platform {
         opts.target_platform = Platform::parse(p).map_err(|e| {
             anyhow::anyhow!(
                 "invalid `--platform {p}`: {e}\nhint: write e.g. `--platform linux/amd64`"
             )
         })?;
     }
+    Ok(opts)
+}
+
+pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
+    let opts = build_options(
+        args.target.as_ref(),
+        &args.build_arg,
+        args.platform.as_ref(),
+    )?;
     let plan = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

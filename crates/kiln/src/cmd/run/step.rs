@@ -8,64 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kiln_layer::{Compression, DiffOptions, NewTree};
 use kiln_oci::config::History;
 use kiln_oci::{Descriptor, Image, Manifest, MediaTypes, Reference, Snapshots, Store};
 use kiln_sandbox::{Launcher, Network, Process, Rootfs, Running, Spec};
 
-/// How a step's filesystem is made and diffed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Snapshotter {
-    /// An overlay mount over the snapshots; the upper dir is the diff.
-    Overlay,
-    /// A full copy of the merged snapshots, bind-mounted; diffed against them afterwards.
-    Naive,
-}
-
-impl Snapshotter {
-    /// `KILN_SNAPSHOTTER=overlay|naive` when set; otherwise overlay when this process can mount
-    /// it and the store is not itself on an overlayfs (whose upper dirs overlay refuses).
-    pub fn choose(root: &Path) -> anyhow::Result<Self> {
-        match std::env::var("KILN_SNAPSHOTTER").ok().as_deref() {
-            Some("naive") => return Ok(Self::Naive),
-            Some("overlay") => return Ok(Self::Overlay),
-            Some("") | None => {}
-            Some(other) => {
-                bail!("unknown snapshotter `{other}` in KILN_SNAPSHOTTER (overlay or naive)")
-            }
-        }
-        let on_overlay = on_overlayfs(root);
-        Ok(if kiln_sandbox::overlay_available() && !on_overlay {
-            Self::Overlay
-        } else {
-            Self::Naive
-        })
-    }
-}
-
-/// Whether `path` is on an overlayfs, by the longest matching mount point of the mount table.
-fn on_overlayfs(path: &Path) -> bool {
-    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let Ok(path) = fs::canonicalize(path) else {
-        return false;
-    };
-    let mut best: Option<(usize, bool)> = None;
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(mount_point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
-        else {
-            continue;
-        };
-        let fstype = fields.get(sep + 1).copied().unwrap_or("");
-        if path.starts_with(mount_point) && best.is_none_or(|(len, _)| mount_point.len() >= len) {
-            best = Some((mount_point.len(), fstype == "overlay"));
-        }
-    }
-    best.is_some_and(|(_, overlay)| overlay)
-}
+pub use kiln_build::Snapshotter;
 
 /// A step's working directories under `<root>/steps/<unique>/`, removed on drop.
 #[derive(Debug)]
@@ -139,7 +88,7 @@ impl Step {
         process: Process,
         network: Network,
     ) -> anyhow::Result<Self> {
-        let snapshotter = Snapshotter::choose(store.root())?;
+        let snapshotter = Snapshotter::choose(store.root()).map_err(anyhow::Error::msg)?;
         let snaps = Snapshots::new(store)?;
         let lowers = snaps.ensure_image(image)?;
         let dirs = StepDirs::new(store.root())?;
