@@ -5,8 +5,9 @@
 //! working directory, `USER`), the hostname and the network mode. [`Launcher::spawn`]
 //! re-executes the calling binary as an init ([`init`]) that unshares the mount, pid, ipc and
 //! uts namespaces (and net for [`Network::None`]), mounts the rootfs with `/proc`, a minimal
-//! `/dev`, `/sys` and bind-mounted copies of `/etc/hosts` and `/etc/resolv.conf`, pivots into
-//! it, resolves `USER` from the image's own `/etc/passwd` and `/etc/group` ([`user`]), and
+//! `/dev`, `/sys`, bind-mounted copies of `/etc/hosts` and `/etc/resolv.conf` and the spec's
+//! extra [`MountSpec`]s ([`mounts`]: binds, overlays, tmpfs, files on the private `/dev`), pivots
+//! into it, resolves `USER` from the image's own `/etc/passwd` and `/etc/group` ([`user`]), and
 //! executes the process as pid 2 of its namespace; the step's exit code, stdout and stderr come
 //! back to the caller, and when it ends every process and mount of it is gone. Kernel calls go
 //! through the [`sys::Syscall`] trait, recorded by [`fake::RecordingSyscall`] in tests.
