@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use kiln_context::IgnoreRules;
 use kiln_fileop::{
-    ChownSpec, CopyOp, DirView, Fetcher, Inputs, LayerOptions, ModeChange, OpKind, Source,
-    SourceRoot,
+    ChownSpec, ContentHasher, CopyOp, DirView, Fetcher, Inputs, LayerOptions, MerkleHash,
+    ModeChange, OpKind, Source, SourceRoot,
 };
 use kiln_frontend::instruction::{Chmod, CopyFlags, SourcesAndDest, is_url};
 
@@ -76,7 +76,8 @@ pub struct CopyInput<'a> {
 }
 
 /// Run the COPY/ADD and commit its layer.
-pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, StepError> {
+/// The `CopyOp` of an expanded COPY/ADD.
+fn copy_op(input: &CopyInput<'_>) -> Result<CopyOp, StepError> {
     let chmod: Option<Arc<dyn ModeChange>> =
         match &input.flags.chmod {
             None => None,
@@ -126,15 +127,19 @@ pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, S
         kind: input.kind.clone(),
         created_mtime: input.source_date_epoch.unwrap_or(0),
     };
+    Ok(op)
+}
+
+/// Plan the COPY/ADD against its source and the stage's filesystem and hand the plan to
+/// `f`, inside the views that the plan reads (they exist only while `f` runs).
+fn with_plan<R: Send>(
+    sink: &LayerSink<'_>,
+    input: &CopyInput<'_>,
+    f: &(dyn Fn(&kiln_fileop::Plan<'_>) -> Result<R, StepError> + Sync),
+) -> Result<R, StepError> {
+    let op = copy_op(input)?;
     let scratch = sink.scratch_dir("copy")?;
-    let file = sink.layer_path();
-    let opts = LayerOptions {
-        compression: sink.compression(),
-        source_date_epoch: input.source_date_epoch,
-    };
-    let write = |source: Option<&SourceRoot>,
-                 target: &std::path::Path|
-     -> Result<kiln_layer::LayerDigests, StepError> {
+    let plan_in = |source: Option<&SourceRoot>, target: &std::path::Path| -> Result<R, StepError> {
         let view = DirView::new(target);
         let inputs = Inputs {
             source,
@@ -143,22 +148,18 @@ pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, S
             scratch_dir: Some(&scratch),
         };
         let plan = kiln_fileop::plan(&op, inputs)?;
-        let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
-        let written = plan.write_layer(std::io::BufWriter::new(out), &opts)?;
-        let mut w = written.out;
-        std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
-        Ok(written.digests)
+        f(&plan)
     };
     let target_scratch = scratch.join("target");
-    let digests = match &input.source {
+    match &input.source {
         CopySource::Context { dir, rules } => {
             let root = SourceRoot::context(dir.clone(), rules).map_err(|e| StepError::Invalid {
                 message: e.to_string(),
                 hint: None,
             })?;
             with_merged(&input.target, &target_scratch, input.overlay, |t| {
-                write(Some(&root), t)
-            })??
+                plan_in(Some(&root), t)
+            })?
         }
         CopySource::Layers {
             lowers,
@@ -168,10 +169,36 @@ pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, S
             with_merged(lowers, &source_scratch, input.overlay, |src| {
                 let root = SourceRoot::rootfs(src, description.clone());
                 with_merged(&input.target, &target_scratch, input.overlay, |t| {
-                    write(Some(&root), t)
+                    plan_in(Some(&root), t)
                 })
-            })???
+            })??
         }
+    }
+}
+
+/// The Merkle hash of exactly the files the COPY/ADD selects (its cache key's file part),
+/// hashing contents through `hasher` (a stat cache for the build context).
+pub fn copy_merkle(
+    sink: &LayerSink<'_>,
+    input: &CopyInput<'_>,
+    hasher: &(dyn ContentHasher + Sync),
+) -> Result<MerkleHash, StepError> {
+    with_plan(sink, input, &|plan| Ok(plan.merkle(hasher)?))
+}
+
+/// Run the COPY/ADD and commit its layer.
+pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, StepError> {
+    let file = sink.layer_path();
+    let opts = LayerOptions {
+        compression: sink.compression(),
+        source_date_epoch: input.source_date_epoch,
     };
+    let digests = with_plan(sink, input, &|plan| {
+        let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
+        let written = plan.write_layer(std::io::BufWriter::new(out), &opts)?;
+        let mut w = written.out;
+        std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
+        Ok(written.digests)
+    })?;
     sink.commit_layer(&file, &digests)
 }

@@ -50,6 +50,8 @@ pub struct BuildRequest<'a> {
     pub reporter: &'a dyn Reporter,
     /// `--secret`s, for `RUN --mount=type=secret`.
     pub secrets: &'a [crate::run_mount::Secret],
+    /// The step cache; `None` builds without one.
+    pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
 }
 
 /// What a built stage leaves for the stages that use it.
@@ -63,6 +65,8 @@ pub struct StageResult {
     pub scope: Scope,
     /// How many of `layers` came from its base.
     pub base_layers: usize,
+    /// What a stage based on this one chains its cache keys on.
+    pub chain: kiln_cache::Parent,
 }
 
 impl StageResult {
@@ -102,6 +106,8 @@ pub struct BuildOutcome {
     pub layers: Vec<Layer>,
     /// Every stage that was built, in build order.
     pub stages: Vec<StageSummary>,
+    /// Things that did not fail the build but deserve a word (the cache could not be saved).
+    pub warnings: Vec<String>,
 }
 
 /// One stage's result, shared between threads.
@@ -118,6 +124,11 @@ pub(crate) struct Shared<'a> {
     pub snapshotter: Snapshotter,
     pub overlay: bool,
     pub fetcher: kiln_fileop::HttpFetcher,
+    pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
+    /// Context files hashed through the cache's stat cache.
+    pub stat: Option<kiln_cache::StatCachedHasher<'a>>,
+    /// Steps to record once the build's blobs are published.
+    pub pending: crate::cache_step::PendingRecords,
     pub next_step: AtomicUsize,
     pub failed: AtomicBool,
     slots: Vec<Slot>,
@@ -184,6 +195,17 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         overlay: snapshotter == Snapshotter::Overlay,
         snapshotter,
         fetcher: kiln_fileop::HttpFetcher::default(),
+        cache: req.cache,
+        stat: match req.cache {
+            Some(c) => Some(c.cache.stat_hasher(req.context).map_err(|e| {
+                whole(StepError::Invalid {
+                    message: format!("build cache: {e}"),
+                    hint: None,
+                })
+            })?),
+            None => None,
+        },
+        pending: crate::cache_step::PendingRecords::default(),
         next_step: AtomicUsize::new(1),
         failed: AtomicBool::new(false),
         slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),
@@ -250,7 +272,18 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
                 .sum(),
         })
         .collect();
-    commit(shared.sink, req, &target, stages).map_err(whole)
+    let mut outcome = commit(shared.sink, req, &target, stages).map_err(whole)?;
+    if let Some(c) = req.cache {
+        if let Some(stat) = &shared.stat
+            && let Err(e) = stat.flush()
+        {
+            outcome
+                .warnings
+                .push(format!("cannot save the context's stat cache: {e}"));
+        }
+        outcome.warnings.extend(shared.pending.record(c.cache));
+    }
+    Ok(outcome)
 }
 
 /// Write the target's config and manifest and publish everything, tagged.
@@ -303,5 +336,6 @@ fn commit(
         config,
         layers: target.layers.clone(),
         stages,
+        warnings: Vec::new(),
     })
 }

@@ -8,6 +8,7 @@
 //! (`kiln-layer`) or store blobs (`kiln-oci`), and it never prints: progress goes out as
 //! events through the [`Reporter`] trait, which the binary renders.
 
+mod cache_step;
 mod context;
 mod copy_step;
 mod error;
@@ -23,6 +24,7 @@ mod signal;
 mod stage;
 mod view;
 
+pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
 pub use error::{BuildError, StepError};
 pub use executor::{BuildOutcome, BuildRequest, StageResult, StageSummary, build};

@@ -27,6 +27,13 @@ pub enum Event {
         /// The step.
         id: StepId,
     },
+    /// A step was not in the cache, and why (which file, arg or parent changed).
+    CacheMiss {
+        /// The step.
+        id: StepId,
+        /// The reason, for people.
+        reason: String,
+    },
     /// A line of a step's output.
     Log {
         /// The step.

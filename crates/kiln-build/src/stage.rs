@@ -13,7 +13,10 @@ use kiln_frontend::{
 use kiln_layer::{Digest, Entry, EntryKind, LayerWriter};
 use kiln_oci::ImageConfig;
 
-use crate::copy_step::{CopyInput, CopySource, copy_step};
+use kiln_cache::{Parent, StepIdentity};
+
+use crate::cache_step::{self, KeyParts, Lookup};
+use crate::copy_step::{CopyInput, CopySource, copy_merkle, copy_step};
 use crate::error::{BuildError, StepError};
 use crate::executor::{Shared, StageResult};
 use crate::image_config::{
@@ -33,6 +36,11 @@ struct State {
     scope: Scope,
     meta: MetaState,
     created: Option<String>,
+    /// What the next layer step's key builds on.
+    chain: Parent,
+    /// The stage's label, and the position of the current instruction (for explanations).
+    label: String,
+    step: usize,
 }
 
 impl State {
@@ -140,6 +148,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
             name: display(cmd),
         });
         let started = Instant::now();
+        current.step = k;
         match step(sh, &mut current, cmd, id) {
             Ok(()) => sh.req.reporter.event(Event::StepDone {
                 id,
@@ -163,6 +172,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         layers: current.layers,
         scope: current.scope,
         base_layers,
+        chain: current.chain,
     })
 }
 
@@ -202,11 +212,11 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
             })
             .collect()
     };
-    let (mut config, layers, scope) = match &stage.base {
+    let (mut config, layers, scope, chain) = match &stage.base {
         Base::Scratch => {
             let cfg = empty_image(&platform);
             let scope = Scope::new(escape, env_of(&cfg));
-            (cfg, Vec::new(), scope)
+            (cfg, Vec::new(), scope, Parent::Scratch)
         }
         Base::Stage(s) => {
             let parent = sh.wait(*s).map_err(StepError::DependencyFailed)?;
@@ -214,10 +224,12 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
                 parent.config.clone(),
                 parent.layers.clone(),
                 parent.scope.clone(),
+                parent.chain.clone(),
             )
         }
         Base::Image(name) => {
             let (image, lowers) = image_layers(sh, name)?;
+            let chain = Parent::BaseImage(image.manifest_descriptor.digest.clone());
             let mut layers = Vec::new();
             for ((d, diff_id), snapshot) in image
                 .manifest
@@ -243,7 +255,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
             let mut cfg = image.config.clone();
             cfg.created = None;
             let scope = Scope::new(escape, env_of(&cfg));
-            (cfg, layers, scope)
+            (cfg, layers, scope, chain)
         }
     };
     ensure_path(&mut config);
@@ -259,6 +271,9 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
         scope,
         meta: MetaState::default(),
         created,
+        chain,
+        label: stage.label(),
+        step: 0,
     })
 }
 
@@ -296,11 +311,12 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 fetcher: &sh.fetcher,
                 source_date_epoch: epoch,
             };
-            let layer = copy_step(&sh.sink, &input).map_err(no_tail)?;
-            state.history(
-                copy_history("COPY", c.parents, &c.flags, &c.paths),
-                Some(layer),
-            );
+            let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
+                .map_err(no_tail)?;
+            let layer = through_cache(sh, state, parts, id, |_| {
+                copy_step(&sh.sink, &input).map(Some).map_err(no_tail)
+            })?;
+            state.history(copy_history("COPY", c.parents, &c.flags, &c.paths), layer);
         }
         CommandKind::Add(a) => {
             let input = CopyInput {
@@ -321,8 +337,30 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 fetcher: &sh.fetcher,
                 source_date_epoch: epoch,
             };
-            let layer = copy_step(&sh.sink, &input).map_err(no_tail)?;
-            state.history(copy_history("ADD", false, &a.flags, &a.paths), Some(layer));
+            // A URL without --checksum has content nothing hashed in advance: always fetched.
+            let unchecked_url = a.checksum.is_none()
+                && a.paths
+                    .sources
+                    .iter()
+                    .any(|w| kiln_frontend::instruction::is_url(&w.text));
+            let parts = if unchecked_url {
+                None
+            } else {
+                let mut p = copy_parts(sh, "ADD", &input, None).map_err(no_tail)?;
+                if let Some(p) = p.as_mut() {
+                    let _ = write!(
+                        p.instruction,
+                        "\nchecksum={:?}\nunpack={:?}",
+                        a.checksum.as_ref().map(|w| &w.text),
+                        a.unpack
+                    );
+                }
+                p
+            };
+            let layer = through_cache(sh, state, parts, id, |_| {
+                copy_step(&sh.sink, &input).map(Some).map_err(no_tail)
+            })?;
+            state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
         CommandKind::Run(run) => {
             let layers_of = |from: &str| match from_source(sh, from)? {
@@ -381,7 +419,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 snapshotter: sh.snapshotter,
                 source_date_epoch: epoch,
             };
-            let layer = run_step(&sh.sink, &input)?;
+            let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
+            let layer = through_cache(sh, state, parts, id, |_| run_step(&sh.sink, &input))?;
             drop(prepared);
             let created_by = run_created_by(&argv, state.scope.args(), state.scope.env());
             state.history(created_by, layer);
@@ -391,7 +430,16 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             let layer = if wd == "/" {
                 None
             } else {
-                mkdir_layer(sh, state, &wd).map_err(no_tail)?
+                let parts = KeyParts {
+                    instruction: format!(
+                        "WORKDIR\n{wd}\nuser={}",
+                        state.container().user.unwrap_or_default()
+                    ),
+                    ..KeyParts::default()
+                };
+                through_cache(sh, state, Some(parts), id, |st| {
+                    mkdir_layer(sh, st, &wd).map_err(no_tail)
+                })?
             };
             apply_metadata(&mut state.config, kind, &mut state.meta, cmd.span).map_err(no_tail)?;
             state.history(format!("WORKDIR {wd}"), layer);
@@ -447,6 +495,181 @@ fn copy_history(
     s.push_str(&paths.dest.text);
     s.push_str(" # buildkit");
     s
+}
+
+/// Run a layer step through the cache. `parts` is `None` for a step whose inputs are not all
+/// hashed: it always runs, and the chain goes on with its output's digest, so the steps after
+/// it hit only when it made the same layer again.
+fn through_cache(
+    sh: &Shared<'_>,
+    state: &mut State,
+    parts: Option<KeyParts>,
+    id: usize,
+    run: impl FnOnce(&mut State) -> Result<Option<Layer>, (StepError, Vec<String>)>,
+) -> Result<Option<Layer>, (StepError, Vec<String>)> {
+    let mut platform = sh.req.platform.to_string();
+    if let Some(epoch) = sh.req.source_date_epoch {
+        let _ = write!(platform, "\nSOURCE_DATE_EPOCH={epoch}");
+    }
+    let identity = StepIdentity {
+        dockerfile: sh
+            .cache
+            .as_ref()
+            .map(|c| c.dockerfile.clone())
+            .unwrap_or_default(),
+        stage: state.label.clone(),
+        step: u32::try_from(state.step).unwrap_or(u32::MAX),
+    };
+    let Some(parts) = parts else {
+        let layer = run(state)?;
+        let output = layer
+            .as_ref()
+            .map_or_else(|| Digest::of(b""), |l| l.diff_id.clone());
+        let parts = KeyParts {
+            instruction: "output of a step that is not cached".into(),
+            inputs: vec![("output".into(), output)],
+            ..KeyParts::default()
+        };
+        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, &parts, identity).key);
+        return Ok(layer);
+    };
+    let keyed = cache_step::key(&state.chain, &platform, &parts, identity);
+    let Some(cache) = sh.cache.as_ref() else {
+        let layer = run(state)?;
+        state.chain = Parent::Step(keyed.key);
+        return Ok(layer);
+    };
+    let found = cache_step::lookup(
+        cache,
+        &state.label.to_ascii_lowercase(),
+        &keyed,
+        sh.sink.snapshots(),
+    )
+    .map_err(|e| (e, Vec::new()))?;
+    let layer = match found {
+        Lookup::Hit(layer) => {
+            sh.req.reporter.event(Event::StepCached { id });
+            layer.map(|l| *l)
+        }
+        Lookup::Miss(reason) => {
+            sh.req.reporter.event(Event::CacheMiss { id, reason });
+            run(state)?
+        }
+    };
+    state.chain = Parent::Step(keyed.key.clone());
+    sh.pending.push(keyed, layer.clone());
+    Ok(layer)
+}
+
+/// The key parts of a COPY/ADD: the canonical instruction and the Merkle hash of the files
+/// it selects (context files hashed through the stat cache).
+fn copy_parts(
+    sh: &Shared<'_>,
+    kw: &str,
+    input: &CopyInput<'_>,
+    from: Option<&str>,
+) -> Result<Option<KeyParts>, StepError> {
+    if sh.cache.is_none() {
+        return Ok(Some(KeyParts::default()));
+    }
+    let files = match (&input.source, &sh.stat) {
+        (CopySource::Context { .. }, Some(stat)) => copy_merkle(&sh.sink, input, stat)?,
+        _ => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
+    };
+    let f = input.flags;
+    let heredocs: Vec<_> = input
+        .paths
+        .heredocs
+        .iter()
+        .map(|h| (&h.path, &h.data, h.expand))
+        .collect();
+    let instruction = format!(
+        "{kw}\nsources={:?}\nheredocs={heredocs:?}\ndest={}\nworkdir={}\nfrom={from:?}\nchown={:?}\nchmod={:?}\nparents={}\nlink={}\nexclude={:?}",
+        input
+            .paths
+            .sources
+            .iter()
+            .map(|w| &w.text)
+            .collect::<Vec<_>>(),
+        input.paths.dest.text,
+        input.workdir,
+        f.chown.as_ref().map(|w| &w.text),
+        f.chmod.as_ref().map(|w| &w.text),
+        input.parents,
+        f.link,
+        f.exclude.iter().map(|w| &w.text).collect::<Vec<_>>(),
+    );
+    Ok(Some(KeyParts {
+        instruction,
+        files: Some(files),
+        ..KeyParts::default()
+    }))
+}
+
+/// The key parts of a RUN: what the process gets, and the stages and images its mounts read;
+/// `None` (not cached) when it binds the context, whose files are not hashed yet.
+fn run_parts(
+    sh: &Shared<'_>,
+    state: &State,
+    run: &kiln_frontend::instruction::Run,
+    input: &RunInput<'_>,
+) -> Result<Option<KeyParts>, StepError> {
+    use kiln_frontend::instruction::MountType;
+    let mut inputs = Vec::new();
+    for m in &run.mounts {
+        match (&m.typ, &m.from) {
+            (MountType::Bind, None) => return Ok(None),
+            (_, Some(from)) => {
+                let plan = sh.req.plan;
+                let lower = from.to_ascii_lowercase();
+                let digest = match plan
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                {
+                    Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
+                        Parent::Step(k) => k.as_digest().clone(),
+                        Parent::BaseImage(d) => d.clone(),
+                        Parent::Scratch => Digest::of(b""),
+                    },
+                    None => image_layers(sh, from)?.0.manifest_descriptor.digest,
+                };
+                inputs.push((
+                    format!("mount {}", m.target.as_deref().unwrap_or_default()),
+                    digest,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let files: Vec<(&String, &String)> = run
+        .command
+        .files
+        .iter()
+        .map(|h| (&h.name, &h.content))
+        .collect();
+    let instruction = format!(
+        "RUN\nargv={:?}\nfiles={files:?}\nuser={}\ncwd={}\nnetwork={:?}/{:?}\nsecurity={:?}\nmounts={:?}",
+        input.argv,
+        input.user,
+        input.cwd,
+        run.network,
+        input.default_network,
+        run.security,
+        run.mounts,
+    );
+    Ok(Some(KeyParts {
+        instruction,
+        args: state
+            .scope
+            .args()
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect(),
+        env: state.scope.env().to_vec(),
+        inputs,
+        ..KeyParts::default()
+    }))
 }
 
 /// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.

@@ -30,9 +30,12 @@ pub struct Args {
     /// Set a label on the image.
     #[arg(long, value_name = "K=V")]
     pub label: Vec<String>,
-    /// Do not use the build cache (kiln has no cache yet, so every build is a full build).
+    /// Do not use the build cache (every step runs; the results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not use the build cache for this stage (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
     /// Network for RUN steps.
     #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
     pub network: NetworkArg,
@@ -146,7 +149,28 @@ fn build_in(
         args.progress
     };
     let reporter = progress::reporter(mode);
+    let cache = kiln_cache::Cache::open(store).map_err(|e| {
+        anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
+    })?;
+    let cache_use = kiln_build::CacheUse {
+        cache: &cache,
+        no_cache: args.no_cache,
+        no_cache_stages: args
+            .no_cache_filter
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        dockerfile: if ctx.dockerfile.is_some() {
+            format!("-:{}", ctx.dir.display())
+        } else {
+            std::path::absolute(&dockerfile_path)
+                .unwrap_or_else(|_| dockerfile_path.clone())
+                .display()
+                .to_string()
+        },
+    };
     let req = BuildRequest {
+        cache: Some(&cache_use),
         store,
         plan: &plan,
         context: &ctx.dir,
@@ -185,6 +209,9 @@ fn build_in(
             "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         });
         std::fs::write(f, serde_json::to_vec_pretty(&meta)?)?;
+    }
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
     }
     if !args.quiet {
         let mut err = std::io::stderr().lock();

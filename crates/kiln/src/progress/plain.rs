@@ -62,6 +62,7 @@ impl Reporter for Plain {
                 writeln!(out, "#{id} [{stage} {index}/{total}] {name}")
             }
             Event::StepCached { id } => writeln!(out, "#{id} CACHED\n"),
+            Event::CacheMiss { id, reason } => writeln!(out, "#{id} cache miss: {reason}"),
             Event::Log { id, line, .. } => {
                 let t = started.get(&id).map_or(0.0, |t| t.elapsed().as_secs_f64());
                 let text = String::from_utf8_lossy(&line);

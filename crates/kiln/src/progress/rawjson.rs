@@ -33,6 +33,9 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             json!({"event": "step-started", "step": id, "stage": stage, "index": index, "total": total, "name": name})
         }
         Event::StepCached { id } => json!({"event": "step-cached", "step": id}),
+        Event::CacheMiss { id, reason } => {
+            json!({"event": "cache-miss", "step": id, "reason": reason})
+        }
         Event::Log { id, stream, line } => {
             json!({"event": "log", "step": id, "stream": stream, "data": String::from_utf8_lossy(line)})
         }

@@ -216,7 +216,7 @@ impl Reporter for Tty {
                     s.logs.push_back(message);
                 }
             }
-            Event::StageDone { .. } => {}
+            Event::StageDone { .. } | Event::CacheMiss { .. } => {}
         }
     }
 }

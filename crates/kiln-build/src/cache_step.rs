@@ -1,0 +1,207 @@
+//! The step cache in the executor: keys for the steps that make layers, lookups, miss
+//! explanations, and records written once the build's blobs are in the store.
+//!
+//! What enters a key (see `kiln_cache::KeyBuilder` for the encoding):
+//! - the parent: the previous layer step of the stage, else the stage's base (the base image's
+//!   manifest digest, the base stage's last key, or scratch). Metadata steps (ENV, LABEL,
+//!   ARG ...) are not in the chain: they change no layer, and what they change that a layer
+//!   step depends on is in that step's own key;
+//! - the instruction, expanded, in a canonical text without source positions: RUN's full argv
+//!   (shell included), user, working directory, network, security and mounts (secret *ids*,
+//!   never their values); COPY/ADD's sources, destination, working directory and flags;
+//!   WORKDIR's path and user;
+//! - the platform, and `SOURCE_DATE_EPOCH` when set (it changes file times);
+//! - RUN: the declared ARGs and the environment the command sees (BuildKit's rule: a build
+//!   arg invalidates the steps that can see it);
+//! - COPY/ADD: the Merkle hash of exactly the files copied (path, type, mode, owner, size,
+//!   content, link target; never mtimes), after `.dockerignore` and `--exclude`;
+//! - inputs a step reads from elsewhere: the key (or manifest digest) of a stage or image a
+//!   `RUN --mount from=` binds.
+//!
+//! Not cached (always run): RUN with a bind mount of the context, ADD of a URL without
+//! `--checksum` (their inputs are not hashed yet).
+
+use std::sync::Mutex;
+
+use kiln_cache::{
+    Cache, CacheKey, KeyBuilder, KeyExplanation, Miss, Parent, StepIdentity, StepOutput,
+};
+use kiln_fileop::MerkleHash;
+use kiln_layer::Digest;
+use kiln_oci::snapshot::Snapshots;
+
+use crate::error::StepError;
+use crate::layers::Layer;
+
+/// How a build uses the cache.
+pub struct CacheUse<'a> {
+    /// The store's cache.
+    pub cache: &'a Cache,
+    /// `--no-cache`: look nothing up (results are still recorded).
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stages (lowercased names) that look nothing up.
+    pub no_cache_stages: Vec<String>,
+    /// The Dockerfile's absolute path (or `-`), to recognise the same step next time.
+    pub dockerfile: String,
+}
+
+/// The parts of a step's key besides its parent.
+#[derive(Debug, Default)]
+pub struct KeyParts {
+    /// The canonical instruction text.
+    pub instruction: String,
+    /// Declared ARGs the step sees.
+    pub args: Vec<(String, Option<String>)>,
+    /// Environment the step sees.
+    pub env: Vec<(String, String)>,
+    /// COPY/ADD: the files.
+    pub files: Option<MerkleHash>,
+    /// Other inputs by name.
+    pub inputs: Vec<(String, Digest)>,
+}
+
+/// A step's key, with what is needed to explain and record it.
+pub struct Keyed {
+    /// The key.
+    pub key: CacheKey,
+    /// Its components.
+    pub explanation: KeyExplanation,
+    /// Which step it is.
+    pub identity: StepIdentity,
+}
+
+/// A step result to record after the build's blobs are published.
+pub struct Pending {
+    keyed: Keyed,
+    layer: Option<Layer>,
+}
+
+/// Results waiting for the build's commit.
+#[derive(Default)]
+pub struct PendingRecords(Mutex<Vec<Pending>>);
+
+impl PendingRecords {
+    /// Remember a step that ran.
+    pub fn push(&self, keyed: Keyed, layer: Option<Layer>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Pending { keyed, layer });
+    }
+
+    /// Record them all (after the commit); steps that were hits only refresh their
+    /// explanation. Errors here cost future hits, not this build: they are returned for a
+    /// warning.
+    pub fn record(self, cache: &Cache) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for p in self
+            .0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            let output = StepOutput {
+                layer: p.layer.as_ref().map(|l| kiln_cache::LayerRef {
+                    descriptor: l.descriptor.clone(),
+                    diff_id: l.diff_id.clone(),
+                }),
+                // Hits rebuild the config from the instructions; the record's config is kept
+                // for exports and inspection.
+                config: Vec::new(),
+            };
+            if let Err(e) = cache.put(&p.keyed.key, &output) {
+                warnings.push(format!("cannot record the cache of a step: {e}"));
+            }
+            if let Err(e) = cache.remember_step(&p.keyed.identity, &p.keyed.explanation) {
+                warnings.push(format!("cannot remember a step for explanations: {e}"));
+            }
+        }
+        warnings
+    }
+}
+
+/// Make the key of a step on `parent`.
+pub fn key(parent: &Parent, platform: &str, parts: &KeyParts, identity: StepIdentity) -> Keyed {
+    let mut b = KeyBuilder::new(
+        parent.clone(),
+        parts.instruction.clone(),
+        platform.to_owned(),
+    );
+    for (name, value) in &parts.args {
+        b = b.arg(name.clone(), value.as_deref());
+    }
+    for (name, value) in &parts.env {
+        b = b.env(name.clone(), value.clone());
+    }
+    if let Some(files) = &parts.files {
+        b = b.files(files);
+    }
+    for (name, digest) in &parts.inputs {
+        b = b.input(name.clone(), digest.clone());
+    }
+    let (key, explanation) = b.finish();
+    Keyed {
+        key,
+        explanation,
+        identity,
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    /// The recorded result: its layer, when it made one.
+    Hit(Option<Box<Layer>>),
+    /// Not in the cache; why, for people.
+    Miss(String),
+}
+
+/// Look a step up.
+pub fn lookup(
+    cache: &CacheUse<'_>,
+    stage: &str,
+    keyed: &Keyed,
+    snapshots: &Snapshots,
+) -> Result<Lookup, StepError> {
+    let store_err = |e: kiln_cache::CacheError| StepError::Invalid {
+        message: format!("build cache: {e}"),
+        hint: Some("`kiln prune --all` empties a damaged cache".into()),
+    };
+    let skip = cache.no_cache || cache.no_cache_stages.iter().any(|s| s == stage);
+    if !skip && let Some(record) = cache.cache.get(&keyed.key).map_err(store_err)? {
+        let layer = match record.output.layer {
+            None => None,
+            Some(l) => {
+                let snapshot = snapshots
+                    .ensure(&l.descriptor, &l.diff_id)
+                    .map_err(StepError::snapshot)?;
+                Some(Box::new(Layer {
+                    size: l.descriptor.size,
+                    descriptor: l.descriptor,
+                    diff_id: l.diff_id,
+                    snapshot,
+                }))
+            }
+        };
+        return Ok(Lookup::Hit(layer));
+    }
+    if skip {
+        return Ok(Lookup::Miss(if cache.no_cache {
+            "--no-cache".into()
+        } else {
+            format!("--no-cache-filter {stage}")
+        }));
+    }
+    let why = match cache
+        .cache
+        .explain(&keyed.identity, &keyed.explanation)
+        .map_err(store_err)?
+    {
+        Miss::FirstBuild => "first build of this step".to_owned(),
+        Miss::Evicted => "same key as last time, but its record was pruned".to_owned(),
+        Miss::Changed(changes) => changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Ok(Lookup::Miss(why))
+}
