@@ -1,0 +1,219 @@
+//! The build cache through the real binary: what a rebuild reuses, what a change invalidates
+//! (and nothing else), and how misses are explained in `--progress=plain`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_test_support::{busybox_rootfs_tar, require, run};
+
+const DOCKERFILE: &str = "\
+FROM busybox AS deps
+COPY deps.txt /deps.txt
+RUN cat /deps.txt > /deps.out
+FROM busybox AS app
+ARG MODE=dev
+COPY src/ /src/
+RUN echo \"$MODE\" > /mode && cat /src/main > /main.out
+FROM busybox
+COPY --from=deps /deps.out /
+COPY --from=app /main.out /
+";
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    ctx: PathBuf,
+}
+
+fn setup() -> Option<Env> {
+    require(true, &["/bin/busybox", "tar"])?;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let rootfs = busybox_rootfs_tar(tmp.path());
+    kiln(
+        &store,
+        &["import", rootfs.to_str().unwrap(), "busybox:latest"],
+    );
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(ctx.join("src")).unwrap();
+    fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    fs::write(ctx.join("deps.txt"), "deps v1\n").unwrap();
+    fs::write(ctx.join("src/main"), "main v1\n").unwrap();
+    fs::write(ctx.join("ignored.txt"), "x\n").unwrap();
+    fs::write(ctx.join(".dockerignore"), "ignored.txt\n").unwrap();
+    Some(Env {
+        _tmp: tmp,
+        store,
+        ctx,
+    })
+}
+
+fn kiln(store: &Path, args: &[&str]) -> String {
+    run(Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(store)
+        .args(args))
+}
+
+/// Build with plain progress; returns the image id and, per layer step
+/// (`stage: INSTRUCTION`), `Ok(())` for a hit or `Err(reason)` for a miss.
+fn build(env: &Env, extra: &[&str]) -> (String, BTreeMap<String, Result<(), String>>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&env.store)
+        .args(["build", "--progress=plain"])
+        .args(extra)
+        .arg(&env.ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let mut names = BTreeMap::new();
+    let mut steps = BTreeMap::new();
+    for line in stderr.lines() {
+        let Some((id, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        if let Some(title) = rest.strip_prefix('[') {
+            let (stage_pos, name) = title.split_once("] ").unwrap();
+            let stage = stage_pos.split(' ').next().unwrap();
+            names.insert(id.to_owned(), format!("{stage}: {name}"));
+        } else if rest == "CACHED" {
+            steps.insert(names[id].clone(), Ok(()));
+        } else if let Some(reason) = rest.strip_prefix("cache miss: ") {
+            steps.insert(names[id].clone(), Err(reason.to_owned()));
+        }
+    }
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        steps,
+    )
+}
+
+fn hits(steps: &BTreeMap<String, Result<(), String>>) -> Vec<&str> {
+    steps
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+fn miss<'a>(steps: &'a BTreeMap<String, Result<(), String>>, step: &str) -> &'a str {
+    match steps.get(step) {
+        Some(Err(reason)) => reason,
+        other => panic!("`{step}` should miss, got {other:?} in {steps:#?}"),
+    }
+}
+
+#[test]
+fn rebuilds_reuse_exactly_what_did_not_change() {
+    let Some(env) = setup() else { return };
+    let (first, steps) = build(&env, &[]);
+    assert_eq!(steps.len(), 6, "six layer steps: {steps:#?}");
+    assert!(hits(&steps).is_empty());
+
+    // Nothing changed: every step is reused and the image is the same.
+    let (second, steps) = build(&env, &[]);
+    assert_eq!(hits(&steps).len(), 6, "{steps:#?}");
+    assert_eq!(first, second, "same image digest");
+
+    // An ignored file changed: nothing is invalidated.
+    fs::write(env.ctx.join("ignored.txt"), "changed\n").unwrap();
+    let (third, steps) = build(&env, &[]);
+    assert_eq!(hits(&steps).len(), 6, "{steps:#?}");
+    assert_eq!(first, third);
+
+    // One context file changed: the COPY that copies it and what follows it in its stage and
+    // in the stages that use it; nothing else.
+    fs::write(env.ctx.join("src/main"), "main v2\n").unwrap();
+    let (_, steps) = build(&env, &[]);
+    assert!(miss(&steps, "app: COPY src/ /src/").contains("file `/src/main` changed"));
+    assert!(
+        miss(
+            &steps,
+            "app: RUN echo \"$MODE\" > /mode && cat /src/main > /main.out"
+        )
+        .contains("previous step changed")
+    );
+    assert!(
+        miss(&steps, "stage-2: COPY --from=app /main.out /").contains("file `/main.out` changed")
+    );
+    assert_eq!(
+        hits(&steps),
+        [
+            "deps: COPY deps.txt /deps.txt",
+            "deps: RUN cat /deps.txt > /deps.out",
+            "stage-2: COPY --from=deps /deps.out /"
+        ]
+    );
+
+    // A build arg changed: only the steps that see it. The RUN re-runs, but the file the
+    // last stage copies from it comes out the same, so that COPY (keyed on exactly the files
+    // it copies) is reused: finer than BuildKit, which rebuilds it.
+    let (_, steps) = build(&env, &["--build-arg", "MODE=prod"]);
+    assert!(
+        miss(
+            &steps,
+            "app: RUN echo \"$MODE\" > /mode && cat /src/main > /main.out"
+        )
+        .contains("build arg `MODE` changed")
+    );
+    assert_eq!(
+        hits(&steps),
+        [
+            "app: COPY src/ /src/",
+            "deps: COPY deps.txt /deps.txt",
+            "deps: RUN cat /deps.txt > /deps.out",
+            "stage-2: COPY --from=app /main.out /",
+            "stage-2: COPY --from=deps /deps.out /",
+        ]
+    );
+
+    // --no-cache: everything runs; --no-cache-filter: only that stage (and what it feeds,
+    // whose inputs are unchanged here, so it hits again).
+    let (_, steps) = build(&env, &["--build-arg", "MODE=prod", "--no-cache"]);
+    assert!(hits(&steps).is_empty(), "{steps:#?}");
+    assert!(miss(&steps, "deps: COPY deps.txt /deps.txt").contains("--no-cache"));
+    let (_, steps) = build(
+        &env,
+        &["--build-arg", "MODE=prod", "--no-cache-filter", "deps"],
+    );
+    assert!(miss(&steps, "deps: RUN cat /deps.txt > /deps.out").contains("--no-cache-filter deps"));
+    assert!(hits(&steps).contains(&"app: COPY src/ /src/"));
+}
+
+#[test]
+fn a_changed_base_image_invalidates_its_stage() {
+    let Some(env) = setup() else { return };
+    build(&env, &[]);
+    // Another busybox: one more file in the rootfs gives a new manifest digest.
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs_tar(tmp.path());
+    let dir = tmp.path().join("more");
+    fs::create_dir_all(&dir).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&rootfs)
+        .arg("-C")
+        .arg(&dir));
+    fs::write(dir.join("etc/extra"), "x\n").unwrap();
+    let tar = tmp.path().join("more.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    kiln(
+        &env.store,
+        &["import", tar.to_str().unwrap(), "busybox:latest"],
+    );
+    let (_, steps) = build(&env, &[]);
+    assert!(
+        miss(&steps, "deps: COPY deps.txt /deps.txt").contains("base image changed"),
+        "{steps:#?}"
+    );
+    assert!(miss(&steps, "app: COPY src/ /src/").contains("base image changed"));
+}
