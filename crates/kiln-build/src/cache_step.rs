@@ -92,8 +92,9 @@ impl PendingRecords {
     /// Record them all (after the commit); steps that were hits only refresh their
     /// explanation. Errors here cost future hits, not this build: they are returned for a
     /// warning.
-    pub fn record(self, cache: &Cache) -> Vec<String> {
+    pub fn record(self, cache: &Cache) -> (Vec<CacheKey>, Vec<String>) {
         let mut warnings = Vec::new();
+        let mut keys = Vec::new();
         for p in self
             .0
             .into_inner()
@@ -114,8 +115,9 @@ impl PendingRecords {
             if let Err(e) = cache.remember_step(&p.keyed.identity, &p.keyed.explanation) {
                 warnings.push(format!("cannot remember a step for explanations: {e}"));
             }
+            keys.push(p.keyed.key);
         }
-        warnings
+        (keys, warnings)
     }
 }
 

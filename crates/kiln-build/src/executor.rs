@@ -108,6 +108,8 @@ pub struct BuildOutcome {
     pub stages: Vec<StageSummary>,
     /// Things that did not fail the build but deserve a word (the cache could not be saved).
     pub warnings: Vec<String>,
+    /// The cache keys of this build's steps (for `--cache-to`).
+    pub cache_keys: Vec<kiln_cache::CacheKey>,
 }
 
 /// One stage's result, shared between threads.
@@ -281,7 +283,9 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
                 .warnings
                 .push(format!("cannot save the context's stat cache: {e}"));
         }
-        outcome.warnings.extend(shared.pending.record(c.cache));
+        let (keys, warnings) = shared.pending.record(c.cache);
+        outcome.cache_keys = keys;
+        outcome.warnings.extend(warnings);
     }
     Ok(outcome)
 }
@@ -337,5 +341,6 @@ fn commit(
         layers: target.layers.clone(),
         stages,
         warnings: Vec::new(),
+        cache_keys: Vec::new(),
     })
 }

@@ -28,6 +28,10 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context.
     Build(cmd::build::Args),
+    /// Remove build cache records, their layers and snapshots (never what images use).
+    Prune(cmd::prune::PruneArgs),
+    /// Show the build cache's disk usage.
+    Du(cmd::prune::DuArgs),
     /// Show the stages of a Dockerfile in build order, what each depends on and which the
     /// target needs.
     Outline(cmd::outline::Args),
@@ -107,6 +111,8 @@ fn main() -> ExitCode {
     let globals = Globals::from_cli(cli.root);
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&globals, &args),
+        Command::Prune(args) => cmd::prune::prune(&globals, &args),
+        Command::Du(args) => cmd::prune::du(&globals, &args),
         Command::Outline(args) => cmd::outline::run(&globals, &args),
         Command::Load(args) => cmd::load::run(&globals, &args),
         Command::Save(args) => cmd::save::run(&globals, &args),

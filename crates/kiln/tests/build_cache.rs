@@ -217,3 +217,80 @@ fn a_changed_base_image_invalidates_its_stage() {
     );
     assert!(miss(&steps, "app: COPY src/ /src/").contains("base image changed"));
 }
+
+#[test]
+fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
+    let Some(env) = setup() else { return };
+    let exported = env.store.parent().unwrap().join("exported-cache");
+    let base = env.store.parent().unwrap().join("busybox.tar");
+    let (first, _) = {
+        let out = kiln(
+            &env.store,
+            &[
+                "build",
+                "-q",
+                "--cache-to",
+                &format!("type=local,dest={}", exported.display()),
+                env.ctx.to_str().unwrap(),
+            ],
+        );
+        (out.trim().to_owned(), ())
+    };
+    kiln(
+        &env.store,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            base.to_str().unwrap(),
+            "busybox:latest",
+        ],
+    );
+    // Another machine: a fresh store with the same base image (as a registry would give it).
+    let other = Env {
+        store: env.store.parent().unwrap().join("other-store"),
+        ctx: env.ctx.clone(),
+        _tmp: tempfile::tempdir().unwrap(),
+    };
+    kiln(&other.store, &["load", "-i", base.to_str().unwrap()]);
+    let (second, steps) = build(
+        &other,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", exported.display()),
+        ],
+    );
+    assert_eq!(
+        hits(&steps).len(),
+        6,
+        "every step reused, no RUN ran: {steps:#?}"
+    );
+    assert_eq!(first, second, "the same image");
+}
+
+#[test]
+fn prune_and_du_shrink_the_cache_and_keep_images() {
+    let Some(env) = setup() else { return };
+    kiln(
+        &env.store,
+        &["build", "-q", "-t", "kept:1", env.ctx.to_str().unwrap()],
+    );
+    let du = kiln(&env.store, &["du"]);
+    assert!(du.contains("records:      6"), "{du}");
+    let out = kiln(&env.store, &["prune", "--all"]);
+    assert!(out.starts_with("removed 6 cache records"), "{out}");
+    assert!(kiln(&env.store, &["du"]).contains("records:      0"));
+    // The image is intact and still runs; the next build runs its steps again.
+    kiln(&env.store, &["fsck"]);
+    assert!(kiln(&env.store, &["images"]).contains("kept"));
+    let (_, steps) = build(&env, &[]);
+    assert!(hits(&steps).is_empty(), "{steps:#?}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&env.store)
+        .args(["prune", "--keep-storage", "ten"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid size `ten`"));
+}

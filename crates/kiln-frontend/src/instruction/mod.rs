@@ -14,7 +14,7 @@ use kiln_syntax::{Heredoc, Instruction, TextRange, Word};
 
 pub use chmod::Chmod;
 pub use copy::{Add, Copy, CopyFlags, HeredocSource, SourcesAndDest, is_git, is_url};
-pub use healthcheck::Healthcheck;
+pub use healthcheck::{Healthcheck, parse_go_duration};
 pub use run::{NetworkMode, Run, SecurityMode};
 pub use run_mount::{Mount, MountType, Sharing};
 

@@ -33,6 +33,13 @@ pub struct Args {
     /// Do not use the build cache (every step runs; the results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
+    /// Import a build cache first: `type=local,src=DIR` (an export of `--cache-to`).
+    #[arg(long, value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export this build's cache: `type=local,dest=DIR` (an OCI layout another machine's
+    /// `--cache-from` reads).
+    #[arg(long, value_name = "SPEC")]
+    pub cache_to: Vec<String>,
     /// Do not use the build cache for this stage (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
@@ -152,6 +159,24 @@ fn build_in(
     let cache = kiln_cache::Cache::open(store).map_err(|e| {
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
+    for spec in &args.cache_from {
+        let dir = local_cache_dir(spec, "src")?;
+        let report = cache
+            .import(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot import the cache `{}`: {e}", dir.display()))?;
+        if !args.quiet {
+            eprintln!(
+                "imported {} cache records from {}",
+                report.added,
+                dir.display()
+            );
+        }
+    }
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| local_cache_dir(s, "dest"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let cache_use = kiln_build::CacheUse {
         cache: &cache,
         no_cache: args.no_cache,
@@ -213,6 +238,11 @@ fn build_in(
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
+    for dir in &cache_to {
+        cache
+            .export_keys(dir, Some(&outcome.cache_keys))
+            .map_err(|e| anyhow::anyhow!("cannot export the cache to `{}`: {e}", dir.display()))?;
+    }
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         let total: u64 = outcome.layers.iter().map(|l| l.descriptor.size).sum();
@@ -238,6 +268,27 @@ fn build_in(
     }
     println!("{id}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`.
+fn local_cache_dir(spec: &str, key: &str) -> anyhow::Result<PathBuf> {
+    let mut typ = None;
+    let mut dir = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => typ = Some(v),
+            Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
+            Some(("mode", _)) => {}
+            _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
+        }
+    }
+    match (typ, dir) {
+        (Some("local"), Some(d)) => Ok(d),
+        (Some("registry"), _) => anyhow::bail!(
+            "`type=registry` caches need registry support, which kiln does not have yet\nhint: use `type=local,{key}=DIR`"
+        ),
+        _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
+    }
 }
 
 /// A failed step as a diagnostic at its instruction, with the exit code and output tail.

@@ -9,6 +9,7 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod outline;
+pub mod prune;
 pub mod rmi;
 pub mod run;
 pub mod save;

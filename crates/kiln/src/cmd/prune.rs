@@ -1,0 +1,133 @@
+//! `kiln prune [--all] [--keep-storage SIZE] [--filter until=DURATION]` and `kiln du`: the
+//! build cache's records, layers and snapshots; what images use always stays.
+
+use std::process::ExitCode;
+
+use kiln_cache::Cache;
+use kiln_oci::Store;
+
+use crate::Globals;
+use crate::cmd::images::human_size;
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove every cache record (and the context stat cache).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Keep at most this much cache (`10GB`, `500MB`, `1.5g`), least recently used first out.
+    #[arg(long, value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// `until=DURATION`: remove records unused for longer than that (`24h`, `90m`).
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DuArgs {
+    /// Show every record.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let keep = args.keep_storage.as_deref().map(parse_size).transpose()?;
+    let mut older_than = None;
+    for f in &args.filter {
+        let Some(d) = f.strip_prefix("until=") else {
+            anyhow::bail!(
+                "invalid `--filter {f}`\nhint: kiln knows `--filter until=DURATION`, e.g. `until=24h`"
+            );
+        };
+        let (_, dur) = kiln_frontend::instruction::parse_go_duration(d)
+            .filter(|(negative, _)| !negative)
+            .ok_or_else(|| anyhow::anyhow!("invalid duration `{d}` in `--filter`\nhint: write e.g. `until=24h` or `until=90m`"))?;
+        older_than = Some(dur);
+    }
+    if !args.all && keep.is_none() && older_than.is_none() {
+        anyhow::bail!(
+            "say what to remove\nhint: `kiln prune --all`, `--keep-storage SIZE` or `--filter until=DURATION`"
+        );
+    }
+    let store = Store::open(&globals.root)?;
+    let cache = Cache::open(&store)?;
+    let report = cache.prune(keep, older_than, args.all, &|_| false)?;
+    println!(
+        "removed {} cache records, {} layers, {} snapshots; freed {}",
+        report.removed.len(),
+        report.deleted_blobs.len(),
+        report.deleted_snapshots.len(),
+        human_size(report.freed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let cache = Cache::open(&store)?;
+    let report = cache.du()?;
+    if args.verbose {
+        println!(
+            "{:<20} {:>10} {:>10} {:>9}",
+            "KEY", "LAYER", "SNAPSHOT", "IN IMAGE"
+        );
+        for r in &report.records {
+            let key = r.key.to_string();
+            println!(
+                "{:<20} {:>10} {:>10} {:>9}",
+                &key[7..19],
+                r.layer
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |l| human_size(l.descriptor.size)),
+                r.snapshot_size.map_or_else(|| "-".into(), human_size),
+                if r.in_image { "yes" } else { "no" }
+            );
+        }
+    }
+    println!("records:      {}", report.records.len());
+    println!("layers:       {}", human_size(report.blob_bytes));
+    println!("snapshots:    {}", human_size(report.snapshot_bytes));
+    println!(
+        "shared:       {} (held by images too)",
+        human_size(report.shared_bytes)
+    );
+    println!("reclaimable:  {}", human_size(report.reclaimable()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's sizes: a number with an optional `b`, `k`, `m`, `g`, `t` unit (binary multiples),
+/// `kb`/`mb`/`gb`/`tb` accepted.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size `{s}`\nhint: write e.g. `10GB` or `500MB`"))?;
+    let mult: u64 = match unit.trim().trim_end_matches('b').trim_end_matches('i') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => anyhow::bail!("invalid size unit in `{s}`\nhint: write e.g. `10GB` or `500MB`"),
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("10GB").unwrap(), 10 << 30);
+        assert_eq!(super::parse_size("500m").unwrap(), 500 << 20);
+        assert_eq!(super::parse_size("1024").unwrap(), 1024);
+        assert!(super::parse_size("ten").is_err());
+    }
+}
