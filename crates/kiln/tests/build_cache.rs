@@ -223,19 +223,18 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
     let Some(env) = setup() else { return };
     let exported = env.store.parent().unwrap().join("exported-cache");
     let base = env.store.parent().unwrap().join("busybox.tar");
-    let (first, _) = {
-        let out = kiln(
-            &env.store,
-            &[
-                "build",
-                "-q",
-                "--cache-to",
-                &format!("type=local,dest={}", exported.display()),
-                env.ctx.to_str().unwrap(),
-            ],
-        );
-        (out.trim().to_owned(), ())
-    };
+    let first = kiln(
+        &env.store,
+        &[
+            "build",
+            "-q",
+            "--cache-to",
+            &format!("type=local,dest={}", exported.display()),
+            env.ctx.to_str().unwrap(),
+        ],
+    )
+    .trim()
+    .to_owned();
     kiln(
         &env.store,
         &[
