@@ -6,9 +6,8 @@
 # cold: kiln with an empty store except the imported base (snapshots unpacked once, as a
 #       store that has the base image would have them); BuildKit after `docker builder prune`
 #       with --no-cache; buildah with --no-cache.
-# warm: the same build again on the same store / daemon. kiln has no step cache yet (the
-#       cache issue), so its warm build re-runs every step; BuildKit's and buildah's hit
-#       their caches.
+# warm: the same build again on the same store / daemon: a no-op rebuild, every step a
+#       cache hit for all three.
 # Usage: bash bench/build.sh [WORKDIR]    (root; docker.io, busybox-static; buildah optional)
 set -euo pipefail
 cd "$(dirname "$0")/.."
