@@ -52,6 +52,9 @@ pub struct BuildRequest<'a> {
     pub secrets: &'a [crate::run_mount::Secret],
     /// The step cache; `None` builds without one.
     pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
+    /// `--explain`: run nothing, report for every step whether it is cached or why it would
+    /// run, and change nothing in the store.
+    pub explain: bool,
 }
 
 /// What a built stage leaves for the stages that use it.
@@ -222,7 +225,14 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
                     i,
                     s.spawn(move || {
                         let r = crate::stage::run_stage(shared, i).map(Arc::new);
-                        if r.is_err() {
+                        // `--explain` stopping a stage is not a failure: the others go on.
+                        if let Err(e) = &r
+                            && !(req.explain
+                                && matches!(
+                                    *e.error,
+                                    StepError::WouldRun | StepError::DependencyFailed(_)
+                                ))
+                        {
                             shared.failed.store(true, Ordering::SeqCst);
                         }
                         shared.set(i, r.as_ref().map(Arc::clone).map_err(|e| e.stage.clone()));
@@ -245,13 +255,33 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
             Err(e) => errors.push(e),
         }
     }
+    if req.explain {
+        // Nothing is committed: the transaction and its scratch space go away.
+        if let Some(i) = errors.iter().position(|e| {
+            !matches!(
+                *e.error,
+                StepError::WouldRun | StepError::DependencyFailed(_)
+            )
+        }) {
+            return Err(errors.swap_remove(i));
+        }
+        return Err(BuildError {
+            stage: String::new(),
+            instruction: String::new(),
+            span: kiln_syntax::TextRange::default(),
+            error: Box::new(StepError::Explained {
+                would_run: !errors.is_empty(),
+            }),
+            output_tail: Vec::new(),
+        });
+    }
     if !errors.is_empty() {
         let root = errors
             .iter()
             .position(|e| {
                 !matches!(
                     *e.error,
-                    StepError::DependencyFailed(_) | StepError::Cancelled
+                    StepError::DependencyFailed(_) | StepError::Cancelled | StepError::WouldRun
                 )
             })
             .unwrap_or(0);

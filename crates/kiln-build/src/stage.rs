@@ -91,6 +91,12 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
     });
     let from_started = Instant::now();
     let mut current = base(sh, index).map_err(|e| {
+        if sh.req.explain
+            && let StepError::DependencyFailed(other) = &e
+        {
+            let why = format!("stage `{other}` would be rebuilt");
+            would_run_rest(sh, &label, &stage.commands, 2, total, &why);
+        }
         sh.req.reporter.event(Event::StepFailed {
             id,
             message: e.to_string(),
@@ -137,6 +143,12 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         }
         // A step is shown once it can run: after the stages it reads from are done.
         if let Err(e) = wait_for_sources(sh, cmd) {
+            if sh.req.explain
+                && let StepError::DependencyFailed(other) = &e
+            {
+                let why = format!("stage `{other}` would be rebuilt");
+                would_run_rest(sh, &label, &commands[k..], k + 2, total, &why);
+            }
             return Err(fail(cmd, e, Vec::new()));
         }
         let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
@@ -154,6 +166,17 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
                 id,
                 elapsed: started.elapsed(),
             }),
+            Err((StepError::WouldRun, _)) => {
+                would_run_rest(
+                    sh,
+                    &label,
+                    &commands[k + 1..],
+                    k + 3,
+                    total,
+                    "an earlier step of this stage would run",
+                );
+                return Err(fail(cmd, StepError::WouldRun, Vec::new()));
+            }
             Err((e, tail)) => {
                 sh.req.reporter.event(Event::StepFailed {
                     id,
@@ -174,6 +197,40 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         base_layers,
         chain: current.chain,
     })
+}
+
+/// `--explain`: report the steps of `rest` (numbered from `first`) as steps that would run.
+fn would_run_rest(
+    sh: &Shared<'_>,
+    label: &str,
+    rest: &[Command],
+    first: usize,
+    total: usize,
+    why: &str,
+) {
+    for (i, cmd) in rest.iter().enumerate() {
+        if !matches!(
+            cmd.kind,
+            CommandKind::Run(_)
+                | CommandKind::Copy(_)
+                | CommandKind::Add(_)
+                | CommandKind::Workdir(_)
+        ) {
+            continue;
+        }
+        let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
+        sh.req.reporter.event(Event::StepStarted {
+            id,
+            stage: label.to_owned(),
+            index: first + i,
+            total,
+            name: display(cmd),
+        });
+        sh.req.reporter.event(Event::CacheMiss {
+            id,
+            reason: why.to_owned(),
+        });
+    }
 }
 
 /// The instruction as shown in progress: its first line.
@@ -521,6 +578,13 @@ fn through_cache(
         step: u32::try_from(state.step).unwrap_or(u32::MAX),
     };
     let Some(parts) = parts else {
+        if sh.req.explain {
+            sh.req.reporter.event(Event::CacheMiss {
+                id,
+                reason: "not cached: its inputs are not hashed (a context bind mount, a URL without --checksum)".into(),
+            });
+            return Err((StepError::WouldRun, Vec::new()));
+        }
         let layer = run(state)?;
         let output = layer
             .as_ref()
@@ -553,6 +617,9 @@ fn through_cache(
         }
         Lookup::Miss(reason) => {
             sh.req.reporter.event(Event::CacheMiss { id, reason });
+            if sh.req.explain {
+                return Err((StepError::WouldRun, Vec::new()));
+            }
             run(state)?
         }
     };

@@ -293,3 +293,39 @@ fn prune_and_du_shrink_the_cache_and_keep_images() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid size `ten`"));
 }
+
+#[test]
+fn explain_reports_every_step_and_builds_nothing() {
+    let Some(env) = setup() else { return };
+    build(&env, &["-t", "explained:1"]);
+    fs::write(env.ctx.join("deps.txt"), "deps v2\n").unwrap();
+    let images_before = kiln(&env.store, &["images", "--format", "json"]);
+    let (said, steps) = build(&env, &["--explain"]);
+    assert_eq!(said, "some steps would run (see above); nothing was built");
+    assert!(miss(&steps, "deps: COPY deps.txt /deps.txt").contains("file `/deps.txt` changed"));
+    assert!(
+        miss(&steps, "deps: RUN cat /deps.txt > /deps.out")
+            .contains("an earlier step of this stage would run")
+    );
+    assert!(
+        miss(&steps, "stage-2: COPY --from=deps /deps.out /")
+            .contains("stage `deps` would be rebuilt")
+    );
+    assert_eq!(
+        hits(&steps),
+        [
+            "app: COPY src/ /src/",
+            "app: RUN echo \"$MODE\" > /mode && cat /src/main > /main.out"
+        ]
+    );
+    assert_eq!(
+        kiln(&env.store, &["images", "--format", "json"]),
+        images_before,
+        "nothing stored"
+    );
+    // The explanation recorded nothing: the real build still misses for the same reason.
+    let (_, steps) = build(&env, &[]);
+    assert!(miss(&steps, "deps: COPY deps.txt /deps.txt").contains("file `/deps.txt` changed"));
+    let (said, _) = build(&env, &["--explain"]);
+    assert_eq!(said, "every step is cached; nothing was built");
+}

@@ -65,6 +65,9 @@ pub struct Args {
     /// Print only the image id.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Build nothing: say for every step whether it is cached or why it would run.
+    #[arg(long)]
+    pub explain: bool,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -196,6 +199,7 @@ fn build_in(
     };
     let req = BuildRequest {
         cache: Some(&cache_use),
+        explain: args.explain,
         store,
         plan: &plan,
         context: &ctx.dir,
@@ -218,7 +222,20 @@ fn build_in(
     drop(reporter);
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => return Err(failure(&src, &e).into()),
+        Err(e) => {
+            if let kiln_build::StepError::Explained { would_run } = *e.error {
+                println!(
+                    "{}",
+                    if would_run {
+                        "some steps would run (see above); nothing was built"
+                    } else {
+                        "every step is cached; nothing was built"
+                    }
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(failure(&src, &e).into());
+        }
     };
     for o in outputs {
         export(store, &outcome, o, tags)?;
