@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kiln_context::IgnoreRules;
 use kiln_fileop::{
     ChownSpec, ContentHasher, CopyOp, DirView, Fetcher, Inputs, LayerOptions, MerkleHash,
     ModeChange, OpKind, Source, SourceRoot,
@@ -35,12 +34,10 @@ impl ModeChange for ChmodMode {
 
 /// Where COPY reads its path sources.
 pub enum CopySource<'a> {
-    /// The build context, with its ignore rules.
+    /// The build context, as filtered by its ignore rules (made once per build).
     Context {
-        /// The context directory.
-        dir: PathBuf,
-        /// `.dockerignore` rules.
-        rules: &'a IgnoreRules,
+        /// The context.
+        root: &'a SourceRoot,
     },
     /// A stage's or an image's layers (snapshots, topmost first).
     Layers {
@@ -152,13 +149,9 @@ fn with_plan<R: Send>(
     };
     let target_scratch = scratch.join("target");
     match &input.source {
-        CopySource::Context { dir, rules } => {
-            let root = SourceRoot::context(dir.clone(), rules).map_err(|e| StepError::Invalid {
-                message: e.to_string(),
-                hint: None,
-            })?;
+        CopySource::Context { root } => {
             with_merged(&input.target, &target_scratch, input.overlay, |t| {
-                plan_in(Some(&root), t)
+                plan_in(Some(root), t)
             })?
         }
         CopySource::Layers {

@@ -134,6 +134,8 @@ pub(crate) struct Shared<'a> {
     pub stat: Option<kiln_cache::StatCachedHasher<'a>>,
     /// Steps to record once the build's blobs are published.
     pub pending: crate::cache_step::PendingRecords,
+    /// The context as COPY reads it (walked once for `.dockerignore`, shared by every step).
+    pub context_root: std::sync::OnceLock<Result<kiln_fileop::SourceRoot, String>>,
     pub next_step: AtomicUsize,
     pub failed: AtomicBool,
     slots: Vec<Slot>,
@@ -211,6 +213,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
             None => None,
         },
         pending: crate::cache_step::PendingRecords::default(),
+        context_root: std::sync::OnceLock::new(),
         next_step: AtomicUsize::new(1),
         failed: AtomicBool::new(false),
         slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),

@@ -351,8 +351,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
         CommandKind::Copy(c) => {
             let source = match &c.from {
                 None => CopySource::Context {
-                    dir: req.context.to_owned(),
-                    rules: req.ignore,
+                    root: context_root(sh).map_err(no_tail)?,
                 },
                 Some(from) => from_source(sh, &from.text).map_err(no_tail)?,
             };
@@ -386,8 +385,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 },
                 workdir: workdir(state),
                 source: CopySource::Context {
-                    dir: req.context.to_owned(),
-                    rules: req.ignore,
+                    root: context_root(sh).map_err(no_tail)?,
                 },
                 target: state.lowers(),
                 overlay: sh.overlay,
@@ -737,6 +735,21 @@ fn run_parts(
         inputs,
         ..KeyParts::default()
     }))
+}
+
+/// The build context as COPY reads it, filtered by `.dockerignore`: walked on first use,
+/// then shared by every COPY/ADD of the build.
+fn context_root<'s>(sh: &'s Shared<'_>) -> Result<&'s kiln_fileop::SourceRoot, StepError> {
+    sh.context_root
+        .get_or_init(|| {
+            kiln_fileop::SourceRoot::context(sh.req.context.to_owned(), sh.req.ignore)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|message| StepError::Invalid {
+            message: message.clone(),
+            hint: None,
+        })
 }
 
 /// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.

@@ -27,6 +27,7 @@ pub mod fetch;
 mod gopath;
 pub mod merkle;
 mod op;
+mod pathmap;
 mod plan;
 mod view;
 mod wildcard;

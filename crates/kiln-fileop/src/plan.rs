@@ -6,7 +6,7 @@
 //! wrote, as BuildKit's sequential copies do. No file content is read here (only archives
 //! being extracted and downloads): content streams from the sources when the layer is written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,7 +61,10 @@ pub(crate) struct Planner<'a> {
     /// The destination view: the parent, or nothing under `--link`.
     lower: &'a dyn LowerView,
     pub(crate) owner: Option<(u64, u64)>,
-    pub(crate) entries: BTreeMap<PathBuf, Planned>,
+    pub(crate) entries: crate::pathmap::PathMap<Planned>,
+    /// Directories this plan creates where the parent has nothing: nothing below them can
+    /// exist in the parent, so lookups there need not touch the filesystem.
+    fresh_dirs: std::collections::HashSet<PathBuf>,
     pub(crate) leaves: Vec<Leaf>,
     pub(crate) link_groups: usize,
     /// fsutil keeps one inode map per copied source: hard links are kept within it.
@@ -114,7 +117,8 @@ impl<'a> Planner<'a> {
             inputs,
             lower,
             owner,
-            entries: BTreeMap::new(),
+            entries: crate::pathmap::PathMap::default(),
+            fresh_dirs: std::collections::HashSet::new(),
             leaves: Vec::new(),
             link_groups: 0,
             inodes: HashMap::new(),
@@ -275,6 +279,12 @@ impl<'a> Planner<'a> {
         if let Some(p) = self.entries.get(path) {
             return Ok(Some(stat_of(&p.entry)));
         }
+        if let Some(parent) = path.parent()
+            && self.fresh_dirs.contains(parent)
+        {
+            // Below a directory this plan created: the parent layer has nothing here.
+            return Ok(None);
+        }
         for ancestor in path.ancestors().skip(1) {
             if let Some(p) = self.entries.get(ancestor) {
                 if p.entry.kind != EntryKind::Dir {
@@ -328,6 +338,7 @@ impl<'a> Planner<'a> {
                     entry.gid = gid;
                     entry.mtime = self.op.created_mtime;
                     self.insert(entry, Data::None, Origin::Created);
+                    self.fresh_dirs.insert(current.clone());
                 }
             }
         }
@@ -354,7 +365,7 @@ impl<'a> Planner<'a> {
     fn remove_below(&mut self, path: &Path) {
         let doomed: Vec<PathBuf> = self
             .entries
-            .range(path.to_path_buf()..)
+            .range_from(path)
             .skip(1)
             .take_while(|(p, _)| p.starts_with(path))
             .map(|(p, _)| p.clone())
@@ -614,6 +625,7 @@ impl<'a> Planner<'a> {
                 entry.mode = stat.mode;
                 entry.mtime = self.op.created_mtime;
                 self.insert(entry, Data::None, Origin::Copied);
+                self.fresh_dirs.insert(dst.to_owned());
                 Ok(true)
             }
             Some(s) if s.kind != Kind::Dir => Err(FileOpError::CopyToNonDirectory {

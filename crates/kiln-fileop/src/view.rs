@@ -169,7 +169,10 @@ impl LowerView for DirView {
 #[derive(Debug, Clone)]
 pub struct SourceRoot {
     dir: PathBuf,
+    /// The paths `.dockerignore` leaves visible; `None` when nothing is hidden.
     visible: Option<HashSet<PathBuf>>,
+    /// Whether this is the build context (its files become root's) rather than a rootfs.
+    context: bool,
     description: String,
 }
 
@@ -178,6 +181,15 @@ impl SourceRoot {
     /// (fsutil's) keeps entries. The context is walked once here; build it once per build.
     pub fn context(dir: impl Into<PathBuf>, rules: &IgnoreRules) -> Result<Self, ContextError> {
         let dir = dir.into();
+        if rules.matcher().is_empty() {
+            // No rules hide anything: no walk, every path of the directory is visible.
+            return Ok(Self {
+                dir,
+                visible: None,
+                context: true,
+                description: "the build context".to_owned(),
+            });
+        }
         let mut visible = HashSet::new();
         kiln_context::walk_each(&dir, rules, |entry| {
             visible.insert(entry.relative);
@@ -186,6 +198,7 @@ impl SourceRoot {
         Ok(Self {
             dir,
             visible: Some(visible),
+            context: true,
             description: "the build context".to_owned(),
         })
     }
@@ -196,6 +209,7 @@ impl SourceRoot {
         Self {
             dir: dir.into(),
             visible: None,
+            context: false,
             description: description.into(),
         }
     }
@@ -207,7 +221,7 @@ impl SourceRoot {
 
     /// Whether this is the build context (owners become `0:0`).
     pub fn is_context(&self) -> bool {
-        self.visible.is_some()
+        self.context
     }
 
     fn is_visible(&self, rel: &Path) -> bool {

@@ -1,6 +1,6 @@
 //! The planned layer: its entries, its Merkle hash, and writing it in one streaming pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use crate::view::SourceRoot;
 /// plan is dropped.
 pub struct Plan<'a> {
     pub(crate) source: Option<&'a SourceRoot>,
-    pub(crate) entries: BTreeMap<PathBuf, Planned>,
+    pub(crate) entries: crate::pathmap::PathMap<Planned>,
     pub(crate) leaves: Vec<Leaf>,
     pub(crate) _scratch: Option<tempfile::TempDir>,
 }

@@ -197,3 +197,103 @@ impl Drop for Dockerd {
         let _ = self.child.wait();
     }
 }
+
+/// A throw-away kiln store holding `busybox:latest` (from [`busybox_rootfs_tar`]), with
+/// helpers to write build contexts and run the kiln binary on the store.
+pub struct KilnEnv {
+    _tmp: tempfile::TempDir,
+    /// A scratch directory for contexts and outputs.
+    pub dir: std::path::PathBuf,
+    /// The store root.
+    pub store: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl KilnEnv {
+    /// A store for the kiln binary `bin`, or `None` (reported by [`require`]) without root,
+    /// busybox, tar or one of `tools`.
+    pub fn new(bin: &Path, tools: &[&str]) -> Option<Self> {
+        let mut all = vec!["/bin/busybox", "tar"];
+        all.extend_from_slice(tools);
+        require(true, &all)?;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let store = dir.join("store");
+        let rootfs = busybox_rootfs_tar(&dir);
+        let env = Self {
+            _tmp: tmp,
+            dir,
+            store,
+            bin: bin.to_owned(),
+        };
+        ok(&env.kiln(&["import", rootfs.to_str().unwrap(), "busybox:latest"]));
+        Some(env)
+    }
+
+    /// Write a context `name` with `dockerfile` and `files` (`(path, content)`).
+    pub fn context(
+        &self,
+        name: &str,
+        dockerfile: &str,
+        files: &[(&str, &str)],
+    ) -> std::path::PathBuf {
+        let ctx = self.dir.join(name);
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        for (p, c) in files {
+            let path = ctx.join(p);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, c).unwrap();
+        }
+        ctx
+    }
+
+    /// Run kiln on the store.
+    pub fn kiln(&self, args: &[&str]) -> std::process::Output {
+        self.kiln_with(args, &[], None)
+    }
+
+    /// Run kiln on the store with extra environment variables and optional stdin bytes.
+    pub fn kiln_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+    ) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.bin)
+            .arg("--root")
+            .arg(&self.store)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(data) = stdin {
+            child.stdin.take().unwrap().write_all(data).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Assert a command succeeded; its stdout.
+pub fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}

@@ -3,97 +3,29 @@
 //! `CI=true` a missing prerequisite fails.
 
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
-use kiln_test_support::{Dockerd, busybox_rootfs_tar, require, run};
+use kiln_test_support::{Dockerd, KilnEnv, ok, require, run, text};
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    store: PathBuf,
+/// A store with busybox for this binary (see `kiln_test_support::KilnEnv`).
+fn store_env() -> Option<KilnEnv> {
+    KilnEnv::new(Path::new(env!("CARGO_BIN_EXE_kiln")), &[])
 }
 
-impl Env {
-    /// A store holding `busybox:latest`, or `None` (reported) without root or busybox.
-    fn new() -> Option<Self> {
-        require(true, &["/bin/busybox", "tar"])?;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_owned();
-        let store = dir.join("store");
-        let rootfs = busybox_rootfs_tar(&dir);
-        let out = kiln_at(
-            &store,
-            &["import", rootfs.to_str().unwrap(), "busybox:latest"],
-            None,
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        Some(Self {
-            _tmp: tmp,
-            dir,
-            store,
-        })
-    }
+trait Stdin {
+    fn kiln_stdin(&self, args: &[&str], stdin: &[u8]) -> Output;
+}
 
-    fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
-        let ctx = self.dir.join(name);
-        fs::create_dir_all(&ctx).unwrap();
-        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-        for (p, c) in files {
-            let path = ctx.join(p);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, c).unwrap();
-        }
-        ctx
-    }
-
-    fn kiln(&self, args: &[&str]) -> Output {
-        kiln_at(&self.store, args, None)
-    }
-
+impl Stdin for KilnEnv {
     fn kiln_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        kiln_at(&self.store, args, Some(stdin))
+        self.kiln_with(args, &[], Some(stdin))
     }
-}
-
-fn kiln_at(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(data) = stdin {
-        child.stdin.take().unwrap().write_all(data).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kiln failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]
 fn failing_step_reports_stage_line_exit_code_and_output_and_stores_nothing() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "fail",
         "FROM busybox AS b\nRUN echo one && echo two >&2\nRUN echo before-failure; exit 3\nFROM busybox\nCOPY --from=b / /x\n",
@@ -120,7 +52,7 @@ fn failing_step_reports_stage_line_exit_code_and_output_and_stores_nothing() {
 
 #[test]
 fn unused_failing_stage_is_not_built_and_missing_base_is_clear() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "unused",
         "FROM busybox AS bad\nRUN false\nFROM busybox\nRUN echo ok > /ok\n",
@@ -144,7 +76,7 @@ fn unused_failing_stage_is_not_built_and_missing_base_is_clear() {
 
 #[test]
 fn independent_stages_run_at_the_same_time() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "parallel",
         "FROM busybox AS left\nRUN sleep 1 && echo l > /l\nFROM busybox AS right\nRUN sleep 1 && echo r > /r\nFROM busybox\nCOPY --from=left /l /\nCOPY --from=right /r /\n",
@@ -187,7 +119,7 @@ fn independent_stages_run_at_the_same_time() {
 
 #[test]
 fn outputs_iidfile_metadata_labels_and_quiet() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context("outputs", "FROM busybox AS b\nRUN echo hi > /hi\nFROM scratch\nCOPY --from=b /hi /hi\nCMD [\"/hi\"]\n", &[]);
     let d = &env.dir;
     let (oci, docker, tar, local, iid, meta) = (
@@ -244,7 +176,7 @@ fn outputs_iidfile_metadata_labels_and_quiet() {
 
 #[test]
 fn context_from_a_tarball_and_stdin() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "tarctx",
         "FROM scratch\nCOPY a.txt /\n",
@@ -288,7 +220,7 @@ fn context_from_a_tarball_and_stdin() {
 
 #[test]
 fn onbuild_triggers_fire_in_the_child_build() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let base = env.context(
         "onbase",
         "FROM busybox\nONBUILD COPY marker /from-trigger\nONBUILD RUN echo fired > /fired\n",
@@ -336,7 +268,7 @@ fn kiln_built_images_load_into_docker_and_run() {
     {
         return;
     }
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "dockerrun",
         "FROM busybox AS build\nRUN printf '#!/bin/sh\\necho hello from kiln\\n' > /greet && chmod +x /greet\nFROM busybox\nCOPY --from=build /greet /usr/local/bin/greet\nCMD [\"greet\"]\n",
@@ -362,14 +294,14 @@ fn kiln_built_images_load_into_docker_and_run() {
 
 #[test]
 fn copy_only_builds_are_reproducible_without_source_date_epoch() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "repro",
         "FROM busybox AS b\nCOPY a /a\nFROM scratch\nCOPY --from=b /a /a\nCOPY dir /dir\nWORKDIR /w\nENV X=1\n",
         &[("a", "a\n"), ("dir/x", "x\n")],
     );
     let first = ok(&env.kiln(&["build", "-q", ctx.to_str().unwrap()]));
-    let other = Env::new().unwrap();
+    let other = store_env().unwrap();
     let second = ok(&other.kiln(&["build", "-q", ctx.to_str().unwrap()]));
     assert_eq!(
         first, second,
@@ -379,7 +311,7 @@ fn copy_only_builds_are_reproducible_without_source_date_epoch() {
 
 #[test]
 fn history_and_config_are_what_buildkit_writes() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "history",
         "FROM busybox\nARG A=1\nARG B\nENV X=x Y=\"a b\"\nLABEL l=v\nWORKDIR app\nCOPY --chown=1:2 --chmod=0644 f /dst/\nRUN echo hi\nEXPOSE 80 53/udp\nVOLUME /data /logs\nSTOPSIGNAL SIGQUIT\nUSER nobody\nSHELL [\"/bin/sh\", \"-xc\"]\nCMD echo run\nENTRYPOINT [\"/bin/echo\"]\nHEALTHCHECK --interval=5s --retries=3 CMD true\nONBUILD RUN x\n",
@@ -434,7 +366,7 @@ fn history_and_config_are_what_buildkit_writes() {
 
 #[test]
 fn base_names_are_normalized_like_docker_and_network_none_isolates() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     ok(&env.kiln(&["tag", "busybox", "local/bb"]));
     ok(&env.kiln(&["tag", "busybox", "docker.io/library/alpine:3"]));
     let ctx = env.context(

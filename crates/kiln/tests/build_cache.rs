@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln_test_support::{busybox_rootfs_tar, require, run};
+use kiln_test_support::{KilnEnv, busybox_rootfs_tar, run};
 
 const DOCKERFILE: &str = "\
 FROM busybox AS deps
@@ -22,21 +22,15 @@ COPY --from=app /main.out /
 ";
 
 struct Env {
-    _tmp: tempfile::TempDir,
+    _keep: Option<KilnEnv>,
     store: PathBuf,
     ctx: PathBuf,
 }
 
 fn setup() -> Option<Env> {
-    require(true, &["/bin/busybox", "tar"])?;
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let rootfs = busybox_rootfs_tar(tmp.path());
-    kiln(
-        &store,
-        &["import", rootfs.to_str().unwrap(), "busybox:latest"],
-    );
-    let ctx = tmp.path().join("ctx");
+    let kiln_env = KilnEnv::new(Path::new(env!("CARGO_BIN_EXE_kiln")), &[])?;
+    let store = kiln_env.store.clone();
+    let ctx = kiln_env.dir.join("ctx");
     fs::create_dir_all(ctx.join("src")).unwrap();
     fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
     fs::write(ctx.join("deps.txt"), "deps v1\n").unwrap();
@@ -44,7 +38,7 @@ fn setup() -> Option<Env> {
     fs::write(ctx.join("ignored.txt"), "x\n").unwrap();
     fs::write(ctx.join(".dockerignore"), "ignored.txt\n").unwrap();
     Some(Env {
-        _tmp: tmp,
+        _keep: Some(kiln_env),
         store,
         ctx,
     })
@@ -250,7 +244,7 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
     let other = Env {
         store: env.store.parent().unwrap().join("other-store"),
         ctx: env.ctx.clone(),
-        _tmp: tempfile::tempdir().unwrap(),
+        _keep: None,
     };
     kiln(&other.store, &["load", "-i", base.to_str().unwrap()]);
     let (second, steps) = build(

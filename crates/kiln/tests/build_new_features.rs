@@ -5,18 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln_test_support::{busybox_rootfs_tar, require, run};
+use kiln_test_support::{KilnEnv, run};
 
-fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
-    require(true, &["/bin/busybox", "tar"])?;
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let rootfs = busybox_rootfs_tar(tmp.path());
-    kiln(
-        &store,
-        &["import", rootfs.to_str().unwrap(), "busybox:latest"],
-    );
-    Some((tmp, store))
+fn setup() -> Option<KilnEnv> {
+    KilnEnv::new(Path::new(env!("CARGO_BIN_EXE_kiln")), &[])
 }
 
 fn kiln(store: &Path, args: &[&str]) -> String {
@@ -62,10 +54,11 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn heredocs() {
-    let Some((tmp, store)) = setup() else { return };
+    let Some(env) = setup() else { return };
+    let (tmp, store) = (&env.dir, &env.store);
     let out = build(
-        tmp.path(),
-        &store,
+        tmp,
+        store,
         "heredocs",
         "FROM busybox\n\
          ENV NAME=kiln\n\
@@ -103,10 +96,11 @@ fn heredocs() {
 
 #[test]
 fn copy_parents() {
-    let Some((tmp, store)) = setup() else { return };
+    let Some(env) = setup() else { return };
+    let (tmp, store) = (&env.dir, &env.store);
     let out = build(
-        tmp.path(),
-        &store,
+        tmp,
+        store,
         "parents",
         "FROM scratch\nCOPY --parents a/b/c.txt d/e.txt /out/\nCOPY --parents ./x/./y/z.txt /pivot/\nCOPY --parents */*.md /docs/\n",
         &[
@@ -133,10 +127,11 @@ fn copy_parents() {
 
 #[test]
 fn copy_exclude() {
-    let Some((tmp, store)) = setup() else { return };
+    let Some(env) = setup() else { return };
+    let (tmp, store) = (&env.dir, &env.store);
     let out = build(
-        tmp.path(),
-        &store,
+        tmp,
+        store,
         "exclude",
         "FROM scratch\nCOPY --exclude=*.log --exclude=tmp src /dst/\nCOPY --exclude=**/*.txt --exclude=!keep.txt . /all/\n",
         &[
@@ -162,15 +157,16 @@ fn copy_exclude() {
 
 #[test]
 fn copy_link_gives_the_same_files() {
-    let Some((tmp, store)) = setup() else { return };
+    let Some(env) = setup() else { return };
+    let (tmp, store) = (&env.dir, &env.store);
     let df = |link: &str| {
         format!(
             "FROM busybox AS b\nRUN mkdir -p /opt/app && echo old > /opt/app/f\nFROM b\nCOPY {link} new.txt /opt/app/\nCOPY {link} dir /opt/tree\n"
         )
     };
     let files: &[(&str, &str)] = &[("new.txt", "n"), ("dir/x", "x")];
-    let linked = build(tmp.path(), &store, "linked", &df("--link"), files);
-    let plain = build(tmp.path(), &store, "plain", &df(""), files);
+    let linked = build(tmp, store, "linked", &df("--link"), files);
+    let plain = build(tmp, store, "plain", &df(""), files);
     for p in ["opt/app/new.txt", "opt/app/f", "opt/tree/x"] {
         assert_eq!(read(&linked.join(p)), read(&plain.join(p)), "{p}");
     }

@@ -6,54 +6,23 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use kiln_test_support::{busybox_rootfs_tar, require};
+use kiln_test_support::{KilnEnv, ok, text};
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    store: PathBuf,
+/// A store with busybox for this binary (see `kiln_test_support::KilnEnv`).
+fn store_env() -> Option<KilnEnv> {
+    KilnEnv::new(Path::new(env!("CARGO_BIN_EXE_kiln")), &["gzip"])
 }
 
-impl Env {
-    /// A store holding `busybox:latest`, or `None` (reported) without root or busybox.
-    fn new() -> Option<Self> {
-        require(true, &["/bin/busybox", "tar", "gzip"])?;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_owned();
-        let store = dir.join("store");
-        let rootfs = busybox_rootfs_tar(&dir);
-        let env = Self {
-            _tmp: tmp,
-            dir,
-            store,
-        };
-        ok(&env.kiln(&["import", rootfs.to_str().unwrap(), "busybox:latest"], &[]));
-        Some(env)
-    }
+trait Mounts {
+    fn kiln(&self, args: &[&str], env: &[(&str, &str)]) -> Output;
+    fn build_local(&self, ctx: &Path, extra: &[&str], env: &[(&str, &str)]) -> PathBuf;
+}
 
-    fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
-        let ctx = self.dir.join(name);
-        fs::create_dir_all(&ctx).unwrap();
-        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-        for (p, c) in files {
-            let path = ctx.join(p);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, c).unwrap();
-        }
-        ctx
-    }
-
+impl Mounts for KilnEnv {
     fn kiln(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .arg("--root")
-            .arg(&self.store)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.kiln_with(args, env, None)
     }
 
     /// Builds `ctx` into a fresh local directory and returns it.
@@ -72,23 +41,9 @@ impl Env {
         ];
         args.extend_from_slice(extra);
         args.push(ctx.to_str().unwrap());
-        ok(&self.kiln(&args, env));
+        ok(&Mounts::kiln(self, &args, env));
         out
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kiln failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn read(dir: &Path, p: &str) -> String {
@@ -97,7 +52,7 @@ fn read(dir: &Path, p: &str) -> String {
 
 #[test]
 fn bind_mounts_from_context_stage_and_image_leave_no_trace() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "bind",
         "FROM busybox AS tools\n\
@@ -145,7 +100,7 @@ fn bind_mounts_from_context_stage_and_image_leave_no_trace() {
         "FROM busybox\nRUN --mount=source=nope,target=/x true\n",
         &[],
     );
-    let o = env.kiln(&["build", "-q", missing.to_str().unwrap()], &[]);
+    let o = Mounts::kiln(&env, &["build", "-q", missing.to_str().unwrap()], &[]);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("bind mount source `nope` not found in the build context"),
@@ -156,7 +111,7 @@ fn bind_mounts_from_context_stage_and_image_leave_no_trace() {
 
 #[test]
 fn cache_mounts_persist_across_builds_and_leave_no_trace() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "cache",
         "FROM busybox AS seed\n\
@@ -195,7 +150,7 @@ fn cache_mounts_persist_across_builds_and_leave_no_trace() {
 
 #[test]
 fn tmpfs_mounts_are_sized_and_leave_no_trace() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "tmpfs",
         "FROM busybox\n\
@@ -238,7 +193,7 @@ fn search(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
 
 #[test]
 fn secrets_reach_the_step_and_nothing_else() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let secret_file = env.dir.join("token");
     fs::write(&secret_file, SECRET).unwrap();
     let ctx = env.context(
@@ -259,7 +214,8 @@ fn secrets_reach_the_step_and_nothing_else() {
     );
     let secret_arg = format!("id=tok,src={}", secret_file.display());
     let out = env.dir.join("secret-out");
-    let o = env.kiln(
+    let o = Mounts::kiln(
+        &env,
         &[
             "build",
             "--progress=plain",
@@ -291,7 +247,7 @@ fn secrets_reach_the_step_and_nothing_else() {
     search(&env.store, SECRET.as_bytes(), &mut hits);
     search(&out, SECRET.as_bytes(), &mut hits);
     assert!(hits.is_empty(), "the secret leaked into {hits:?}");
-    let inspect = ok(&env.kiln(&["inspect", "with-secret"], &[]));
+    let inspect = ok(&Mounts::kiln(&env, &["inspect", "with-secret"], &[]));
     assert!(!inspect.contains(SECRET) && !inspect.contains("KILN_TEST_TOKEN"));
 
     let required = env.context(
@@ -299,7 +255,7 @@ fn secrets_reach_the_step_and_nothing_else() {
         "FROM busybox\nRUN --mount=type=secret,id=missing,required true\n",
         &[],
     );
-    let o = env.kiln(&["build", "-q", required.to_str().unwrap()], &[]);
+    let o = Mounts::kiln(&env, &["build", "-q", required.to_str().unwrap()], &[]);
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(err.contains("secret `missing` not found"), "{err}");
@@ -308,9 +264,9 @@ fn secrets_reach_the_step_and_nothing_else() {
 
 #[test]
 fn ssh_mounts_are_refused_clearly() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context("ssh", "FROM busybox\nRUN --mount=type=ssh true\n", &[]);
-    let o = env.kiln(&["build", "-q", ctx.to_str().unwrap()], &[]);
+    let o = Mounts::kiln(&env, &["build", "-q", ctx.to_str().unwrap()], &[]);
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
@@ -321,7 +277,7 @@ fn ssh_mounts_are_refused_clearly() {
 
 #[test]
 fn shebang_heredoc_runs_from_dev_pipes_and_leaves_no_trace() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = store_env() else { return };
     let ctx = env.context(
         "shebang",
         "FROM busybox\n\
