@@ -11,30 +11,20 @@
 # Usage: bash bench/build.sh [WORKDIR]    (root; docker.io, busybox-static; buildah optional)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 work="${1:-/tmp/kiln-bench-build}"
 N="${N:-5}"
 cargo build --release -q -p kiln --bin kiln
 K="$PWD/target/release/kiln"
 rm -rf "$work"; mkdir -p "$work"
 
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ms() { awk -v ns="$1" 'BEGIN {printf "%.0f", ns/1e6}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}'; }
 
 base_store="$work/base-store"
 KILN_ROOT="$base_store" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
 "$K" --root "$base_store" run --rm busybox:latest true   # unpack the base snapshot once
 "$K" --root "$base_store" save --format docker -o "$work/bb.tar" busybox:latest
 
-dd="$work/dockerd"; mkdir -p "$dd"
-dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
-    --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
-    -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
-dpid=$!
-trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null || true' EXIT
-D=(/usr/bin/docker -H "unix://$dd/docker.sock")
-for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
+start_dockerd "$work/dockerd"
 "${D[@]}" load -i "$work/bb.tar" > /dev/null
 
 have_buildah=0

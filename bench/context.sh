@@ -7,6 +7,7 @@
 # Usage: bash bench/context.sh [WORKDIR]    (root; docker.io, busybox-static; ~3 GiB of disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 work="${1:-/tmp/kiln-bench-context}"
 N="${N:-3}"
 FILES="${FILES:-50000}"
@@ -14,9 +15,6 @@ cargo build --release -q -p kiln --bin kiln
 K="$PWD/target/release/kiln"
 rm -rf "$work"; mkdir -p "$work"
 
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ms() { awk -v ns="$1" 'BEGIN {printf "%.0f", ns/1e6}'; }
 
 # The context: FILES files of ~21 KiB (1 GiB in all) in 500 directories, and one small file.
 ctx="$work/ctx"; mkdir -p "$ctx/data"
@@ -43,14 +41,7 @@ echo "context: $(du -sh "$ctx" | cut -f1) in $(find "$ctx" -type f | wc -l) file
 
 KILN_ROOT="$work/store" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
 "$K" --root "$work/store" save --format docker -o "$work/bb.tar" busybox:latest
-dd="$work/dockerd"; mkdir -p "$dd"
-dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
-    --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
-    -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
-dpid=$!
-trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null || true' EXIT
-D=(/usr/bin/docker -H "unix://$dd/docker.sock")
-for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
+start_dockerd "$work/dockerd"
 "${D[@]}" load -i "$work/bb.tar" > /dev/null
 
 t=$(now); "$K" --root "$work/store" build -q "$ctx" > /dev/null; kfirst=$(( $(now) - t ))

@@ -9,6 +9,9 @@
 # Usage: bash bench/run-step.sh [WORKDIR]   (root; Debian packages docker.io and busybox-static)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
+# Step overheads are small: one decimal.
+ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns/1e6}'; }
 work="${1:-/tmp/kiln-bench-run}"
 N="${N:-15}"
 cargo build --release -q -p kiln --bin kiln
@@ -30,9 +33,6 @@ tar --sort=name -C "$rootfs" -cf "$work/rootfs.tar" .
 "$K" --root "$root" import "$work/rootfs.tar" bench/bb:1 > /dev/null
 "$K" --root "$root" run bench/bb:1 true   # unpack the snapshot once
 
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns/1e6}'; }
 
 # Every contender runs once per round, rounds interleaved, so load from other processes on the
 # machine falls on all of them alike; each cell is the median over the rounds.
@@ -44,14 +44,8 @@ lower=$(ls -d "$root"/snapshots/*/fs)
 have_docker=0
 if command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; then
     have_docker=1
-    dd="$work/dockerd"; mkdir -p "$dd" "$work/ctx"
-    dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
-        --data-root "$dd/data" --exec-root "$dd/exec" --pidfile "$dd/pid" \
-        -H "unix://$dd/docker.sock" > "$dd/log" 2>&1 &
-    dpid=$!
-    trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null || true' EXIT
-    D=(/usr/bin/docker -H "unix://$dd/docker.sock")
-    for _ in $(seq 100); do "${D[@]}" version > /dev/null 2>&1 && break; sleep 0.3; done
+    mkdir -p "$work/ctx"
+    start_dockerd "$work/dockerd"
     "$K" --root "$root" save --format docker -o "$work/bb-docker.tar" bench/bb:1
     "${D[@]}" load -i "$work/bb-docker.tar" > /dev/null
     for body in 'ENV BENCH=1' 'RUN true' "RUN $TEN_K"; do
