@@ -1,6 +1,7 @@
-//! Executes a build plan from `kiln-frontend`: each needed stage in its own thread as soon as
-//! the stages it depends on are done, each step turned into an image-config change or a new
-//! layer, and the result exported.
+//! Executes a build plan from `kiln-frontend`: every needed stage in its own thread, each
+//! waiting only for the stages it reads; each step looked up in the step cache (`kiln-cache`,
+//! keys documented in `cache_step`) and otherwise turned into an image-config change or a new
+//! layer; the result committed to the store in one transaction and exported.
 //!
 //! This crate ties the others together and owns the *meaning* of each instruction at build
 //! time (the config BuildKit writes, the history text, the order of effects). It does not
