@@ -10,17 +10,8 @@ const WRITERS: usize = 4;
 const PER_WRITER: usize = 40;
 
 /// The body of one child process: writes its records, reading everyone's as it goes.
-#[test]
-#[ignore = "run by `processes_share_the_index` as a child process"]
-fn child_writer() {
-    let Ok(root) = std::env::var("KILN_CACHE_TEST_ROOT") else {
-        return;
-    };
-    let id: usize = std::env::var("KILN_CACHE_TEST_ID")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let store = kiln_oci::Store::open(std::path::Path::new(&root)).unwrap();
+fn child_writer(root: &str, id: usize) {
+    let store = kiln_oci::Store::open(std::path::Path::new(root)).unwrap();
     let cache = Cache::open(&store).unwrap();
     for i in 0..PER_WRITER {
         let name = format!("p{id}-{i}");
@@ -35,15 +26,21 @@ fn child_writer() {
     }
 }
 
+/// Spawns `WRITERS` copies of this test binary running this same test; each
+/// copy sees `KILN_CACHE_TEST_ROOT` and acts as a child writer instead.
 #[test]
 fn processes_share_the_index() {
+    if let Ok(root) = std::env::var("KILN_CACHE_TEST_ROOT") {
+        let id = std::env::var("KILN_CACHE_TEST_ID").unwrap();
+        return child_writer(&root, id.parse().unwrap());
+    }
     let (_dir, store) = common::store();
     // The children also race to create the database and its schema.
     let exe = std::env::current_exe().unwrap();
     let mut running: Vec<_> = (0..WRITERS)
         .map(|id| {
             Command::new(&exe)
-                .args(["--exact", "child_writer", "--ignored", "--test-threads=1"])
+                .args(["--exact", "processes_share_the_index", "--test-threads=1"])
                 .env("KILN_CACHE_TEST_ROOT", store.root())
                 .env("KILN_CACHE_TEST_ID", id.to_string())
                 .stdout(std::process::Stdio::piped())
