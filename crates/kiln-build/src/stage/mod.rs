@@ -13,10 +13,10 @@ use kiln_frontend::{
 use kiln_layer::{Digest, Entry, EntryKind, LayerWriter};
 use kiln_oci::ImageConfig;
 
-use kiln_cache::{Parent, StepIdentity};
+use kiln_cache::Parent;
 
-use crate::cache_step::{self, KeyParts, Lookup};
-use crate::copy_step::{CopyInput, CopySource, copy_merkle, copy_step};
+use crate::cache_step::KeyParts;
+use crate::copy_step::{CopyInput, CopySource, copy_step};
 use crate::error::{BuildError, StepError};
 use crate::executor::{Shared, StageResult};
 use crate::image_config::{
@@ -28,6 +28,12 @@ use crate::progress::Event;
 use crate::run_mount;
 use crate::run_step::{RunInput, run_args, run_step};
 use crate::view::with_merged;
+
+mod keys;
+mod sources;
+
+use keys::{copy_parts, run_parts, through_cache};
+use sources::{context_root, from_source, image_layers, wait_for_sources};
 
 /// The stage being built.
 struct State {
@@ -552,275 +558,6 @@ fn copy_history(
     s
 }
 
-/// Run a layer step through the cache. `parts` is `None` for a step whose inputs are not all
-/// hashed: it always runs, and the chain goes on with its output's digest, so the steps after
-/// it hit only when it made the same layer again.
-fn through_cache(
-    sh: &Shared<'_>,
-    state: &mut State,
-    parts: Option<KeyParts>,
-    id: usize,
-    run: impl FnOnce(&mut State) -> Result<Option<Layer>, (StepError, Vec<String>)>,
-) -> Result<Option<Layer>, (StepError, Vec<String>)> {
-    let mut platform = sh.req.platform.to_string();
-    if let Some(epoch) = sh.req.source_date_epoch {
-        let _ = write!(platform, "\nSOURCE_DATE_EPOCH={epoch}");
-    }
-    let identity = StepIdentity {
-        dockerfile: sh
-            .cache
-            .as_ref()
-            .map(|c| c.dockerfile.clone())
-            .unwrap_or_default(),
-        stage: state.label.clone(),
-        step: u32::try_from(state.step).unwrap_or(u32::MAX),
-    };
-    let Some(parts) = parts else {
-        if sh.req.explain {
-            sh.req.reporter.event(Event::CacheMiss {
-                id,
-                reason: "not cached: its inputs are not hashed (a context bind mount, a URL without --checksum)".into(),
-            });
-            return Err((StepError::WouldRun, Vec::new()));
-        }
-        let layer = run(state)?;
-        let output = layer
-            .as_ref()
-            .map_or_else(|| Digest::of(b""), |l| l.diff_id.clone());
-        let parts = KeyParts {
-            instruction: "output of a step that is not cached".into(),
-            inputs: vec![("output".into(), output)],
-            ..KeyParts::default()
-        };
-        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, &parts, identity).key);
-        return Ok(layer);
-    };
-    let keyed = cache_step::key(&state.chain, &platform, &parts, identity);
-    let Some(cache) = sh.cache.as_ref() else {
-        let layer = run(state)?;
-        state.chain = Parent::Step(keyed.key);
-        return Ok(layer);
-    };
-    let found = cache_step::lookup(
-        cache,
-        &state.label.to_ascii_lowercase(),
-        &keyed,
-        sh.sink.snapshots(),
-    )
-    .map_err(|e| (e, Vec::new()))?;
-    let layer = match found {
-        Lookup::Hit(layer) => {
-            sh.req.reporter.event(Event::StepCached { id });
-            layer.map(|l| *l)
-        }
-        Lookup::Miss(reason) => {
-            sh.req.reporter.event(Event::CacheMiss { id, reason });
-            if sh.req.explain {
-                return Err((StepError::WouldRun, Vec::new()));
-            }
-            run(state)?
-        }
-    };
-    state.chain = Parent::Step(keyed.key.clone());
-    sh.pending.push(keyed, layer.clone());
-    Ok(layer)
-}
-
-/// The key parts of a COPY/ADD: the canonical instruction and the Merkle hash of the files
-/// it selects (context files hashed through the stat cache).
-fn copy_parts(
-    sh: &Shared<'_>,
-    kw: &str,
-    input: &CopyInput<'_>,
-    from: Option<&str>,
-) -> Result<Option<KeyParts>, StepError> {
-    if sh.cache.is_none() {
-        return Ok(Some(KeyParts::default()));
-    }
-    let files = match (&input.source, &sh.stat) {
-        (CopySource::Context { .. }, Some(stat)) => copy_merkle(&sh.sink, input, stat)?,
-        _ => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
-    };
-    let f = input.flags;
-    let heredocs: Vec<_> = input
-        .paths
-        .heredocs
-        .iter()
-        .map(|h| (&h.path, &h.data, h.expand))
-        .collect();
-    let instruction = format!(
-        "{kw}\nsources={:?}\nheredocs={heredocs:?}\ndest={}\nworkdir={}\nfrom={from:?}\nchown={:?}\nchmod={:?}\nparents={}\nlink={}\nexclude={:?}",
-        input
-            .paths
-            .sources
-            .iter()
-            .map(|w| &w.text)
-            .collect::<Vec<_>>(),
-        input.paths.dest.text,
-        input.workdir,
-        f.chown.as_ref().map(|w| &w.text),
-        f.chmod.as_ref().map(|w| &w.text),
-        input.parents,
-        f.link,
-        f.exclude.iter().map(|w| &w.text).collect::<Vec<_>>(),
-    );
-    Ok(Some(KeyParts {
-        instruction,
-        files: Some(files),
-        ..KeyParts::default()
-    }))
-}
-
-/// The key parts of a RUN: what the process gets, and the stages and images its mounts read;
-/// `None` (not cached) when it binds the context, whose files are not hashed yet.
-fn run_parts(
-    sh: &Shared<'_>,
-    state: &State,
-    run: &kiln_frontend::instruction::Run,
-    input: &RunInput<'_>,
-) -> Result<Option<KeyParts>, StepError> {
-    use kiln_frontend::instruction::MountType;
-    let mut inputs = Vec::new();
-    for m in &run.mounts {
-        match (&m.typ, &m.from) {
-            (MountType::Bind, None) => return Ok(None),
-            (_, Some(from)) => {
-                let plan = sh.req.plan;
-                let lower = from.to_ascii_lowercase();
-                let digest = match plan
-                    .stages
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
-                {
-                    Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
-                        Parent::Step(k) => k.as_digest().clone(),
-                        Parent::BaseImage(d) => d.clone(),
-                        Parent::Scratch => Digest::of(b""),
-                    },
-                    None => image_layers(sh, from)?.0.manifest_descriptor.digest,
-                };
-                inputs.push((
-                    format!("mount {}", m.target.as_deref().unwrap_or_default()),
-                    digest,
-                ));
-            }
-            _ => {}
-        }
-    }
-    let files: Vec<(&String, &String)> = run
-        .command
-        .files
-        .iter()
-        .map(|h| (&h.name, &h.content))
-        .collect();
-    let instruction = format!(
-        "RUN\nargv={:?}\nfiles={files:?}\nuser={}\ncwd={}\nnetwork={:?}/{:?}\nsecurity={:?}\nmounts={:?}",
-        input.argv,
-        input.user,
-        input.cwd,
-        run.network,
-        input.default_network,
-        run.security,
-        run.mounts,
-    );
-    Ok(Some(KeyParts {
-        instruction,
-        args: state
-            .scope
-            .args()
-            .iter()
-            .map(|a| (a.name.clone(), a.value.clone()))
-            .collect(),
-        env: state.scope.env().to_vec(),
-        inputs,
-        ..KeyParts::default()
-    }))
-}
-
-/// The build context as COPY reads it, filtered by `.dockerignore`: walked on first use,
-/// then shared by every COPY/ADD of the build.
-fn context_root<'s>(sh: &'s Shared<'_>) -> Result<&'s kiln_fileop::SourceRoot, StepError> {
-    sh.context_root
-        .get_or_init(|| {
-            kiln_fileop::SourceRoot::context(sh.req.context.to_owned(), sh.req.ignore)
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|message| StepError::Invalid {
-            message: message.clone(),
-            hint: None,
-        })
-}
-
-/// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.
-fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), StepError> {
-    let plan = sh.req.plan;
-    let mut refs: Vec<&str> = Vec::new();
-    match &cmd.kind {
-        CommandKind::Copy(c) => refs.extend(c.from.as_ref().map(|w| w.text.as_str())),
-        CommandKind::Run(r) => refs.extend(r.mounts.iter().filter_map(|m| m.from.as_deref())),
-        _ => {}
-    }
-    for r in refs {
-        let by_index = r.parse::<usize>().ok().filter(|i| *i < plan.stages.len());
-        let lower = r.to_ascii_lowercase();
-        let by_name = plan
-            .stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()));
-        if let Some(i) = by_index.or(by_name) {
-            sh.wait(i).map_err(StepError::DependencyFailed)?;
-        }
-    }
-    Ok(())
-}
-
-/// An image of the store by name, and its layers' snapshots (topmost first).
-fn image_layers(
-    sh: &Shared<'_>,
-    name: &str,
-) -> Result<(kiln_oci::Image, Vec<std::path::PathBuf>), StepError> {
-    let image = sh
-        .req
-        .store
-        .resolve(name)
-        .map_err(|e| StepError::BaseNotFound {
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?;
-    let lowers = sh
-        .sink
-        .snapshots()
-        .ensure_image(&image)
-        .map_err(StepError::snapshot)?;
-    Ok((image, lowers))
-}
-
-/// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.
-fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, StepError> {
-    let plan = sh.req.plan;
-    let by_index = from
-        .parse::<usize>()
-        .ok()
-        .filter(|i| *i < plan.stages.len());
-    let by_name = plan
-        .stages
-        .iter()
-        .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()));
-    if let Some(i) = by_index.or(by_name) {
-        let r = sh.wait(i).map_err(StepError::DependencyFailed)?;
-        return Ok(CopySource::Layers {
-            lowers: r.lowers(),
-            description: format!("stage `{}`", plan.stages[i].label()),
-        });
-    }
-    let (_, lowers) = image_layers(sh, from)?;
-    Ok(CopySource::Layers {
-        lowers,
-        description: format!("image `{from}`"),
-    })
-}
-
 /// Missing components of a WORKDIR path and the owner they get.
 type MissingDirs = (Vec<String>, (u64, u64));
 
@@ -855,26 +592,21 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
     };
     let file = sh.sink.layer_path();
     let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
+    let pack_err = |e: kiln_layer::PackError| StepError::Invalid {
+        message: e.to_string(),
+        hint: None,
+    };
     let mut w = LayerWriter::new(std::io::BufWriter::new(out), sh.sink.compression())
-        .map_err(|e| StepError::Invalid {
-            message: e.to_string(),
-            hint: None,
-        })?
+        .map_err(pack_err)?
         .source_date_epoch(sh.req.source_date_epoch);
     for p in &missing {
         let mut e = Entry::new(p, EntryKind::Dir);
         e.uid = uid;
         e.gid = gid;
         e.mtime = epoch;
-        w.append(&e, None).map_err(|e| StepError::Invalid {
-            message: e.to_string(),
-            hint: None,
-        })?;
+        w.append(&e, None).map_err(pack_err)?;
     }
-    let (mut out, digests) = w.finish().map_err(|e| StepError::Invalid {
-        message: e.to_string(),
-        hint: None,
-    })?;
+    let (mut out, digests) = w.finish().map_err(pack_err)?;
     std::io::Write::flush(&mut out).map_err(|e| StepError::io("write", &file, e))?;
     drop(out);
     sh.sink.commit_layer(&file, &digests).map(Some)

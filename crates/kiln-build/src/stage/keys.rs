@@ -1,0 +1,202 @@
+//! A stage's layer steps through the step cache: each step's key parts (the canonical
+//! instruction and its inputs) and the lookup, run or record around it.
+
+use std::fmt::Write as _;
+
+use kiln_cache::{Parent, StepIdentity};
+use kiln_layer::Digest;
+
+use super::State;
+use super::sources::image_layers;
+use crate::cache_step::{self, KeyParts, Lookup};
+use crate::copy_step::{CopyInput, CopySource, copy_merkle};
+use crate::error::StepError;
+use crate::executor::Shared;
+use crate::layers::Layer;
+use crate::progress::Event;
+use crate::run_step::RunInput;
+
+/// Run a layer step through the cache. `parts` is `None` for a step whose inputs are not all
+/// hashed: it always runs, and the chain goes on with its output's digest, so the steps after
+/// it hit only when it made the same layer again.
+pub(super) fn through_cache(
+    sh: &Shared<'_>,
+    state: &mut State,
+    parts: Option<KeyParts>,
+    id: usize,
+    run: impl FnOnce(&mut State) -> Result<Option<Layer>, (StepError, Vec<String>)>,
+) -> Result<Option<Layer>, (StepError, Vec<String>)> {
+    let mut platform = sh.req.platform.to_string();
+    if let Some(epoch) = sh.req.source_date_epoch {
+        let _ = write!(platform, "\nSOURCE_DATE_EPOCH={epoch}");
+    }
+    let identity = StepIdentity {
+        dockerfile: sh
+            .cache
+            .as_ref()
+            .map(|c| c.dockerfile.clone())
+            .unwrap_or_default(),
+        stage: state.label.clone(),
+        step: u32::try_from(state.step).unwrap_or(u32::MAX),
+    };
+    let Some(parts) = parts else {
+        if sh.req.explain {
+            sh.req.reporter.event(Event::CacheMiss {
+                id,
+                reason: "not cached: its inputs are not hashed (a context bind mount, a URL without --checksum)".into(),
+            });
+            return Err((StepError::WouldRun, Vec::new()));
+        }
+        let layer = run(state)?;
+        let output = layer
+            .as_ref()
+            .map_or_else(|| Digest::of(b""), |l| l.diff_id.clone());
+        let parts = KeyParts {
+            instruction: "output of a step that is not cached".into(),
+            inputs: vec![("output".into(), output)],
+            ..KeyParts::default()
+        };
+        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, &parts, identity).key);
+        return Ok(layer);
+    };
+    let keyed = cache_step::key(&state.chain, &platform, &parts, identity);
+    let Some(cache) = sh.cache.as_ref() else {
+        let layer = run(state)?;
+        state.chain = Parent::Step(keyed.key);
+        return Ok(layer);
+    };
+    let found = cache_step::lookup(
+        cache,
+        &state.label.to_ascii_lowercase(),
+        &keyed,
+        sh.sink.snapshots(),
+    )
+    .map_err(|e| (e, Vec::new()))?;
+    let layer = match found {
+        Lookup::Hit(layer) => {
+            sh.req.reporter.event(Event::StepCached { id });
+            layer.map(|l| *l)
+        }
+        Lookup::Miss(reason) => {
+            sh.req.reporter.event(Event::CacheMiss { id, reason });
+            if sh.req.explain {
+                return Err((StepError::WouldRun, Vec::new()));
+            }
+            run(state)?
+        }
+    };
+    state.chain = Parent::Step(keyed.key.clone());
+    sh.pending.push(keyed, layer.clone());
+    Ok(layer)
+}
+
+/// The key parts of a COPY/ADD: the canonical instruction and the Merkle hash of the files
+/// it selects (context files hashed through the stat cache).
+pub(super) fn copy_parts(
+    sh: &Shared<'_>,
+    kw: &str,
+    input: &CopyInput<'_>,
+    from: Option<&str>,
+) -> Result<Option<KeyParts>, StepError> {
+    if sh.cache.is_none() {
+        return Ok(Some(KeyParts::default()));
+    }
+    let files = match (&input.source, &sh.stat) {
+        (CopySource::Context { .. }, Some(stat)) => copy_merkle(&sh.sink, input, stat)?,
+        _ => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
+    };
+    let f = input.flags;
+    let heredocs: Vec<_> = input
+        .paths
+        .heredocs
+        .iter()
+        .map(|h| (&h.path, &h.data, h.expand))
+        .collect();
+    let instruction = format!(
+        "{kw}\nsources={:?}\nheredocs={heredocs:?}\ndest={}\nworkdir={}\nfrom={from:?}\nchown={:?}\nchmod={:?}\nparents={}\nlink={}\nexclude={:?}",
+        input
+            .paths
+            .sources
+            .iter()
+            .map(|w| &w.text)
+            .collect::<Vec<_>>(),
+        input.paths.dest.text,
+        input.workdir,
+        f.chown.as_ref().map(|w| &w.text),
+        f.chmod.as_ref().map(|w| &w.text),
+        input.parents,
+        f.link,
+        f.exclude.iter().map(|w| &w.text).collect::<Vec<_>>(),
+    );
+    Ok(Some(KeyParts {
+        instruction,
+        files: Some(files),
+        ..KeyParts::default()
+    }))
+}
+
+/// The key parts of a RUN: what the process gets, and the stages and images its mounts read;
+/// `None` (not cached) when it binds the context, whose files are not hashed yet.
+pub(super) fn run_parts(
+    sh: &Shared<'_>,
+    state: &State,
+    run: &kiln_frontend::instruction::Run,
+    input: &RunInput<'_>,
+) -> Result<Option<KeyParts>, StepError> {
+    use kiln_frontend::instruction::MountType;
+    let mut inputs = Vec::new();
+    for m in &run.mounts {
+        match (&m.typ, &m.from) {
+            (MountType::Bind, None) => return Ok(None),
+            (_, Some(from)) => {
+                let plan = sh.req.plan;
+                let lower = from.to_ascii_lowercase();
+                let digest = match plan
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                {
+                    Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
+                        Parent::Step(k) => k.as_digest().clone(),
+                        Parent::BaseImage(d) => d.clone(),
+                        Parent::Scratch => Digest::of(b""),
+                    },
+                    None => image_layers(sh, from)?.0.manifest_descriptor.digest,
+                };
+                inputs.push((
+                    format!("mount {}", m.target.as_deref().unwrap_or_default()),
+                    digest,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let files: Vec<(&String, &String)> = run
+        .command
+        .files
+        .iter()
+        .map(|h| (&h.name, &h.content))
+        .collect();
+    let instruction = format!(
+        "RUN\nargv={:?}\nfiles={files:?}\nuser={}\ncwd={}\nnetwork={:?}/{:?}\nsecurity={:?}\nmounts={:?}",
+        input.argv,
+        input.user,
+        input.cwd,
+        run.network,
+        input.default_network,
+        run.security,
+        run.mounts,
+    );
+    Ok(Some(KeyParts {
+        instruction,
+        args: state
+            .scope
+            .args()
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect(),
+        env: state.scope.env().to_vec(),
+        inputs,
+        ..KeyParts::default()
+    }))
+}

@@ -1,0 +1,92 @@
+//! What a stage's steps read besides their own stage: the build context, earlier stages
+//! (waited for) and images of the store.
+
+use kiln_frontend::{Command, CommandKind};
+
+use crate::copy_step::CopySource;
+use crate::error::StepError;
+use crate::executor::Shared;
+
+/// The build context as COPY reads it, filtered by `.dockerignore`: walked on first use,
+/// then shared by every COPY/ADD of the build.
+pub(super) fn context_root<'s>(
+    sh: &'s Shared<'_>,
+) -> Result<&'s kiln_fileop::SourceRoot, StepError> {
+    sh.context_root
+        .get_or_init(|| {
+            kiln_fileop::SourceRoot::context(sh.req.context.to_owned(), sh.req.ignore)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|message| StepError::Invalid {
+            message: message.clone(),
+            hint: None,
+        })
+}
+
+/// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.
+pub(super) fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), StepError> {
+    let plan = sh.req.plan;
+    let mut refs: Vec<&str> = Vec::new();
+    match &cmd.kind {
+        CommandKind::Copy(c) => refs.extend(c.from.as_ref().map(|w| w.text.as_str())),
+        CommandKind::Run(r) => refs.extend(r.mounts.iter().filter_map(|m| m.from.as_deref())),
+        _ => {}
+    }
+    for r in refs {
+        if let Some(i) = stage_ref(plan, r) {
+            sh.wait(i).map_err(StepError::DependencyFailed)?;
+        }
+    }
+    Ok(())
+}
+
+/// An image of the store by name, and its layers' snapshots (topmost first).
+pub(super) fn image_layers(
+    sh: &Shared<'_>,
+    name: &str,
+) -> Result<(kiln_oci::Image, Vec<std::path::PathBuf>), StepError> {
+    let image = sh
+        .req
+        .store
+        .resolve(name)
+        .map_err(|e| StepError::BaseNotFound {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+    let lowers = sh
+        .sink
+        .snapshots()
+        .ensure_image(&image)
+        .map_err(StepError::snapshot)?;
+    Ok((image, lowers))
+}
+
+/// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.
+pub(super) fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, StepError> {
+    let plan = sh.req.plan;
+    if let Some(i) = stage_ref(plan, from) {
+        let r = sh.wait(i).map_err(StepError::DependencyFailed)?;
+        return Ok(CopySource::Layers {
+            lowers: r.lowers(),
+            description: format!("stage `{}`", plan.stages[i].label()),
+        });
+    }
+    let (_, lowers) = image_layers(sh, from)?;
+    Ok(CopySource::Layers {
+        lowers,
+        description: format!("image `{from}`"),
+    })
+}
+
+/// The stage a `--from` names: an index of an earlier stage, or a stage name (any case).
+/// `None` means an image.
+pub(super) fn stage_ref(plan: &kiln_frontend::Plan, r: &str) -> Option<usize> {
+    let by_index = r.parse::<usize>().ok().filter(|i| *i < plan.stages.len());
+    by_index.or_else(|| {
+        let lower = r.to_ascii_lowercase();
+        plan.stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    })
+}
