@@ -35,7 +35,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::compress::Compression;
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{self, Entry, EntryKind};
 use crate::overlay::{child_stack, is_opaque, is_whiteout, merged_children};
 use crate::writer::{LayerDigests, LayerWriter, PackError};
 
@@ -228,7 +228,7 @@ impl<W: Write> Differ<W> {
                     _ => Vec::new(),
                 };
                 let child_full = full || is_opaque(&host);
-                let entry = Self::entry(&path, &host, meta)?;
+                let entry = Entry::from_host(path.clone(), &host, meta).map_err(read_err(&host))?;
                 if changed {
                     self.emit(&entry, None)?;
                     self.pending.push(None);
@@ -238,7 +238,8 @@ impl<W: Write> Differ<W> {
                 self.dir(&path, &host, &child_old, child_full)?;
                 self.pending.pop();
             } else if changed {
-                let mut entry = Self::entry(&path, &host, meta)?;
+                let mut entry =
+                    Entry::from_host(path.clone(), &host, meta).map_err(read_err(&host))?;
                 if meta.nlink() > 1 {
                     let key = (meta.dev(), meta.ino());
                     if let Some(first) = self.links.get(&key) {
@@ -253,41 +254,6 @@ impl<W: Write> Differ<W> {
             }
         }
         Ok(())
-    }
-
-    fn entry(path: &Path, host: &Path, meta: &fs::Metadata) -> Result<Entry, DiffError> {
-        let ft = meta.file_type();
-        let (major, minor) = (
-            rustix::fs::major(meta.rdev()),
-            rustix::fs::minor(meta.rdev()),
-        );
-        let kind = if ft.is_dir() {
-            EntryKind::Dir
-        } else if ft.is_symlink() {
-            EntryKind::Symlink(fs::read_link(host).map_err(read_err(host))?)
-        } else if ft.is_char_device() {
-            EntryKind::CharDevice { major, minor }
-        } else if ft.is_block_device() {
-            EntryKind::BlockDevice { major, minor }
-        } else if ft.is_fifo() {
-            EntryKind::Fifo
-        } else {
-            EntryKind::File
-        };
-        Ok(Entry {
-            path: path.to_owned(),
-            size: if kind == EntryKind::File {
-                meta.len()
-            } else {
-                0
-            },
-            kind,
-            mode: meta.mode() & 0o7777,
-            uid: u64::from(meta.uid()),
-            gid: u64::from(meta.gid()),
-            mtime: meta.mtime(),
-            xattrs: read_xattrs(host).map_err(read_err(host))?,
-        })
     }
 }
 
@@ -322,40 +288,6 @@ fn same(
     {
         return Ok(false);
     }
-    Ok(read_xattrs(new_path).map_err(read_err(new_path))?
-        == read_xattrs(old_path).map_err(read_err(old_path))?)
-}
-
-/// The xattrs of `path` that belong in a layer: all but `trusted.overlay.*` (overlayfs's
-/// bookkeeping) and `security.selinux` (a host label).
-pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut list = vec![0u8; 1024];
-    let n = loop {
-        match rustix::fs::llistxattr(path, &mut list[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => list.resize(list.len() * 4, 0),
-            Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => return Ok(out),
-            Err(e) => return Err(e.into()),
-        }
-    };
-    for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
-        };
-        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
-            continue;
-        }
-        let mut value = vec![0u8; 256];
-        let len = loop {
-            match rustix::fs::lgetxattr(path, name, &mut value[..]) {
-                Ok(len) => break len,
-                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        value.truncate(len);
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
+    Ok(entry::read_xattrs(new_path).map_err(read_err(new_path))?
+        == entry::read_xattrs(old_path).map_err(read_err(old_path))?)
 }

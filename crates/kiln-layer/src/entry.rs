@@ -1,7 +1,10 @@
 //! One entry of a layer, independent of where it came from (a directory walk, a build step).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 /// What an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,4 +81,77 @@ impl Entry {
             xattrs: BTreeMap::new(),
         }
     }
+
+    /// The entry for the file at `host`, whose metadata (not followed) is `meta`, at layer
+    /// path `path`: its type, mode, owner, mtime, size (regular files) and the xattrs that
+    /// belong in a layer ([`read_xattrs`]). A socket becomes a file, as in tar; hard links are
+    /// the caller's business.
+    pub fn from_host(path: PathBuf, host: &Path, meta: &fs::Metadata) -> io::Result<Self> {
+        let ft = meta.file_type();
+        let (major, minor) = (
+            rustix::fs::major(meta.rdev()),
+            rustix::fs::minor(meta.rdev()),
+        );
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            EntryKind::Symlink(fs::read_link(host)?)
+        } else if ft.is_char_device() {
+            EntryKind::CharDevice { major, minor }
+        } else if ft.is_block_device() {
+            EntryKind::BlockDevice { major, minor }
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            EntryKind::File
+        };
+        Ok(Self {
+            path,
+            size: if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            mtime: meta.mtime(),
+            xattrs: read_xattrs(host)?,
+        })
+    }
+}
+
+/// The xattrs of `path` that belong in a layer: all but `trusted.overlay.*` (overlayfs's
+/// bookkeeping) and `security.selinux` (a host label).
+pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut list = vec![0u8; 1024];
+    let n = loop {
+        match rustix::fs::llistxattr(path, &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => list.resize(list.len() * 4, 0),
+            Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+            continue;
+        }
+        let mut value = vec![0u8; 256];
+        let len = loop {
+            match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+                Ok(len) => break len,
+                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        value.truncate(len);
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
 }

@@ -266,7 +266,7 @@ fn copy_meta(src: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), OverlayEr
         rustix::fs::chmod(to, rustix::fs::Mode::from_raw_mode(meta.mode() & 0o7777))
             .map_err(|e| io_err("chmod", to)(e.into()))?;
     }
-    for (name, value) in crate::diff::read_xattrs(src).map_err(io_err("read xattrs of", src))? {
+    for (name, value) in crate::entry::read_xattrs(src).map_err(io_err("read xattrs of", src))? {
         rustix::fs::lsetxattr(to, name.as_str(), &value, rustix::fs::XattrFlags::empty())
             .map_err(|e| io_err("set xattrs of", to)(e.into()))?;
     }

@@ -1,10 +1,10 @@
 //! Packing a directory tree into a deterministic layer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::compress::Compression;
@@ -31,7 +31,8 @@ pub fn source_date_epoch_from_env() -> Option<i64> {
 /// Entries come in depth-first order with each directory's children sorted by name bytes, so
 /// the same tree always gives the same bytes. A file with several links is written once, at
 /// its first path in that order; its other paths become hard links to it. Extended attributes
-/// are kept except `security.selinux` (a host label, not image content). Memory stays bounded
+/// are kept except those [`crate::entry::read_xattrs`] leaves out (a host's `security.selinux`
+/// label, overlayfs's `trusted.overlay.*` bookkeeping). Memory stays bounded
 /// by the largest directory and the number of multiply-linked files, not the tree size.
 pub fn pack_dir<W: Write>(
     root: &Path,
@@ -68,35 +69,16 @@ fn walk<W: Write>(
         let abs = dir.join(&name);
         let rel = rel.join(&name);
         let meta = fs::symlink_metadata(&abs).map_err(read_err(&abs))?;
-        let ft = meta.file_type();
-        let kind = if ft.is_dir() {
-            EntryKind::Dir
-        } else if ft.is_symlink() {
-            EntryKind::Symlink(fs::read_link(&abs).map_err(read_err(&abs))?)
-        } else if meta.nlink() > 1 && !ft.is_dir() {
-            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                EntryKind::Hardlink(first.clone())
+        let mut entry = Entry::from_host(rel.clone(), &abs, &meta).map_err(read_err(&abs))?;
+        if meta.nlink() > 1 && !meta.is_dir() && !meta.is_symlink() {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = links.get(&key) {
+                entry.kind = EntryKind::Hardlink(first.clone());
+                entry.size = 0;
             } else {
-                links.insert((meta.dev(), meta.ino()), rel.clone());
-                kind_of(ft, meta.rdev())
+                links.insert(key, rel.clone());
             }
-        } else {
-            kind_of(ft, meta.rdev())
-        };
-        let entry = Entry {
-            path: rel.clone(),
-            size: if kind == EntryKind::File {
-                meta.len()
-            } else {
-                0
-            },
-            kind,
-            mode: meta.mode() & 0o7777,
-            uid: u64::from(meta.uid()),
-            gid: u64::from(meta.gid()),
-            mtime: meta.mtime(),
-            xattrs: read_xattrs(&abs)?,
-        };
+        }
         if entry.kind == EntryKind::File {
             let mut f = File::open(&abs).map_err(read_err(&abs))?;
             writer
@@ -125,60 +107,4 @@ fn with_path(e: PackError, abs: &Path) -> PackError {
         },
         other @ PackError::Write { .. } => other,
     }
-}
-
-fn kind_of(ft: fs::FileType, rdev: u64) -> EntryKind {
-    let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
-    if ft.is_char_device() {
-        EntryKind::CharDevice { major, minor }
-    } else if ft.is_block_device() {
-        EntryKind::BlockDevice { major, minor }
-    } else if ft.is_fifo() {
-        EntryKind::Fifo
-    } else {
-        // Sockets cannot be archived meaningfully; like tar, treat anything else as a file.
-        EntryKind::File
-    }
-}
-
-fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, PackError> {
-    let mut out = BTreeMap::new();
-    let mut list = vec![0u8; 4096];
-    let n = loop {
-        match rustix::fs::llistxattr(path, &mut list[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => list.resize(list.len() * 4, 0),
-            Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => return Ok(out),
-            Err(e) => {
-                return Err(PackError::Read {
-                    path: path.to_owned(),
-                    source: e.into(),
-                });
-            }
-        }
-    };
-    for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
-        };
-        if name == "security.selinux" {
-            continue;
-        }
-        let mut value = vec![0u8; 256];
-        let len = loop {
-            match rustix::fs::lgetxattr(path, name, &mut value[..]) {
-                Ok(len) => break len,
-                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
-                Err(e) => {
-                    return Err(PackError::Read {
-                        path: path.to_owned(),
-                        source: e.into(),
-                    });
-                }
-            }
-        };
-        value.truncate(len);
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
 }
