@@ -7,7 +7,7 @@ use kiln_cache::{Parent, StepIdentity};
 use kiln_layer::Digest;
 
 use super::State;
-use super::sources::{image_layers, stage_ref};
+use super::sources::image_layers;
 use crate::cache_step::{self, KeyParts, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
@@ -149,7 +149,13 @@ pub(super) fn run_parts(
         match (&m.typ, &m.from) {
             (MountType::Bind, None) => return Ok(None),
             (_, Some(from)) => {
-                let digest = match stage_ref(sh.req.plan, from) {
+                let plan = sh.req.plan;
+                let lower = from.to_ascii_lowercase();
+                let digest = match plan
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                {
                     Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
                         Parent::Step(k) => k.as_digest().clone(),
                         Parent::BaseImage(d) => d.clone(),
