@@ -107,6 +107,22 @@ fn bind_mounts_from_context_stage_and_image_leave_no_trace() {
         "{}",
         text(&o.stderr)
     );
+
+    // A mount's `from=` names a stage by name only (BuildKit's `findStateByName`): `0` is
+    // an image, not the first stage, which nothing else needs here and is never built.
+    let by_number = env.context(
+        "bind-from-number",
+        "FROM busybox AS tools\nRUN mkdir /tools\nFROM busybox\n\
+         RUN --mount=type=bind,from=0,target=/t true\n",
+        &[],
+    );
+    let o = Mounts::kiln(&env, &["build", "-q", by_number.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("base image `0` is not in the store"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use kiln_cache::{Parent, StepIdentity};
+use kiln_frontend::DepKind;
 use kiln_layer::Digest;
 
 use super::State;
-use super::sources::image_layers;
+use super::sources::{image_layers, stage_ref};
 use crate::cache_step::{self, KeyParts, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
@@ -149,13 +150,7 @@ pub(super) fn run_parts(
         match (&m.typ, &m.from) {
             (MountType::Bind, None) => return Ok(None),
             (_, Some(from)) => {
-                let plan = sh.req.plan;
-                let lower = from.to_ascii_lowercase();
-                let digest = match plan
-                    .stages
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
-                {
+                let digest = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
                     Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
                         Parent::Step(k) => k.as_digest().clone(),
                         Parent::BaseImage(d) => d.clone(),

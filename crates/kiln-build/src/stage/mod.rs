@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kiln_fileop::{ChownSpec, DirView, OpKind};
 use kiln_frontend::{
-    ArgContext, Base, Command, CommandKind, Platform, Scope, expand_command, is_proxy_arg,
+    ArgContext, Base, Command, CommandKind, DepKind, Platform, Scope, expand_command, is_proxy_arg,
 };
 use kiln_layer::{Digest, Entry, EntryKind, LayerWriter};
 use kiln_oci::ImageConfig;
@@ -359,7 +359,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 None => CopySource::Context {
                     root: context_root(sh).map_err(no_tail)?,
                 },
-                Some(from) => from_source(sh, &from.text).map_err(no_tail)?,
+                Some(from) => from_source(sh, &from.text, DepKind::CopyFrom).map_err(no_tail)?,
             };
             let input = CopyInput {
                 paths: &c.paths,
@@ -424,7 +424,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
         CommandKind::Run(run) => {
-            let layers_of = |from: &str| match from_source(sh, from)? {
+            let layers_of = |from: &str| match from_source(sh, from, DepKind::MountFrom)? {
                 CopySource::Layers { lowers, .. } => Ok(lowers),
                 CopySource::Context { .. } => Ok(Vec::new()),
             };

@@ -1,7 +1,7 @@
 //! What a stage's steps read besides their own stage: the build context, earlier stages
 //! (waited for) and images of the store.
 
-use kiln_frontend::{Command, CommandKind};
+use kiln_frontend::{Command, CommandKind, DepKind};
 
 use crate::copy_step::CopySource;
 use crate::error::StepError;
@@ -27,14 +27,22 @@ pub(super) fn context_root<'s>(
 /// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.
 pub(super) fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), StepError> {
     let plan = sh.req.plan;
-    let mut refs: Vec<&str> = Vec::new();
+    let mut refs: Vec<(&str, DepKind)> = Vec::new();
     match &cmd.kind {
-        CommandKind::Copy(c) => refs.extend(c.from.as_ref().map(|w| w.text.as_str())),
-        CommandKind::Run(r) => refs.extend(r.mounts.iter().filter_map(|m| m.from.as_deref())),
+        CommandKind::Copy(c) => refs.extend(
+            c.from
+                .as_ref()
+                .map(|w| (w.text.as_str(), DepKind::CopyFrom)),
+        ),
+        CommandKind::Run(r) => refs.extend(
+            r.mounts
+                .iter()
+                .filter_map(|m| Some((m.from.as_deref()?, DepKind::MountFrom))),
+        ),
         _ => {}
     }
-    for r in refs {
-        if let Some(i) = stage_ref(plan, r) {
+    for (r, kind) in refs {
+        if let Some(i) = stage_ref(plan, r, kind) {
             sh.wait(i).map_err(StepError::DependencyFailed)?;
         }
     }
@@ -62,10 +70,14 @@ pub(super) fn image_layers(
     Ok((image, lowers))
 }
 
-/// Where `COPY --from=X` reads: an earlier stage (by name or index) or an image.
-pub(super) fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySource<'a>, StepError> {
+/// Where `COPY --from=X` or `RUN --mount from=X` (`kind`) reads: an earlier stage or an image.
+pub(super) fn from_source<'a>(
+    sh: &'a Shared<'_>,
+    from: &str,
+    kind: DepKind,
+) -> Result<CopySource<'a>, StepError> {
     let plan = sh.req.plan;
-    if let Some(i) = stage_ref(plan, from) {
+    if let Some(i) = stage_ref(plan, from, kind) {
         let r = sh.wait(i).map_err(StepError::DependencyFailed)?;
         return Ok(CopySource::Layers {
             lowers: r.lowers(),
@@ -79,10 +91,14 @@ pub(super) fn from_source<'a>(sh: &'a Shared<'_>, from: &str) -> Result<CopySour
     })
 }
 
-/// The stage a `--from` names: an index of an earlier stage, or a stage name (any case).
-/// `None` means an image.
-pub(super) fn stage_ref(plan: &kiln_frontend::Plan, r: &str) -> Option<usize> {
-    let by_index = r.parse::<usize>().ok().filter(|i| *i < plan.stages.len());
+/// The stage a `--from` names, as the planner resolved it (`kiln_frontend::plan`): a stage
+/// name (any case), or for `COPY --from` also a stage index. `None` means an image: BuildKit
+/// looks a mount's `from=` up by name only, so `from=0` is an image called `0`.
+pub(super) fn stage_ref(plan: &kiln_frontend::Plan, r: &str, kind: DepKind) -> Option<usize> {
+    let by_index = (kind == DepKind::CopyFrom)
+        .then(|| r.parse::<usize>().ok())
+        .flatten()
+        .filter(|i| *i < plan.stages.len());
     by_index.or_else(|| {
         let lower = r.to_ascii_lowercase();
         plan.stages
