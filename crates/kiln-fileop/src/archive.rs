@@ -211,7 +211,7 @@ impl Planner<'_> {
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
                     if !link.starts_with('/') {
-                        let joined = gopath::clean(&format!("{}/{link}", parent.display()));
+                        let joined = gopath::clean(&parent.join(&link).to_string_lossy());
                         if joined == ".." || joined.starts_with("../") {
                             return Err(escape());
                         }

@@ -129,6 +129,23 @@ fn archive_owners_follow_chown_and_escapes_are_refused() {
     let err = run(&add(&["evil.tar"], "/d/"), ctx.path(), None).unwrap_err();
     assert!(matches!(err, FileOpError::ArchiveEscape { .. }), "{err}");
 
+    // A relative symlink pointing above the destination is refused, at the top of the
+    // archive as below it (go-archive's breakout check).
+    for name in ["up", "a/up"] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, name, "../../etc").unwrap();
+        std::fs::write(ctx.path().join("up.tar"), b.into_inner().unwrap()).unwrap();
+        let err = run(&add(&["up.tar"], "/d/"), ctx.path(), None).unwrap_err();
+        assert!(
+            matches!(err, FileOpError::ArchiveEscape { .. }),
+            "{name}: {err}"
+        );
+    }
+
     // A symlink planted by the archive cannot carry later entries out of the destination.
     let mut b = tar::Builder::new(Vec::new());
     let mut h = header();
