@@ -201,11 +201,12 @@ impl Cache {
             }
         }
         let removed: BTreeSet<&CacheKey> = report.removed.iter().collect();
-        let mut seen = HashSet::new();
+        // Apart: an uncompressed layer's blob digest is its diff_id.
+        let (mut seen_blobs, mut seen_diff_ids) = (HashSet::new(), HashSet::new());
         for r in remove.iter().filter(|r| removed.contains(&r.key)) {
             let Some(l) = &r.output.layer else { continue };
             let blob = &l.descriptor.digest;
-            if seen.insert(blob.clone()) && !held_blobs.contains(blob) {
+            if seen_blobs.insert(blob.clone()) && !held_blobs.contains(blob) {
                 if in_use(blob) {
                     report.kept_in_use.push(blob.clone());
                 } else if self.store().has_blob(blob) {
@@ -215,7 +216,7 @@ impl Cache {
                     report.freed += l.descriptor.size;
                 }
             }
-            if seen.insert(l.diff_id.clone()) && !held_diff_ids.contains(&l.diff_id) {
+            if seen_diff_ids.insert(l.diff_id.clone()) && !held_diff_ids.contains(&l.diff_id) {
                 if in_use(&l.diff_id) {
                     report.kept_in_use.push(l.diff_id.clone());
                 } else if let Some(freed) = self.remove_snapshot(&l.diff_id)? {

@@ -150,3 +150,34 @@ fn a_record_whose_layer_left_the_store_is_a_miss() {
         .unwrap_err();
     assert!(e.to_string().contains("not in the store"), "{e}");
 }
+
+#[test]
+fn an_uncompressed_layer_loses_blob_and_snapshot() {
+    let (_dir, store) = common::store();
+    let cache = Cache::open(&store).unwrap();
+    // An uncompressed layer: its blob digest is its diff_id, and so its snapshot's id.
+    let mut l = common::layer(&store, "plain", 1000);
+    let old_snapshot = store
+        .root()
+        .join("snapshots")
+        .join(kiln_oci::Snapshots::id(&l.diff_id));
+    l.diff_id = l.descriptor.digest.clone();
+    let snapshot = store
+        .root()
+        .join("snapshots")
+        .join(kiln_oci::Snapshots::id(&l.diff_id));
+    std::fs::rename(&old_snapshot, &snapshot).unwrap();
+    std::fs::write(snapshot.join("diff_id"), l.diff_id.to_string()).unwrap();
+    cache
+        .put(
+            &common::key("plain"),
+            &common::output(Some(l.clone()), "plain"),
+        )
+        .unwrap();
+
+    let report = cache.prune(Some(0), None, false, &|_| false).unwrap();
+    assert_eq!(report.removed, vec![common::key("plain")]);
+    assert!(!store.has_blob(&l.descriptor.digest), "blob removed");
+    assert!(!common::has_snapshot(&store, &l), "snapshot removed");
+    assert_eq!(report.deleted_snapshots, vec![l.diff_id.clone()]);
+}
