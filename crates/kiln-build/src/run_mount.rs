@@ -563,7 +563,10 @@ fn cache_dir(
         }
     };
     if fs::symlink_metadata(&data).is_err() {
-        let tmp = dir.join(format!("tmp-{}-{}", std::process::id(), target.len()));
+        // Unique per step: parallel stages of one build may create the same cache at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("tmp-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         make_cache(m, seed.as_ref(), &tmp)?;
         if fs::rename(&tmp, &data).is_err() {
