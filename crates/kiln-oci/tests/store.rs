@@ -294,3 +294,33 @@ fn bad_input_gives_one_clear_error_and_leaves_the_store_unchanged() {
     assert!(matches!(err, ArchiveError::UnknownFormat { .. }));
     assert_eq!(snapshot(store.root()), before);
 }
+
+#[test]
+fn a_commit_that_fails_its_check_publishes_no_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    import(&store, "keep", "k");
+    let before = snapshot(store.root());
+    let mut txn = store.txn().unwrap();
+    let (staged, len) = txn.put_bytes(b"staged", None, "a blob").unwrap();
+    let missing = kiln_layer::Digest::of(b"in no store");
+    let err = txn
+        .commit(|index| {
+            index.manifests.push(kiln_oci::Descriptor::new(
+                kiln_oci::media::OCI_MANIFEST,
+                missing.clone(),
+                1,
+            ));
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, kiln_oci::StoreError::Vanished { digest } if *digest == missing),
+        "{err}"
+    );
+    assert!(
+        !store.has_blob(&staged),
+        "{len} staged bytes were published"
+    );
+    assert_eq!(snapshot(store.root()), before);
+}

@@ -21,7 +21,6 @@ pub struct Txn<'s> {
     dir: PathBuf,
     _lock: File,
     staged: BTreeMap<Digest, u64>,
-    committed: bool,
 }
 
 impl<'s> Txn<'s> {
@@ -37,7 +36,6 @@ impl<'s> Txn<'s> {
             dir,
             _lock: lock,
             staged: BTreeMap::new(),
-            committed: false,
         })
     }
 
@@ -128,12 +126,20 @@ impl<'s> Txn<'s> {
     /// which case nothing is published. Before writing, every blob the new index refers to at
     /// its top level is checked to exist.
     pub fn commit<R>(
-        mut self,
+        self,
         change: impl FnOnce(&mut Index) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let _lock = self.store.lock()?;
         let mut index = self.store.index()?;
         let result = change(&mut index)?;
+        // Checked before anything is published, so that a failure leaves the store as it was.
+        for m in &index.manifests {
+            if !self.staged.contains_key(&m.digest) && !self.store.has_blob(&m.digest) {
+                return Err(StoreError::Vanished {
+                    digest: m.digest.clone(),
+                });
+            }
+        }
         let blobs = self.store.root.join("blobs/sha256");
         for digest in self.staged.keys() {
             let dest = self.store.blob_path(digest);
@@ -143,22 +149,13 @@ impl<'s> Txn<'s> {
             }
         }
         sync_dir(&blobs)?;
-        for m in &index.manifests {
-            if !self.store.has_blob(&m.digest) {
-                return Err(StoreError::Vanished {
-                    digest: m.digest.clone(),
-                });
-            }
-        }
         self.store.write_index_locked(&index)?;
-        self.committed = true;
         Ok(result)
     }
 }
 
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
-        let _ = self.committed;
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
