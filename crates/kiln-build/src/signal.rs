@@ -53,7 +53,11 @@ pub fn parse_signal(s: &str) -> Result<u32, String> {
             return Some(base);
         }
         let n: u32 = rest.get(1..)?.parse().ok()?;
-        let v = if plus { base + n } else { base.checked_sub(n)? };
+        let v = if plus {
+            base.checked_add(n)?
+        } else {
+            base.checked_sub(n)?
+        };
         (34..=64).contains(&v).then_some(v)
     };
     let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
@@ -85,5 +89,6 @@ mod tests {
         assert_eq!(parse_signal("RTMAX-1"), Ok(63));
         assert_eq!(parse_signal("SIGFOO"), Err("invalid signal: SIGFOO".into()));
         assert!(parse_signal("0").is_err());
+        assert!(parse_signal("SIGRTMIN+4294967295").is_err());
     }
 }
