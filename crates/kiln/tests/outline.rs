@@ -134,3 +134,18 @@ fn debug_dump_matches_buildkit_format() {
         "(from \"a\")\n(copy [\"--chown=1\"] \"x\" \"/y\")\n(cmd \"a\" \"b\")\n"
     );
 }
+
+#[test]
+fn each_dependency_is_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox AS a\nFROM busybox AS b\nFROM busybox\n\
+         COPY --from=a / /x\nCOPY --from=b / /y\nCOPY --from=a / /z\n",
+    )
+    .unwrap();
+    let out = kiln(&["outline", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stages"][2]["depends_on"], serde_json::json!(["a", "b"]));
+}

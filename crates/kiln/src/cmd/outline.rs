@@ -203,7 +203,8 @@ impl Outline {
             .iter()
             .map(|s| {
                 let mut deps: Vec<String> = s.deps.iter().map(|d| label(d.stage)).collect();
-                deps.dedup();
+                let mut seen = std::collections::HashSet::new();
+                deps.retain(|d| seen.insert(d.clone()));
                 StageOutline {
                     index: s.index,
                     name: s.name.clone(),
