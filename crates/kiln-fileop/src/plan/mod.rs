@@ -398,8 +398,9 @@ impl<'a> Planner<'a> {
         let mut missing = Vec::new();
         for path in self.entries.keys() {
             for ancestor in path.ancestors().skip(1) {
+                // A planned ancestor has its own turn in this loop.
                 if ancestor.as_os_str().is_empty() || self.entries.contains_key(ancestor) {
-                    continue;
+                    break;
                 }
                 missing.push(ancestor.to_path_buf());
             }
