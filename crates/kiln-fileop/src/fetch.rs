@@ -277,6 +277,15 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     let [h, m, sec] = hms.as_slice() else {
         return None;
     };
+    // RFC 9110's ranges; a server's nonsense is no date (and no overflow below).
+    let in_range = (1..=31).contains(&day)
+        && (0..=9999).contains(&year)
+        && (0..24).contains(h)
+        && (0..60).contains(m)
+        && (0..=60).contains(sec);
+    if !in_range {
+        return None;
+    }
     // Days from civil (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -390,6 +399,14 @@ mod tests {
         );
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 99999999999999999 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 9223372036854775807:49:37 GMT"),
+            None
+        );
     }
 
     #[test]
