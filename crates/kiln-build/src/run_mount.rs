@@ -196,26 +196,11 @@ fn target_of(m: &Mount, workdir: &str) -> Result<String, MountError> {
     } else {
         format!("{workdir}/{raw}")
     };
-    let clean = clean_abs(&joined);
+    let clean = crate::image_config::clean_path(&joined);
     if clean == "/" {
         return Err(MountError::Target(if raw.is_empty() { clean } else { raw }));
     }
     Ok(clean)
-}
-
-/// `path.Clean("/" + p)`: absolute, no `.`, `..` stopping at the root, no trailing slash.
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// Resolves `rel` inside `root` on the host with symlinks kept inside `root` (as the sandbox
@@ -521,7 +506,7 @@ fn cache_dir(
     let seed = match &m.from {
         Some(from) => Some((
             from.clone(),
-            clean_abs(m.source.as_deref().unwrap_or("/")),
+            crate::image_config::clean_path(m.source.as_deref().unwrap_or("/")),
             (input.layers_of)(from)?,
         )),
         None => None,
