@@ -292,19 +292,10 @@ pub(crate) fn normalize_workdir(current: &str, new: &str) -> String {
     clean_path(&joined)
 }
 
-/// Go's `path.Clean` for absolute paths.
+/// Go's `path.Clean("/" + p)`: absolute, no `.`, `..` stopping at the root, no trailing
+/// slash.
 pub(crate) fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    kiln_context::clean_path(&format!("/{p}"))
 }
 
 fn healthcheck_config(h: &Healthcheck) -> kiln_oci::Healthcheck {

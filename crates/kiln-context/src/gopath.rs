@@ -10,7 +10,7 @@
 /// Repeated slashes collapse, `.` elements vanish, `x/..` pairs cancel, `..` at the root of a
 /// rooted path is dropped, a trailing slash is removed (except for `/` itself), and the empty
 /// string becomes `.`.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }

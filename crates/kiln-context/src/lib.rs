@@ -25,6 +25,9 @@ mod pattern;
 mod walk;
 
 pub use error::{ContextError, IgnoreSource, PatternError, PatternLocation};
+/// Go's `path.Clean` (= `filepath.Clean` on Unix), shared by every crate that must clean
+/// paths exactly as BuildKit does.
+pub use gopath::clean as clean_path;
 pub use ignore_file::{DOCKERIGNORE, IgnoreLine, IgnoreRules, LineTooLong, read_ignore_lines};
 pub use matcher::{MatchInfo, PatternMatcher, legacy_matches};
 pub use pattern::{MatchType, Pattern};

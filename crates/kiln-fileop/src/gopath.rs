@@ -5,29 +5,7 @@
 
 /// Go's `path.Clean`: collapse `//`, drop `.`, resolve `x/..`, drop `..` at a rooted path's
 /// root, remove a trailing slash (except for `/`), and turn the empty string into `.`.
-pub(crate) fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|p| *p != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            p => out.push(p),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+pub(crate) use kiln_context::clean_path as clean;
 
 /// BuildKit's `cleanPath` for copy paths: made absolute and cleaned, but a trailing `/` or
 /// `/.` is kept, because it says "this is a directory".
