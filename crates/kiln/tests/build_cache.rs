@@ -323,3 +323,20 @@ fn explain_reports_every_step_and_builds_nothing() {
     let (said, _) = build(&env, &["--explain"]);
     assert_eq!(said, "every step is cached; nothing was built");
 }
+
+#[test]
+fn explain_makes_no_mounts() {
+    let Some(env) = setup() else { return };
+    fs::write(
+        env.ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,target=/c echo hi > /c/x\n",
+    )
+    .unwrap();
+    let (said, steps) = build(&env, &["--explain"]);
+    assert_eq!(said, "some steps would run (see above); nothing was built");
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(
+        !env.store.join("cache-mounts").exists(),
+        "--explain made a cache mount"
+    );
+}

@@ -424,22 +424,6 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
         CommandKind::Run(run) => {
-            let layers_of = |from: &str| match from_source(sh, from, DepKind::MountFrom)? {
-                CopySource::Layers { lowers, .. } => Ok(lowers),
-                CopySource::Context { .. } => Ok(Vec::new()),
-            };
-            let prepared = run_mount::prepare(&run_mount::MountInput {
-                mounts: &run.mounts,
-                workdir: &workdir(state),
-                context: req.context,
-                ignore: req.ignore,
-                secrets: req.secrets,
-                store_root: req.store.root(),
-                overlay: sh.overlay,
-                scratch: sh.sink.scratch_dir("mounts").map_err(no_tail)?,
-                layers_of: &layers_of,
-            })
-            .map_err(no_tail)?;
             let (run_argv, script) = run_args(run);
             let argv = if run.command.prepend_shell {
                 with_shell(&state.config, &run_argv)
@@ -457,10 +441,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     env.push(format!("{k}={v}"));
                 }
             }
-            // Secrets with `env=`: the process sees them, the history and config never do.
-            env.extend(prepared.env.iter().cloned());
             let c = state.container();
-            let input = RunInput {
+            let mut input = RunInput {
                 lowers: state.lowers(),
                 argv: argv.clone(),
                 env,
@@ -473,7 +455,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 network: run.network,
                 default_network: req.network,
                 script,
-                mounts: prepared.mounts.clone(),
+                mounts: Vec::new(),
                 id,
                 reporter: req.reporter,
                 launcher: req.launcher,
@@ -481,8 +463,32 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 source_date_epoch: epoch,
             };
             let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
-            let layer = through_cache(sh, state, parts, id, |_| run_step(&sh.sink, &input))?;
-            drop(prepared);
+            // The mounts are made only when the step runs: a cache hit or `--explain` needs
+            // none of them (and `--explain` must leave the store alone).
+            let wd = workdir(state);
+            let layer = through_cache(sh, state, parts, id, |_| {
+                let layers_of = |from: &str| match from_source(sh, from, DepKind::MountFrom)? {
+                    CopySource::Layers { lowers, .. } => Ok(lowers),
+                    CopySource::Context { .. } => Ok(Vec::new()),
+                };
+                let mut prepared = run_mount::prepare(&run_mount::MountInput {
+                    mounts: &run.mounts,
+                    workdir: &wd,
+                    context: req.context,
+                    ignore: req.ignore,
+                    secrets: req.secrets,
+                    store_root: req.store.root(),
+                    overlay: sh.overlay,
+                    scratch: sh.sink.scratch_dir("mounts").map_err(no_tail)?,
+                    layers_of: &layers_of,
+                })
+                .map_err(no_tail)?;
+                // Secrets with `env=`: the process sees them, the history and config never do.
+                input.env.extend(prepared.env.iter().cloned());
+                // `prepared` lives on until the step is done: dropping it removes what it made.
+                input.mounts = std::mem::take(&mut prepared.mounts);
+                run_step(&sh.sink, &input)
+            })?;
             let created_by = run_created_by(&argv, state.scope.args(), state.scope.env());
             state.history(created_by, layer);
         }
