@@ -69,14 +69,16 @@ impl<'s> LayerSink<'s> {
         self.compression
     }
 
-    /// A fresh directory on the store's filesystem, removed with the transaction.
-    pub fn scratch_dir(&self, what: &str) -> Result<PathBuf, StepError> {
+    /// A fresh directory on the store's filesystem for one step, removed when the step drops
+    /// it (and in any case with the transaction): a build's scratch space stays about one
+    /// step's worth per running stage, not the sum of every step.
+    pub fn scratch_dir(&self, what: &str) -> Result<ScratchDir, StepError> {
         let dir = self.scratch.join(format!(
             "{what}-{}",
             self.seq.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir_all(&dir).map_err(|e| StepError::io("create", &dir, e))?;
-        Ok(dir)
+        Ok(ScratchDir(dir))
     }
 
     /// A path for a new layer file in the scratch space.
@@ -137,5 +139,39 @@ impl<'s> LayerSink<'s> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .commit(change)
             .map_err(StepError::store)
+    }
+}
+
+/// A step's scratch directory ([`LayerSink::scratch_dir`]), removed on drop. Nothing is ever
+/// mounted in it on the host (views and sandboxes mount in their own namespaces).
+pub struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_dir_goes_with_its_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ScratchDir(tmp.path().join("run-0"));
+        fs::create_dir_all(dir.join("upper/a")).unwrap();
+        fs::write(dir.join("upper/a/f"), b"x").unwrap();
+        let path = dir.to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
     }
 }

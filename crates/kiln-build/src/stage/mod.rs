@@ -471,6 +471,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     CopySource::Layers { lowers, .. } => Ok(lowers),
                     CopySource::Context { .. } => Ok(Vec::new()),
                 };
+                let scratch = sh.sink.scratch_dir("mounts").map_err(no_tail)?;
                 let mut prepared = run_mount::prepare(&run_mount::MountInput {
                     mounts: &run.mounts,
                     workdir: &wd,
@@ -479,7 +480,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     secrets: req.secrets,
                     store_root: req.store.root(),
                     overlay: sh.overlay,
-                    scratch: sh.sink.scratch_dir("mounts").map_err(no_tail)?,
+                    scratch: scratch.to_path_buf(),
                     layers_of: &layers_of,
                 })
                 .map_err(no_tail)?;
