@@ -127,7 +127,7 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-fn pick_platform(index: &Index) -> Option<Descriptor> {
+pub(crate) fn pick_platform(index: &Index) -> Option<Descriptor> {
     let manifests = index
         .manifests
         .iter()

@@ -151,10 +151,10 @@ fn config_digest(txn: &Txn<'_>, src: &Source, d: &Descriptor) -> Result<Digest, 
     while media::is_index(&d.media_type) {
         let index: Index = serde_json::from_slice(&read(&d)?)
             .map_err(|e| src.invalid(format!("index `{}`", d.digest), e.to_string()))?;
-        d =
-            index.manifests.into_iter().next().ok_or_else(|| {
-                src.invalid(format!("index `{}`", d.digest), "it lists no manifest")
-            })?;
+        // The manifest `Image::read` will use: this machine's platform, else the first.
+        d = crate::image::pick_platform(&index)
+            .or_else(|| index.manifests.into_iter().next())
+            .ok_or_else(|| src.invalid(format!("index `{}`", d.digest), "it lists no manifest"))?;
     }
     let m: Manifest = serde_json::from_slice(&read(&d)?)
         .map_err(|e| src.invalid(format!("manifest `{}`", d.digest), e.to_string()))?;
