@@ -324,3 +324,25 @@ fn a_commit_that_fails_its_check_publishes_no_blob() {
     );
     assert_eq!(snapshot(store.root()), before);
 }
+
+#[test]
+fn saving_an_image_whose_config_and_manifest_disagree_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    import(&store, "local/busybox:1", "x");
+    let mut img = store.resolve("local/busybox:1").unwrap();
+    img.config.rootfs.diff_ids.clear();
+    let file = dir.path().join("out.tar");
+    let out = fs::File::create(&file).unwrap();
+    let err = save(
+        &store,
+        &[(&img, img.tags.clone())],
+        SaveFormat::Docker,
+        out,
+        &file,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("image `sha256:"), "{err}");
+    let text = format!("{err}: {err:?}");
+    assert!(text.contains("1 layers but 0 diff_ids"), "{text}");
+}

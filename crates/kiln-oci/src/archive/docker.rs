@@ -162,6 +162,17 @@ pub fn write_docker_archive<W: Write>(
         if written.insert(config_name.clone()) {
             files.push((config_name.clone(), image.id().clone(), None));
         }
+        let (n_layers, n_diff_ids) = (
+            image.manifest.layers.len(),
+            image.config.rootfs.diff_ids.len(),
+        );
+        if n_layers != n_diff_ids {
+            return Err(invalid(
+                file,
+                image,
+                format!("{n_layers} layers but {n_diff_ids} diff_ids in its config"),
+            ));
+        }
         let mut layers = Vec::new();
         for (l, diff_id) in image
             .manifest
