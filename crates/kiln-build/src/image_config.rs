@@ -126,7 +126,6 @@ pub fn apply_metadata(
     cfg: &mut ImageConfig,
     kind: &CommandKind,
     state: &mut MetaState,
-    span: kiln_syntax::TextRange,
 ) -> Result<Option<String>, StepError> {
     let shell_form = |cfg: &ImageConfig, line: &kiln_frontend::instruction::CommandLine| {
         if line.prepend_shell {
@@ -135,7 +134,6 @@ pub fn apply_metadata(
             line.args.clone()
         }
     };
-    let _ = span;
     let invalid = |message: String| StepError::Invalid {
         message,
         hint: None,

@@ -131,15 +131,6 @@ impl IgnoreRules {
         Ok(Self::read_if_present(&context_dir.join(DOCKERIGNORE))?.unwrap_or_else(Self::empty))
     }
 
-    /// Reads the ignore file at `path`, which must exist.
-    pub fn from_file(path: &Path) -> Result<Self, ContextError> {
-        let data = std::fs::read(path).map_err(|source| ContextError::ReadIgnoreFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&data, path.to_owned())
-    }
-
     /// Parses ignore-file contents that were read from `path` (used for messages only).
     pub fn parse(data: &[u8], path: PathBuf) -> Result<Self, ContextError> {
         let lines = read_ignore_lines(data).map_err(|LineTooLong { line }| {

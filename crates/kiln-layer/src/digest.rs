@@ -162,11 +162,6 @@ impl<W: Write> HashingWriter<W> {
         self.hasher.is_empty()
     }
 
-    /// A reference to the wrapped writer.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         let (d, n) = self.hasher.finish();

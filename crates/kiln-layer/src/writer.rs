@@ -149,11 +149,6 @@ impl<W: Write> LayerWriter<W> {
         Ok(())
     }
 
-    /// Bytes of uncompressed tar written so far.
-    pub fn uncompressed_len(&self) -> u64 {
-        self.out.len()
-    }
-
     /// Writes the end-of-archive marker (two zero blocks), finishes compression and returns
     /// the output with the layer's digests.
     pub fn finish(mut self) -> Result<(W, LayerDigests), PackError> {

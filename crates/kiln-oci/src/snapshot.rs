@@ -124,11 +124,6 @@ impl Snapshots {
         &diff_id.hex()[..12]
     }
 
-    /// Where the unpacked tree of the layer with this `diff_id` is (whether or not it is there).
-    pub fn fs_path(&self, diff_id: &Digest) -> PathBuf {
-        self.dir.join(Self::id(diff_id)).join("fs")
-    }
-
     /// The unpacked tree of `layer` (whose uncompressed digest is `diff_id`), unpacking it
     /// first when no snapshot has it yet.
     pub fn ensure(&self, layer: &Descriptor, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {

@@ -115,11 +115,6 @@ impl LineIndex {
         }
         TextRange::new(start, end)
     }
-
-    /// The number of lines.
-    pub fn line_count(&self) -> usize {
-        self.starts.len()
-    }
 }
 
 #[cfg(test)]

@@ -509,13 +509,13 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     mkdir_layer(sh, st, &wd).map_err(no_tail)
                 })?
             };
-            apply_metadata(&mut state.config, kind, &mut state.meta, cmd.span).map_err(no_tail)?;
+            apply_metadata(&mut state.config, kind, &mut state.meta).map_err(no_tail)?;
             state.history(format!("WORKDIR {wd}"), layer);
         }
         CommandKind::From(_) => {}
         _ => {
-            if let Some(text) = apply_metadata(&mut state.config, kind, &mut state.meta, cmd.span)
-                .map_err(no_tail)?
+            if let Some(text) =
+                apply_metadata(&mut state.config, kind, &mut state.meta).map_err(no_tail)?
             {
                 state.history(text, None);
             }

@@ -24,8 +24,6 @@ pub struct Plain {
 struct State {
     out: Box<dyn Write + Send>,
     started: BTreeMap<usize, Instant>,
-    /// Partial lines per step and stream, flushed when a newline arrives or the step ends.
-    last: Option<usize>,
 }
 
 impl Plain {
@@ -35,7 +33,6 @@ impl Plain {
             state: Mutex::new(State {
                 out,
                 started: BTreeMap::new(),
-                last: None,
             }),
         }
     }
@@ -47,7 +44,7 @@ impl Reporter for Plain {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let State { out, started, last } = &mut *s;
+        let State { out, started } = &mut *s;
         // Write errors on stderr cannot be reported anywhere better: they are dropped.
         let _ = match event {
             Event::StepStarted {
@@ -58,7 +55,6 @@ impl Reporter for Plain {
                 name,
             } => {
                 started.insert(id, Instant::now());
-                *last = Some(id);
                 writeln!(out, "#{id} [{stage} {index}/{total}] {name}")
             }
             Event::StepCached { id } => writeln!(out, "#{id} CACHED\n"),
