@@ -176,7 +176,6 @@ pub fn lookup(
                     .ensure(&l.descriptor, &l.diff_id)
                     .map_err(StepError::snapshot)?;
                 Some(Box::new(Layer {
-                    size: l.descriptor.size,
                     descriptor: l.descriptor,
                     diff_id: l.diff_id,
                     snapshot,

@@ -25,8 +25,6 @@ pub struct Layer {
     pub diff_id: Digest,
     /// Where its snapshot (overlay lower dir) is.
     pub snapshot: PathBuf,
-    /// Its uncompressed size, when known (new layers), for the size report.
-    pub size: u64,
 }
 
 /// Where a build puts its blobs and snapshots.
@@ -108,7 +106,6 @@ impl<'s> LayerSink<'s> {
             descriptor: Descriptor::new(self.media.layer(self.compression), digest, size),
             diff_id: digests.diff_id.clone(),
             snapshot,
-            size: digests.uncompressed_size,
         })
     }
 

@@ -61,7 +61,7 @@ pub enum Event {
     StageDone {
         /// The stage's name or index.
         stage: String,
-        /// The size of its layers, uncompressed, in bytes.
+        /// The size of its layers as stored (compressed), in bytes.
         size: u64,
     },
 }

@@ -312,7 +312,6 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
                     descriptor: d.clone(),
                     diff_id,
                     snapshot: snapshot.clone(),
-                    size: d.size,
                 });
             }
             let mut cfg = image.config.clone();
