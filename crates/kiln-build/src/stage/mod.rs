@@ -440,17 +440,13 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     env.push(format!("{k}={v}"));
                 }
             }
-            let c = state.container();
+            let wd = workdir(state);
             let mut input = RunInput {
                 lowers: state.lowers(),
                 argv: argv.clone(),
                 env,
-                cwd: c
-                    .working_dir
-                    .clone()
-                    .filter(|w| !w.is_empty())
-                    .unwrap_or_else(|| "/".into()),
-                user: c.user.clone().unwrap_or_default(),
+                cwd: wd.clone(),
+                user: state.container().user.unwrap_or_default(),
                 network: run.network,
                 default_network: req.network,
                 script,
@@ -464,7 +460,6 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
             // The mounts are made only when the step runs: a cache hit or `--explain` needs
             // none of them (and `--explain` must leave the store alone).
-            let wd = workdir(state);
             let layer = through_cache(sh, state, parts, id, |_| {
                 let layers_of = |from: &str| match from_source(sh, from, DepKind::MountFrom)? {
                     CopySource::Layers { lowers, .. } => Ok(lowers),
