@@ -25,7 +25,7 @@ use tar::EntryType;
 
 use crate::error::FileOpError;
 use crate::gopath;
-use crate::plan::{Data, Origin, Planner, entry_from_stat, file_stat};
+use crate::plan::{Data, Origin, Planner, file_stat};
 use crate::view::{Kind, resolve};
 
 /// How an archive is compressed, detected from its first bytes.
@@ -172,7 +172,6 @@ impl Planner<'_> {
                 ),
             };
             let mtime = i64::try_from(header.mtime().map_err(arch_err)?).unwrap_or(i64::MAX);
-            let existing = self.dest_lstat(&target)?;
             let kind = header.entry_type();
             let mut planned = Entry::new(target.clone(), EntryKind::Dir);
             planned.mode = mode;
@@ -180,20 +179,8 @@ impl Planner<'_> {
             planned.gid = gid;
             planned.mtime = mtime;
             match kind {
-                EntryType::Directory => {
-                    if existing.as_ref().is_some_and(|s| s.kind == Kind::Dir) {
-                        if !self.entries.contains_key(&target) {
-                            let stat = existing.expect("checked above");
-                            let e = entry_from_stat(&target, &stat, EntryKind::Dir);
-                            self.insert(e, Data::None, Origin::Parent);
-                        }
-                        let p = self.entries.get_mut(&target).expect("planned above");
-                        p.entry = planned;
-                        p.origin = Origin::Copied;
-                    } else {
-                        self.insert(planned, Data::None, Origin::Copied);
-                    }
-                }
+                // Over an existing directory too: the archive's metadata wins.
+                EntryType::Directory => self.insert(planned, Data::None, Origin::Copied),
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     let path = scratch.join(format!("x{}-{index}", self.leaves.len()));
                     let mut out = File::create(&path).map_err(|source| FileOpError::Scratch {
