@@ -341,15 +341,13 @@ fn split_stages(df: &Dockerfile) -> Result<(MetaArgs, Vec<RawStage>), Instructio
 }
 
 fn check_names(stages: &[RawStage]) -> Result<(), InstructionError> {
-    let mut seen: BTreeMap<&str, TextRange> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (_, from, _) in stages {
-        if let Some(n) = &from.name {
-            if let Some(first) = seen.get(n.text.as_str()) {
-                let _ = first;
-                return Err(InstructionError::new(ErrorKind::DuplicateStage(n.text.clone()), n.span)
+        if let Some(n) = &from.name
+            && !seen.insert(n.text.as_str())
+        {
+            return Err(InstructionError::new(ErrorKind::DuplicateStage(n.text.clone()), n.span)
                     .with_hint("give each stage its own name after `AS`; kiln refuses duplicates where BuildKit silently uses the last"));
-            }
-            seen.insert(&n.text, n.span);
         }
     }
     Ok(())
