@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use kiln_context::IgnoreRules;
 use kiln_frontend::{Plan, Platform, Scope};
 use kiln_layer::{Compression, Digest};
-use kiln_oci::model::{Descriptor, Manifest};
+use kiln_oci::model::Descriptor;
 use kiln_oci::{ImageConfig, MediaTypes, Reference, Store};
 use kiln_sandbox::{Launcher, Network};
 
@@ -338,26 +338,8 @@ fn commit(
             labels.insert(k.clone(), v.clone());
         }
     }
-    let config_bytes = kiln_oci::canonical::to_vec(&config).map_err(|e| StepError::Invalid {
-        message: format!("cannot encode the image config: {e}"),
-        hint: None,
-    })?;
-    let (config_digest, config_size) = sink.put_bytes(&config_bytes, "image config")?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(req.media.manifest().to_owned()),
-        config: Descriptor::new(req.media.config(), config_digest.clone(), config_size),
-        layers: target.layers.iter().map(|l| l.descriptor.clone()).collect(),
-        annotations: std::collections::BTreeMap::default(),
-        extra: std::collections::BTreeMap::default(),
-    };
-    let manifest_bytes =
-        kiln_oci::canonical::to_vec(&manifest).map_err(|e| StepError::Invalid {
-            message: format!("cannot encode the image manifest: {e}"),
-            hint: None,
-        })?;
-    let (mdigest, msize) = sink.put_bytes(&manifest_bytes, "image manifest")?;
-    let descriptor = Descriptor::new(req.media.manifest(), mdigest, msize);
+    let layers = target.layers.iter().map(|l| l.descriptor.clone()).collect();
+    let (descriptor, config_digest) = sink.put_image(req.media, &config, layers)?;
     sink.finish(|index| {
         if req.tags.is_empty() {
             kiln_oci::store::add_untagged(index, &descriptor);

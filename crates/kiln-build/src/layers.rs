@@ -117,12 +117,17 @@ impl<'s> LayerSink<'s> {
             .blob_path(digest)
     }
 
-    /// Stage a small blob (a config or manifest).
-    pub fn put_bytes(&self, bytes: &[u8], what: &str) -> Result<(Digest, u64), StepError> {
+    /// Stage an image's config and manifest (see `kiln_oci::store::Txn::put_image`).
+    pub fn put_image(
+        &self,
+        media: MediaTypes,
+        config: &kiln_oci::ImageConfig,
+        layers: Vec<Descriptor>,
+    ) -> Result<(Descriptor, Digest), StepError> {
         self.txn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .put_bytes(bytes, None, what)
+            .put_image(media, config, layers)
             .map_err(StepError::store)
     }
 

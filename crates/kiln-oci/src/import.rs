@@ -8,7 +8,7 @@ use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
 use crate::error::StoreError;
 use crate::image::host_arch;
 use crate::media::MediaTypes;
-use crate::model::{Descriptor, Manifest};
+use crate::model::Descriptor;
 use crate::reference::Reference;
 use crate::store::Store;
 
@@ -74,29 +74,12 @@ pub fn import_rootfs<R: Read>(
         }],
         ..ImageConfig::default()
     };
-    let cbytes = crate::canonical::to_vec(&config).map_err(|source| StoreError::Json {
-        what: "the new config".into(),
-        source,
-    })?;
-    let (cdigest, csize) = txn.put_bytes(&cbytes, None, "config")?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(opts.media_types.manifest().to_owned()),
-        config: Descriptor::new(opts.media_types.config(), cdigest, csize),
-        layers: vec![Descriptor::new(
-            opts.media_types.layer(opts.compression),
-            layer_digest,
-            layer_size,
-        )],
-        annotations: std::collections::BTreeMap::default(),
-        extra: std::collections::BTreeMap::default(),
-    };
-    let mbytes = crate::canonical::to_vec(&manifest).map_err(|source| StoreError::Json {
-        what: "the new manifest".into(),
-        source,
-    })?;
-    let (mdigest, msize) = txn.put_bytes(&mbytes, None, "manifest")?;
-    let descriptor = Descriptor::new(opts.media_types.manifest(), mdigest, msize);
+    let layer = Descriptor::new(
+        opts.media_types.layer(opts.compression),
+        layer_digest,
+        layer_size,
+    );
+    let (descriptor, _) = txn.put_image(opts.media_types, &config, vec![layer])?;
     txn.commit(|index| {
         match reference {
             Some(r) => crate::store::set_tag(index, r, &descriptor),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ArchiveError, ArchiveTar, LoadOptions, Loaded, SaveSet, Source};
 use crate::config::ImageConfig;
 use crate::media;
-use crate::model::{Descriptor, Manifest};
+use crate::model::Descriptor;
 use crate::reference::Reference;
 use crate::store::{Store, Txn};
 
@@ -91,24 +91,14 @@ pub(super) fn load(
                 size,
             ));
         }
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(opts.media_types.manifest().to_owned()),
-            config: Descriptor::new(
-                opts.media_types.config(),
-                config_digest.clone(),
-                config_size,
-            ),
-            layers,
-            annotations: std::collections::BTreeMap::default(),
-            extra: std::collections::BTreeMap::default(),
-        };
-        let mbytes =
-            crate::canonical::to_vec(&manifest).map_err(|e| src.invalid(&object, e.to_string()))?;
-        let (mdigest, msize) = txn
-            .put_bytes(&mbytes, None, "manifest")
+        let config = Descriptor::new(
+            opts.media_types.config(),
+            config_digest.clone(),
+            config_size,
+        );
+        let descriptor = txn
+            .put_manifest(opts.media_types, config, layers)
             .map_err(src.store_err("manifest"))?;
-        let descriptor = Descriptor::new(opts.media_types.manifest(), mdigest.clone(), msize);
         let tags = entry
             .repo_tags
             .unwrap_or_default()
@@ -117,7 +107,7 @@ pub(super) fn load(
             .collect::<Result<Vec<_>, _>>()?;
         out.push((
             Loaded {
-                digest: mdigest,
+                digest: descriptor.digest.clone(),
                 id: config_digest,
                 tags,
             },

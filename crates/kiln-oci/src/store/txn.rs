@@ -9,8 +9,10 @@ use kiln_layer::{Digest, HashingWriter};
 use rustix::fs::FlockOperation;
 
 use super::{Store, sync_dir, unique};
+use crate::config::ImageConfig;
 use crate::error::{StoreError, io_err};
-use crate::model::Index;
+use crate::media::MediaTypes;
+use crate::model::{Descriptor, Index, Manifest};
 
 /// A set of staged blobs and, at [`Txn::commit`], one change of `index.json`.
 ///
@@ -96,6 +98,46 @@ impl<'s> Txn<'s> {
         w.write_all(bytes)
             .map_err(io_err("write", w.path.clone()))?;
         w.commit(None, what)
+    }
+
+    /// Stages `config` (as canonical JSON) and a `media` manifest of it and `layers`. Returns
+    /// the manifest's descriptor and the image id (the config's digest).
+    pub fn put_image(
+        &mut self,
+        media: MediaTypes,
+        config: &ImageConfig,
+        layers: Vec<Descriptor>,
+    ) -> Result<(Descriptor, Digest), StoreError> {
+        let bytes = crate::canonical::to_vec(config).map_err(|source| StoreError::Json {
+            what: "the new config".into(),
+            source,
+        })?;
+        let (digest, size) = self.put_bytes(&bytes, None, "config")?;
+        let config = Descriptor::new(media.config(), digest.clone(), size);
+        Ok((self.put_manifest(media, config, layers)?, digest))
+    }
+
+    /// Stages a `media` manifest of `config` and `layers`; returns its descriptor.
+    pub fn put_manifest(
+        &mut self,
+        media: MediaTypes,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    ) -> Result<Descriptor, StoreError> {
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media.manifest().to_owned()),
+            config,
+            layers,
+            annotations: BTreeMap::default(),
+            extra: BTreeMap::default(),
+        };
+        let bytes = crate::canonical::to_vec(&manifest).map_err(|source| StoreError::Json {
+            what: "the new manifest".into(),
+            source,
+        })?;
+        let (digest, size) = self.put_bytes(&bytes, None, "manifest")?;
+        Ok(Descriptor::new(media.manifest(), digest, size))
     }
 
     /// Stages a file already on the store's filesystem (for example in [`Txn::scratch_dir`])

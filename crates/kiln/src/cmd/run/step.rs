@@ -11,7 +11,7 @@ use std::process::Stdio;
 use anyhow::Context;
 use kiln_layer::{Compression, DiffOptions, NewTree};
 use kiln_oci::config::History;
-use kiln_oci::{Descriptor, Image, Manifest, MediaTypes, Reference, Snapshots, Store};
+use kiln_oci::{Descriptor, Image, MediaTypes, Reference, Snapshots, Store};
 use kiln_sandbox::{Launcher, Network, Process, Rootfs, Running, Spec};
 
 pub use kiln_build::Snapshotter;
@@ -195,25 +195,13 @@ pub fn commit_layer(
         created_by: Some(created_by.to_owned()),
         ..History::default()
     });
-    let cbytes = kiln_oci::canonical::to_vec(&config)?;
-    let (cdigest, csize) = txn.put_bytes(&cbytes, None, "config")?;
     let mut layers = base.manifest.layers.clone();
     layers.push(Descriptor::new(
         family.layer(Compression::default()),
         layer_digest,
         layer_size,
     ));
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(family.manifest().to_owned()),
-        config: Descriptor::new(family.config(), cdigest, csize),
-        layers,
-        annotations: std::collections::BTreeMap::default(),
-        extra: std::collections::BTreeMap::default(),
-    };
-    let mbytes = kiln_oci::canonical::to_vec(&manifest)?;
-    let (mdigest, msize) = txn.put_bytes(&mbytes, None, "manifest")?;
-    let descriptor = Descriptor::new(family.manifest(), mdigest, msize);
+    let (descriptor, _) = txn.put_image(family, &config, layers)?;
     txn.commit(|index| {
         match reference {
             Some(r) => kiln_oci::store::set_tag(index, r, &descriptor),
