@@ -267,26 +267,47 @@ impl Cache {
         id: &StepIdentity,
         explanation: &KeyExplanation,
     ) -> Result<(), CacheError> {
-        let json = serde_json::to_string(explanation).expect("an explanation serializes");
-        self.conn()
+        let conn = self.conn();
+        let err = || {
+            self.db_err(format!(
+                "remember step {} of stage `{}` of `{}`",
+                id.step, id.stage, id.dockerfile
+            ))
+        };
+        // The same key has the same explanation: only the time changes (this spares
+        // serializing and rewriting a large COPY's leaves on every rebuild).
+        let touched = conn
             .execute(
-                "INSERT INTO steps (dockerfile, stage, step, key, explanation, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (dockerfile, stage, step) DO UPDATE SET key = excluded.key,
-                    explanation = excluded.explanation, updated_ms = excluded.updated_ms",
+                "UPDATE steps SET updated_ms = ?5
+                 WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3 AND key = ?4",
                 params![
                     id.dockerfile,
                     id.stage,
                     id.step,
                     explanation.key.to_string(),
-                    json,
                     now_ms()
                 ],
             )
-            .map_err(self.db_err(format!(
-                "remember step {} of stage `{}` of `{}`",
-                id.step, id.stage, id.dockerfile
-            )))?;
+            .map_err(err())?;
+        if touched > 0 {
+            return Ok(());
+        }
+        let json = serde_json::to_string(explanation).expect("an explanation serializes");
+        conn.execute(
+            "INSERT INTO steps (dockerfile, stage, step, key, explanation, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (dockerfile, stage, step) DO UPDATE SET key = excluded.key,
+                    explanation = excluded.explanation, updated_ms = excluded.updated_ms",
+            params![
+                id.dockerfile,
+                id.stage,
+                id.step,
+                explanation.key.to_string(),
+                json,
+                now_ms()
+            ],
+        )
+        .map_err(err())?;
         Ok(())
     }
 
