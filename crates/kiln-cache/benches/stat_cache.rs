@@ -49,7 +49,7 @@ fn main() {
         let hasher = cache.stat_hasher(&ctx).expect("hasher");
         let opened = t.elapsed();
         for p in &paths {
-            hasher.sha256(p).expect("hash");
+            hasher.sha256(p, None).expect("hash");
         }
         let after_hash = t.elapsed();
         hasher.flush().expect("flush");

@@ -2,8 +2,9 @@
 //!
 //! Each row of `stat_cache` (see [`crate::db`]) maps (context root id, path relative to the
 //! root) to the file's inode, size, mtime and ctime (ns) when it was hashed, the wall-clock
-//! time just before it was read, and the SHA-256 of its content. A lookup stats the file and
-//! reuses the hash only when all four stat fields are equal. ctime counts because a write
+//! time just before it was read, and the SHA-256 of its content. A lookup checks the file's
+//! [`Stamp`] (the `lstat` the COPY planner already took, or a `stat` of its own when it has
+//! none) and reuses the hash only when all four fields are equal. ctime counts because a write
 //! followed by resetting the mtime (`touch -d`, `cp -p`, `rsync -t`, `tar x`) keeps size and
 //! mtime but always moves ctime, which no user call can set.
 //!
@@ -20,11 +21,11 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kiln_fileop::{ContentHasher, ReadingHasher};
+use kiln_fileop::{ContentHasher, Stamp, sha256_reader};
 use rusqlite::{TransactionBehavior, params};
 use sha2::{Digest as _, Sha256};
 
@@ -57,29 +58,9 @@ pub fn context_root_id(root: &Path) -> Result<String, CacheError> {
         .to_owned())
 }
 
-/// The stat fields a row is checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StatKey {
-    ino: u64,
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-}
-
-impl StatKey {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        Self {
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Row {
-    stat: StatKey,
+    stat: Stamp,
     hashed_ns: i64,
     sha256: [u8; 32],
 }
@@ -87,84 +68,106 @@ struct Row {
 /// A [`ContentHasher`] over the stat cache, for one context root: a file is read only when
 /// its stat changed (or is racily clean) since it was last hashed.
 ///
-/// Rows are read once when it is made; new hashes are written by [`StatCachedHasher::flush`]
-/// (and on drop, ignoring errors), in one transaction. Paths outside the root (downloads,
-/// scratch files) are hashed by reading, and not recorded.
+/// The root's rows are read on a thread of their own, over a read-only connection, started
+/// when the hasher is made: a build plans its first COPY meanwhile, and the first file hashed
+/// waits for them. A failed read only costs hits; [`StatCachedHasher::flush`] reports it.
+/// New hashes are written by `flush` (and on drop, ignoring errors), in one transaction.
+/// Paths outside the root (downloads, scratch files) are hashed by reading, and not recorded.
 #[derive(Debug)]
 pub struct StatCachedHasher<'c> {
     cache: &'c Cache,
     root: PathBuf,
     root_id: String,
-    known: HashMap<Vec<u8>, Row>,
+    loader: Mutex<Option<std::thread::JoinHandle<Result<Known, CacheError>>>>,
+    known: OnceLock<Known>,
+    load_error: Mutex<Option<CacheError>>,
     pending: Mutex<Vec<(Vec<u8>, Row)>>,
     racy_window_ns: i64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
+type Known = HashMap<Vec<u8>, Row>;
+
 impl Cache {
     /// A stat-cached hasher for the context at `root`. Pass the same path the
     /// `kiln_fileop::SourceRoot` was made with: the hasher strips it from the paths it gets.
     pub fn stat_hasher(&self, root: &Path) -> Result<StatCachedHasher<'_>, CacheError> {
         let root_id = context_root_id(root)?;
-        let known = {
-            let conn = self.conn();
-            let mut query = conn
-                .prepare(
-                    "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256
-                     FROM stat_cache WHERE root = ?1",
-                )
-                .map_err(self.db_err("read the stat cache"))?;
-            let rows = query
-                .query_map([&root_id], |r| {
-                    let sha: Vec<u8> = r.get(6)?;
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        sha,
-                    ))
-                })
-                .map_err(self.db_err("read the stat cache"))?;
-            let mut known = HashMap::new();
-            for row in rows {
-                let (path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha) =
-                    row.map_err(self.db_err("read the stat cache"))?;
-                // A damaged row is only a miss.
-                let Ok(sha256) = <[u8; 32]>::try_from(sha.as_slice()) else {
-                    continue;
-                };
-                let stat = StatKey {
-                    ino: ino.cast_unsigned(),
-                    size: size.cast_unsigned(),
-                    mtime_ns,
-                    ctime_ns,
-                };
-                known.insert(
-                    path,
-                    Row {
-                        stat,
-                        hashed_ns,
-                        sha256,
-                    },
-                );
-            }
-            known
+        let loader = {
+            let (db, root_id) = (self.path().to_owned(), root_id.clone());
+            std::thread::Builder::new()
+                .name("kiln-stat-cache".into())
+                .spawn(move || load_rows(&db, &root_id))
+                .map_err(io_err("start a thread to read the stat cache of", root))?
         };
         Ok(StatCachedHasher {
             cache: self,
             root: root.to_owned(),
             root_id,
-            known,
+            loader: Mutex::new(Some(loader)),
+            known: OnceLock::new(),
+            load_error: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
             racy_window_ns: duration_ns(DEFAULT_RACY_WINDOW),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
     }
+}
+
+/// Every row of context root `root_id`, read over a connection of its own.
+fn load_rows(db: &Path, root_id: &str) -> Result<Known, CacheError> {
+    let err = |action: &str| {
+        let action = format!("{action} (the stat cache)");
+        let path = db.to_owned();
+        move |source| CacheError::Db {
+            action,
+            path,
+            source,
+        }
+    };
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err("open"))?;
+    conn.busy_timeout(crate::BUSY_TIMEOUT)
+        .map_err(err("set the busy timeout"))?;
+    let mut query = conn
+        .prepare(
+            "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256
+             FROM stat_cache WHERE root = ?1",
+        )
+        .map_err(err("read"))?;
+    let mut rows = query.query([root_id]).map_err(err("read"))?;
+    let mut known = HashMap::new();
+    while let Some(r) = rows.next().map_err(err("read"))? {
+        // A damaged row is only a miss.
+        let Ok(sha256) = <[u8; 32]>::try_from(
+            r.get_ref(6)
+                .map_err(err("read"))?
+                .as_bytes()
+                .unwrap_or_default(),
+        ) else {
+            continue;
+        };
+        let stat = Stamp {
+            ino: r.get::<_, i64>(1).map_err(err("read"))?.cast_unsigned(),
+            size: r.get::<_, i64>(2).map_err(err("read"))?.cast_unsigned(),
+            mtime_ns: r.get(3).map_err(err("read"))?,
+            ctime_ns: r.get(4).map_err(err("read"))?,
+        };
+        known.insert(
+            r.get::<_, Vec<u8>>(0).map_err(err("read"))?,
+            Row {
+                stat,
+                hashed_ns: r.get(5).map_err(err("read"))?,
+                sha256,
+            },
+        );
+    }
+    Ok(known)
 }
 
 impl StatCachedHasher<'_> {
@@ -191,14 +194,34 @@ impl StatCachedHasher<'_> {
         self.misses.load(Ordering::Relaxed)
     }
 
+    /// The rows read when the hasher was made (waiting for them the first time).
+    fn known(&self) -> &Known {
+        self.known.get_or_init(|| {
+            let handle = lock(&self.loader).take();
+            let loaded = handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            match loaded {
+                Some(Ok(known)) => known,
+                Some(Err(e)) => {
+                    *lock(&self.load_error) = Some(e);
+                    Known::new()
+                }
+                None => Known::new(),
+            }
+        })
+    }
+
     /// Writes the hashes computed so far to the index, in one transaction; how many rows.
+    /// Fails also when the rows could not be read (every file was then read in full).
     pub fn flush(&self) -> Result<usize, CacheError> {
-        let pending = std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        let written = self.write(&pending)?;
+        match lock(&self.load_error).take() {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    }
+
+    fn write(&self, pending: &[(Vec<u8>, Row)]) -> Result<usize, CacheError> {
         if pending.is_empty() {
             return Ok(0);
         }
@@ -215,7 +238,7 @@ impl StatCachedHasher<'_> {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err())?;
-            for (path, row) in &pending {
+            for (path, row) in pending {
                 stmt.execute(params![
                     self.root_id,
                     path,
@@ -233,7 +256,7 @@ impl StatCachedHasher<'_> {
         Ok(pending.len())
     }
 
-    fn trusted(&self, row: &Row, stat: &StatKey) -> bool {
+    fn trusted(&self, row: &Row, stat: &Stamp) -> bool {
         row.stat == *stat
             && stat
                 .mtime_ns
@@ -244,14 +267,14 @@ impl StatCachedHasher<'_> {
 }
 
 impl ContentHasher for StatCachedHasher<'_> {
-    fn sha256(&self, path: &Path) -> io::Result<[u8; 32]> {
-        let Ok(rel) = path.strip_prefix(&self.root) else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return ReadingHasher.sha256(path);
+    fn sha256(&self, path: &Path, stamp: Option<&Stamp>) -> io::Result<[u8; 32]> {
+        let rel = path.strip_prefix(&self.root).ok();
+        let before = match stamp {
+            Some(s) => *s,
+            None if rel.is_some() => Stamp::of(&std::fs::symlink_metadata(path)?),
+            None => Stamp::default(),
         };
-        let rel = rel.as_os_str().as_bytes().to_vec();
-        let before = StatKey::of(&std::fs::metadata(path)?);
-        if let Some(row) = self.known.get(&rel)
+        if let Some(row) = rel.and_then(|r| self.known().get(r.as_os_str().as_bytes()))
             && self.trusted(row, &before)
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -263,20 +286,22 @@ impl ContentHasher for StatCachedHasher<'_> {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default(),
         );
-        let sha256 = ReadingHasher.sha256(path)?;
-        let after = StatKey::of(&std::fs::metadata(path)?);
-        if after == before {
-            self.pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((
-                    rel,
-                    Row {
-                        stat: before,
-                        hashed_ns,
-                        sha256,
-                    },
-                ));
+        let mut file = std::fs::File::open(path)?;
+        let sha256 = sha256_reader(&mut file)?;
+        // Paths outside the root (downloads, scratch files) are not recorded.
+        let Some(rel) = rel else {
+            return Ok(sha256);
+        };
+        // Recorded only when the open file is the one planned and did not change meanwhile.
+        if Stamp::of(&file.metadata()?) == before {
+            lock(&self.pending).push((
+                rel.as_os_str().as_bytes().to_vec(),
+                Row {
+                    stat: before,
+                    hashed_ns,
+                    sha256,
+                },
+            ));
         }
         Ok(sha256)
     }
@@ -286,6 +311,10 @@ impl Drop for StatCachedHasher<'_> {
     fn drop(&mut self) {
         let _ = self.flush();
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn duration_ns(d: Duration) -> i64 {

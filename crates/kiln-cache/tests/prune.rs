@@ -118,7 +118,7 @@ fn images_other_records_and_in_use_keep_their_layers() {
     std::fs::write(ctx.path().join("f"), "x").unwrap();
     {
         let h = cache.stat_hasher(ctx.path()).unwrap();
-        kiln_fileop::ContentHasher::sha256(&h, &ctx.path().join("f")).unwrap();
+        kiln_fileop::ContentHasher::sha256(&h, &ctx.path().join("f"), None).unwrap();
     }
     assert_eq!(cache.du().unwrap().stat_rows, 1);
     let report = cache.prune(None, None, true, &|_| false).unwrap();

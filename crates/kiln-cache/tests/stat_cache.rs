@@ -33,7 +33,7 @@ fn same_size_and_mtime_but_new_ctime_is_rehashed() {
         .stat_hasher(ctx.path())
         .unwrap()
         .with_racy_window(Duration::ZERO);
-    assert_eq!(first.sha256(&file).unwrap(), sha(b"aaaa"));
+    assert_eq!(first.sha256(&file, None).unwrap(), sha(b"aaaa"));
     assert_eq!(first.misses(), 1);
     assert_eq!(first.flush().unwrap(), 1);
     drop(first);
@@ -43,7 +43,7 @@ fn same_size_and_mtime_but_new_ctime_is_rehashed() {
         .stat_hasher(ctx.path())
         .unwrap()
         .with_racy_window(Duration::ZERO);
-    assert_eq!(second.sha256(&file).unwrap(), sha(b"aaaa"));
+    assert_eq!(second.sha256(&file, None).unwrap(), sha(b"aaaa"));
     assert_eq!((second.hits(), second.misses()), (1, 0));
     drop(second);
 
@@ -76,7 +76,7 @@ fn same_size_and_mtime_but_new_ctime_is_rehashed() {
         .stat_hasher(ctx.path())
         .unwrap()
         .with_racy_window(Duration::ZERO);
-    assert_eq!(third.sha256(&file).unwrap(), sha(b"bbbb"));
+    assert_eq!(third.sha256(&file, None).unwrap(), sha(b"bbbb"));
     assert_eq!((third.hits(), third.misses()), (0, 1));
 }
 
@@ -90,7 +90,7 @@ fn racily_clean_files_are_read_again() {
     for _ in 0..2 {
         // Written just now: within the default racy window, so never trusted yet.
         let h = cache.stat_hasher(ctx.path()).unwrap();
-        assert_eq!(h.sha256(&file).unwrap(), sha(b"x"));
+        assert_eq!(h.sha256(&file, None).unwrap(), sha(b"x"));
         assert_eq!((h.hits(), h.misses()), (0, 1));
     }
 }
@@ -115,8 +115,8 @@ fn agrees_with_reading_for_a_tree_and_sees_every_kind_of_change() {
             .with_racy_window(Duration::ZERO);
         for p in &paths {
             assert_eq!(
-                h.sha256(p).unwrap(),
-                ReadingHasher.sha256(p).unwrap(),
+                h.sha256(p, None).unwrap(),
+                ReadingHasher.sha256(p, None).unwrap(),
                 "{p:?}"
             );
         }
@@ -139,7 +139,7 @@ fn agrees_with_reading_for_a_tree_and_sees_every_kind_of_change() {
     let outside = tempfile::NamedTempFile::new().unwrap();
     fs::write(outside.path(), "o").unwrap();
     let h = cache.stat_hasher(ctx.path()).unwrap();
-    assert_eq!(h.sha256(outside.path()).unwrap(), sha(b"o"));
+    assert_eq!(h.sha256(outside.path(), None).unwrap(), sha(b"o"));
     assert_eq!(h.flush().unwrap(), 0);
 }
 
@@ -155,13 +155,48 @@ fn roots_do_not_share_rows() {
         .stat_hasher(a.path())
         .unwrap()
         .with_racy_window(Duration::ZERO);
-    ha.sha256(&a.path().join("f")).unwrap();
+    ha.sha256(&a.path().join("f"), None).unwrap();
     drop(ha);
     let hb = cache
         .stat_hasher(b.path())
         .unwrap()
         .with_racy_window(Duration::ZERO);
-    assert_eq!(hb.sha256(&b.path().join("f")).unwrap(), sha(b"b"));
+    assert_eq!(hb.sha256(&b.path().join("f"), None).unwrap(), sha(b"b"));
     assert_eq!(hb.hits(), 0);
     assert_ne!(hb.root_id(), kiln_cache::context_root_id(a.path()).unwrap());
+}
+
+/// The planner's `lstat` is what a row is checked against: no second `stat`, and a stamp
+/// that differs from the row is a miss even when the file on disk still matches it.
+#[test]
+fn the_planners_stamp_is_what_is_checked() {
+    let (_dir, store) = common::store();
+    let cache = Cache::open(&store).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let file = ctx.path().join("f");
+    fs::write(&file, b"data").unwrap();
+    let stamp = kiln_fileop::Stamp::of(&fs::symlink_metadata(&file).unwrap());
+
+    let first = cache
+        .stat_hasher(ctx.path())
+        .unwrap()
+        .with_racy_window(Duration::ZERO);
+    assert_eq!(first.sha256(&file, Some(&stamp)).unwrap(), sha(b"data"));
+    assert_eq!(first.flush().unwrap(), 1);
+    drop(first);
+
+    let second = cache
+        .stat_hasher(ctx.path())
+        .unwrap()
+        .with_racy_window(Duration::ZERO);
+    assert_eq!(second.sha256(&file, Some(&stamp)).unwrap(), sha(b"data"));
+    assert_eq!((second.hits(), second.misses()), (1, 0));
+    let stale = kiln_fileop::Stamp {
+        ctime_ns: stamp.ctime_ns + 1,
+        ..stamp
+    };
+    assert_eq!(second.sha256(&file, Some(&stale)).unwrap(), sha(b"data"));
+    assert_eq!((second.hits(), second.misses()), (1, 1));
+    // Read, but not recorded: the file read is not the one the stamp describes.
+    assert_eq!(second.flush().unwrap(), 0);
 }

@@ -180,7 +180,9 @@ impl Planner<'_> {
             planned.mtime = mtime;
             match kind {
                 // Over an existing directory too: the archive's metadata wins.
-                EntryType::Directory => self.insert(planned, Data::None, Origin::Copied),
+                EntryType::Directory => {
+                    self.insert(planned, Data::None, Origin::Copied);
+                }
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     let path = scratch.join(format!("x{}-{index}", self.leaves.len()));
                     let mut out = File::create(&path).map_err(|source| FileOpError::Scratch {

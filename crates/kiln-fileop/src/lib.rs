@@ -37,10 +37,10 @@ pub use archive::{ArchiveCompression, detect_compression, is_archive};
 pub use chown::{ChownSpec, IdOrName};
 pub use error::FileOpError;
 pub use fetch::{FetchError, FetchMeta, Fetcher, HttpFetcher};
-pub use merkle::{ContentHasher, MerkleHash, ReadingHasher};
+pub use merkle::{ContentHasher, MerkleHash, ReadingHasher, sha256_reader};
 pub use op::{CopyOp, Inputs, ModeChange, OctalMode, OpKind, Source};
 pub use plan::Origin;
-pub use view::{DirView, EmptyView, Kind, LowerView, SourceRoot, Stat};
+pub use view::{DirView, EmptyView, Kind, LowerView, SourceRoot, Stamp, Stat};
 pub use write::{LayerOptions, LayerOutput, Plan, PlannedEntry};
 
 /// Plans `op`: resolves sources, destination, owners and modes against `inputs` and returns

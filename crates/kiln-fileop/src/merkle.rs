@@ -35,6 +35,7 @@ use kiln_layer::Digest;
 use sha2::{Digest as _, Sha256};
 
 use crate::plan::Data;
+use crate::view::Stamp;
 
 /// The format version written first in every leaf and in the root.
 pub const MERKLE_VERSION: u8 = 1;
@@ -91,6 +92,8 @@ pub struct Leaf {
     /// Symlink target.
     pub link_target: String,
     pub(crate) data: Data,
+    /// The source file's stamp from planning, so a content cache need not stat it again.
+    pub(crate) stamp: Option<Stamp>,
 }
 
 impl Leaf {
@@ -158,8 +161,9 @@ impl MerkleHash {
 /// Hashes file contents for [`Plan::merkle`](crate::Plan::merkle). kiln-cache implements it
 /// over its stat cache (inode, size, mtime, ctime -> digest) so unchanged files are not read.
 pub trait ContentHasher {
-    /// The SHA-256 of the file at host path `path`.
-    fn sha256(&self, path: &Path) -> io::Result<[u8; 32]>;
+    /// The SHA-256 of the file at host path `path`. `stamp` is its `lstat` from planning,
+    /// when there was one: a cache can check it instead of calling `stat` again.
+    fn sha256(&self, path: &Path, stamp: Option<&Stamp>) -> io::Result<[u8; 32]>;
 }
 
 /// Reads every file in full.
@@ -167,12 +171,13 @@ pub trait ContentHasher {
 pub struct ReadingHasher;
 
 impl ContentHasher for ReadingHasher {
-    fn sha256(&self, path: &Path) -> io::Result<[u8; 32]> {
+    fn sha256(&self, path: &Path, _: Option<&Stamp>) -> io::Result<[u8; 32]> {
         sha256_reader(std::fs::File::open(path)?)
     }
 }
 
-pub(crate) fn sha256_reader(mut r: impl Read) -> io::Result<[u8; 32]> {
+/// The SHA-256 of everything `r` yields.
+pub fn sha256_reader(mut r: impl Read) -> io::Result<[u8; 32]> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -202,6 +207,7 @@ mod tests {
             rdev: 0,
             link_target: String::new(),
             data: Data::None,
+            stamp: None,
         }
     }
 

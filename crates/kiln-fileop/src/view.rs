@@ -51,6 +51,36 @@ pub struct Stat {
     pub link_id: Option<(u64, u64)>,
     /// Device number for devices.
     pub rdev: u64,
+    /// What a content cache checks the file against; `None` for entries kiln makes up
+    /// (heredocs, planned entries).
+    pub stamp: Option<Stamp>,
+}
+
+/// A file's identity and change times as `lstat` gave them: while all four are unchanged,
+/// so is the content (with git's caveat about racily clean files, which the stat cache in
+/// kiln-cache handles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Stamp {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, ns since the epoch.
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of `meta`.
+    pub fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
 }
 
 impl Stat {
@@ -81,6 +111,7 @@ impl Stat {
             size: if kind == Kind::File { meta.len() } else { 0 },
             link_id: (kind == Kind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
             rdev: meta.rdev(),
+            stamp: Some(Stamp::of(meta)),
         }
     }
 }
@@ -240,12 +271,16 @@ impl SourceRoot {
         if !self.is_visible(rel) {
             return Ok(None);
         }
-        let mut stat = lstat_host(&self.dir.join(rel))?;
-        if let Some(s) = stat.as_mut().filter(|_| self.is_context()) {
-            s.uid = 0;
-            s.gid = 0;
+        Ok(lstat_host(&self.dir.join(rel))?.map(|s| self.owned(s)))
+    }
+
+    /// Context entries are root's, as BuildKit's context transfer makes them.
+    fn owned(&self, mut stat: Stat) -> Stat {
+        if self.is_context() {
+            stat.uid = 0;
+            stat.gid = 0;
         }
-        Ok(stat)
+        stat
     }
 
     pub(crate) fn read_link(&self, rel: &Path) -> Result<PathBuf, FileOpError> {
@@ -253,18 +288,27 @@ impl SourceRoot {
         fs::read_link(&full).map_err(read_err(full))
     }
 
-    /// The visible names in directory `rel`, sorted by bytes (Go's `os.ReadDir` order).
-    pub(crate) fn read_dir(&self, rel: &Path) -> Result<Vec<OsString>, FileOpError> {
+    /// The visible entries of directory `rel` with their `lstat` (as [`Self::lstat`] gives
+    /// it), sorted by name bytes (Go's `os.ReadDir` order). Each entry is stat'ed relative to
+    /// the open directory, which spares the kernel a walk of the whole path per file.
+    pub(crate) fn read_dir(&self, rel: &Path) -> Result<Vec<(OsString, Stat)>, FileOpError> {
         let full = self.dir.join(rel);
-        let mut names = Vec::new();
+        let mut out = Vec::new();
         for entry in fs::read_dir(&full).map_err(read_err(&full))? {
-            let name = entry.map_err(read_err(&full))?.file_name();
-            if self.is_visible(&rel.join(&name)) {
-                names.push(name);
+            let entry = entry.map_err(read_err(&full))?;
+            let name = entry.file_name();
+            if !self.is_visible(&rel.join(&name)) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) => out.push((name, self.owned(Stat::from_metadata(&meta)))),
+                // Gone since the directory was read: as if it had not been there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(read_err(full.join(&name))(e)),
             }
         }
-        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-        Ok(names)
+        out.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+        Ok(out)
     }
 
     /// Opens the regular file `rel` for reading, resolving inside the root.

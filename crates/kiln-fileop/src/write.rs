@@ -103,11 +103,13 @@ impl Plan<'_> {
                 let d = match &leaf.data {
                     Data::None => Sha256::digest(b"").into(),
                     Data::Bytes(b) => Sha256::digest(b).into(),
-                    Data::Scratch(p) => hasher.sha256(p).map_err(read_err(p))?,
+                    Data::Scratch(p) => hasher.sha256(p, None).map_err(read_err(p))?,
                     Data::Source(rel) => {
                         let root = self.source.expect("source data needs a root");
                         let host = root.host_path(rel);
-                        hasher.sha256(&host).map_err(read_err(host))?
+                        hasher
+                            .sha256(&host, leaf.stamp.as_ref())
+                            .map_err(read_err(host))?
                     }
                 };
                 known.insert(leaf.data.clone(), d);

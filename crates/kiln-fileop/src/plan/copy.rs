@@ -66,6 +66,7 @@ impl Planner<'_> {
         match node {
             Node::Tree(rel) => self.copy_node(
                 &rel,
+                Some(src_stat),
                 Path::new(""),
                 &dest_path,
                 false,
@@ -88,10 +89,13 @@ impl Planner<'_> {
         }
     }
 
-    /// fsutil's `copier.copy` for one node of a source tree.
+    /// fsutil's `copier.copy` for one node of a source tree; `stat` is its `lstat` when the
+    /// caller has it.
+    #[allow(clippy::too_many_arguments)]
     fn copy_node(
         &mut self,
         src: &Path,
+        stat: Option<Stat>,
         comps: &Path,
         target: &Path,
         overwrite: bool,
@@ -129,63 +133,64 @@ impl Planner<'_> {
                 return Ok(());
             }
         }
-        let root = self.source_root();
-        let Some(stat) = root.lstat(src)? else {
-            return Ok(());
+        let stat = match stat {
+            Some(s) => s,
+            None => match self.source_root().lstat(src)? {
+                Some(s) => s,
+                None => return Ok(()),
+            },
         };
         let is_dir = stat.kind == Kind::Dir;
         if !include && !is_dir {
             return Ok(());
         }
-        let target_existed = self.dest_lstat(target)?.is_some();
-        if include {
-            self.create_pending_parents(overwrite)?;
-        }
-        let mut copy_info = include;
-        let mut restore_time = false;
         if is_dir {
+            let target_existed = self.dest_lstat(target)?.is_some();
+            if include {
+                self.create_pending_parents(overwrite)?;
+            }
             let created = self.copy_directory(
                 src, comps, target, &stat, overwrite, include, excluded, &inc_info, &exc_info,
             )?;
-            if !overwrite {
-                copy_info = created;
-                restore_time = !created;
-            }
-        } else {
-            let link = stat.link_id.and_then(|id| self.inodes.get(&id).copied());
-            let data = Data::Source(src.to_owned());
-            self.copy_file_like(&stat, data, target)?;
-            if let Some(id) = stat.link_id {
-                let group = link.unwrap_or_else(|| {
-                    self.link_groups += 1;
-                    self.inodes.insert(id, self.link_groups);
-                    self.link_groups
-                });
-                if let Some(p) = self.entries.get_mut(target) {
-                    p.link_group = Some(group);
+            if overwrite || created {
+                if include {
+                    self.copy_file_info(target, &stat);
                 }
+            } else if target_existed {
+                // Restored: the existing directory keeps its metadata but the source's mtime.
+                self.planned_dir(target)?.entry.mtime = stat.mtime;
             }
-        }
-        if copy_info {
-            self.copy_file_info(target, &stat);
-        } else if restore_time && target_existed {
-            let mtime = stat.mtime;
-            self.planned_dir(target)?.entry.mtime = mtime;
-        }
-        if include {
-            let leaf_path = format!("/{}", src.display());
-            let link_target = match &self.entries.get(target).map(|p| &p.entry.kind) {
-                Some(EntryKind::Symlink(t)) => Some(t.to_string_lossy().into_owned()),
-                _ => None,
-            };
-            self.push_leaf(leaf_path, &stat, link_target);
-            if let (Some(leaf), Kind::File | Kind::Socket) = (self.leaves.last_mut(), stat.kind) {
-                leaf.data = Data::Source(src.to_owned());
-                if stat.kind == Kind::Socket {
-                    leaf.data = Data::None;
-                }
+            if include {
+                self.push_leaf(format!("/{}", src.display()), &stat, None);
             }
+            return Ok(());
         }
+        // A non-directory (always included here).
+        self.create_pending_parents(overwrite)?;
+        let group = stat.link_id.map(|id| {
+            *self.inodes.entry(id).or_insert_with(|| {
+                self.link_groups += 1;
+                self.link_groups
+            })
+        });
+        let (uid, gid, mode) = self.meta_for(&stat);
+        let planned = self.copy_file_like(&stat, Data::Source(src.to_owned()), target)?;
+        planned.link_group = group;
+        // fsutil's `copyFileInfo`.
+        planned.entry.uid = uid;
+        planned.entry.gid = gid;
+        planned.entry.mode = mode;
+        planned.entry.mtime = stat.mtime;
+        let link_target = match &planned.entry.kind {
+            EntryKind::Symlink(t) => Some(t.to_string_lossy().into_owned()),
+            _ => None,
+        };
+        self.push_leaf(format!("/{}", src.display()), &stat, link_target);
+        let leaf = self.leaves.last_mut().expect("just pushed");
+        leaf.data = match stat.kind {
+            Kind::File => Data::Source(src.to_owned()),
+            _ => Data::None,
+        };
         Ok(())
     }
 
@@ -219,9 +224,10 @@ impl Planner<'_> {
             if excluded && !exceptions {
                 return Ok(());
             }
-            for name in self.source_root().read_dir(src)? {
+            for (name, stat) in self.source_root().read_dir(src)? {
                 self.copy_node(
                     &src.join(&name),
+                    Some(stat),
                     &comps.join(&name),
                     &dst.join(&name),
                     true,
@@ -248,8 +254,7 @@ impl Planner<'_> {
                 let mut entry = Entry::new(dst.to_owned(), EntryKind::Dir);
                 entry.mode = stat.mode;
                 entry.mtime = self.op.created_mtime;
-                self.insert(entry, Data::None, Origin::Copied);
-                self.fresh_dirs.insert(dst.to_owned());
+                self.insert(entry, Data::None, Origin::Copied).fresh = true;
                 Ok(true)
             }
             Some(s) if s.kind != Kind::Dir => Err(FileOpError::CopyToNonDirectory {
@@ -292,7 +297,7 @@ impl Planner<'_> {
         stat: &Stat,
         data: Data,
         target: &Path,
-    ) -> Result<(), FileOpError> {
+    ) -> Result<&mut super::Planned, FileOpError> {
         if self
             .dest_lstat(target)?
             .is_some_and(|s| s.kind == Kind::Dir)
@@ -335,8 +340,7 @@ impl Planner<'_> {
         if stat.kind == Kind::Socket {
             entry.size = 0;
         }
-        self.insert(entry, data, Origin::Copied);
-        Ok(())
+        Ok(self.insert(entry, data, Origin::Copied))
     }
 
     /// fsutil's `copyFileInfo`: owner (the chown user or the source's), mode (`--chmod` or
@@ -382,6 +386,7 @@ impl Planner<'_> {
             rdev: stat.rdev,
             link_target: link_target.unwrap_or_default(),
             data: Data::None,
+            stamp: stat.stamp,
         });
     }
 }

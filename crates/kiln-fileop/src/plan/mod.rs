@@ -55,6 +55,9 @@ pub(crate) struct Planned {
     /// Entries sharing a group are one file with several names (hard links).
     pub(crate) link_group: Option<usize>,
     pub(crate) origin: Origin,
+    /// A directory this plan creates where the parent has nothing: nothing below it can
+    /// exist in the parent, so lookups there need not touch the filesystem.
+    pub(crate) fresh: bool,
 }
 
 pub(crate) struct Planner<'a> {
@@ -64,9 +67,6 @@ pub(crate) struct Planner<'a> {
     lower: &'a dyn LowerView,
     pub(crate) owner: Option<(u64, u64)>,
     pub(crate) entries: crate::pathmap::PathMap<Planned>,
-    /// Directories this plan creates where the parent has nothing: nothing below them can
-    /// exist in the parent, so lookups there need not touch the filesystem.
-    fresh_dirs: std::collections::HashSet<PathBuf>,
     pub(crate) leaves: Vec<Leaf>,
     pub(crate) link_groups: usize,
     /// fsutil keeps one inode map per copied source: hard links are kept within it.
@@ -120,7 +120,6 @@ impl<'a> Planner<'a> {
             lower,
             owner,
             entries: crate::pathmap::PathMap::default(),
-            fresh_dirs: std::collections::HashSet::new(),
             leaves: Vec::new(),
             link_groups: 0,
             inodes: HashMap::new(),
@@ -248,14 +247,14 @@ impl<'a> Planner<'a> {
         if stat.kind != Kind::Dir {
             return Ok(());
         }
-        for name in root.read_dir(dir)? {
+        for (name, stat) in root.read_dir(dir)? {
             if !wildcard::matches(&pattern[0], &name.to_string_lossy()) {
                 continue;
             }
             let path = dir.join(&name);
             if pattern.len() == 1 {
                 out.push(path);
-            } else if root.lstat(&path)?.is_some_and(|s| s.kind == Kind::Dir) {
+            } else if stat.kind == Kind::Dir {
                 self.glob(&path, &pattern[1..], out)?;
             }
         }
@@ -281,15 +280,11 @@ impl<'a> Planner<'a> {
         if let Some(p) = self.entries.get(path) {
             return Ok(Some(stat_of(&p.entry)));
         }
-        if let Some(parent) = path.parent()
-            && self.fresh_dirs.contains(parent)
-        {
-            // Below a directory this plan created: the parent layer has nothing here.
-            return Ok(None);
-        }
         for ancestor in path.ancestors().skip(1) {
             if let Some(p) = self.entries.get(ancestor) {
-                if p.entry.kind != EntryKind::Dir {
+                // Below a planned non-directory, or below a directory this plan created
+                // (every planned directory under that one is new too): nothing is there.
+                if p.entry.kind != EntryKind::Dir || p.fresh {
                     return Ok(None);
                 }
                 break;
@@ -339,8 +334,7 @@ impl<'a> Planner<'a> {
                     entry.uid = uid;
                     entry.gid = gid;
                     entry.mtime = self.op.created_mtime;
-                    self.insert(entry, Data::None, Origin::Created);
-                    self.fresh_dirs.insert(current.clone());
+                    self.insert(entry, Data::None, Origin::Created).fresh = true;
                 }
             }
         }
@@ -348,9 +342,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Puts `entry` in the plan, replacing whatever was planned at its path and below.
-    pub(crate) fn insert(&mut self, entry: Entry, data: Data, origin: Origin) {
+    pub(crate) fn insert(&mut self, entry: Entry, data: Data, origin: Origin) -> &mut Planned {
         if entry.kind != EntryKind::Dir {
-            self.remove_below(&entry.path);
+            self.entries.remove_below(&entry.path);
         }
         let path = entry.path.clone();
         self.entries.insert(
@@ -360,21 +354,9 @@ impl<'a> Planner<'a> {
                 data,
                 link_group: None,
                 origin,
+                fresh: false,
             },
-        );
-    }
-
-    fn remove_below(&mut self, path: &Path) {
-        let doomed: Vec<PathBuf> = self
-            .entries
-            .range_from(path)
-            .skip(1)
-            .take_while(|(p, _)| p.starts_with(path))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in doomed {
-            self.entries.remove(&p);
-        }
+        )
     }
 
     /// The planned entry at `path`, taking the parent's directory into the plan first.
@@ -451,6 +433,7 @@ pub(crate) fn file_stat(mode: u32, size: u64, mtime: i64) -> Stat {
         size,
         link_id: None,
         rdev: 0,
+        stamp: None,
     }
 }
 
@@ -486,5 +469,6 @@ pub(crate) fn stat_of(entry: &Entry) -> Stat {
         size: entry.size,
         link_id: None,
         rdev: 0,
+        stamp: None,
     }
 }
