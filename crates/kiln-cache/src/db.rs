@@ -25,7 +25,7 @@
 //!     step        INTEGER NOT NULL, -- the instruction's index in the stage
 //!     key         TEXT NOT NULL,    -- the key it had last time
 //!     explanation TEXT NOT NULL,    -- that key's KeyExplanation as JSON
-//!     updated_ms  INTEGER NOT NULL,
+//!     updated_ms  INTEGER NOT NULL, -- when this key was remembered (not touched while it holds)
 //!     PRIMARY KEY (dockerfile, stage, step)
 //! ) WITHOUT ROWID;
 //!

@@ -274,22 +274,23 @@ impl Cache {
                 id.step, id.stage, id.dockerfile
             ))
         };
-        // The same key has the same explanation: only the time changes (this spares
-        // serializing and rewriting a large COPY's leaves on every rebuild).
-        let touched = conn
-            .execute(
-                "UPDATE steps SET updated_ms = ?5
+        // The same key has the same explanation, already there: a rebuild does not serialize
+        // and rewrite a large COPY's leaves again.
+        let same = conn
+            .query_row(
+                "SELECT 1 FROM steps
                  WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3 AND key = ?4",
                 params![
                     id.dockerfile,
                     id.stage,
                     id.step,
-                    explanation.key.to_string(),
-                    now_ms()
+                    explanation.key.to_string()
                 ],
+                |_| Ok(()),
             )
+            .optional()
             .map_err(err())?;
-        if touched > 0 {
+        if same.is_some() {
             return Ok(());
         }
         let json = serde_json::to_string(explanation).expect("an explanation serializes");

@@ -29,6 +29,7 @@ pub mod merkle;
 mod op;
 mod pathmap;
 mod plan;
+mod prefetch;
 mod view;
 mod wildcard;
 mod write;
@@ -58,4 +59,10 @@ pub fn plan<'a>(op: &CopyOp, inputs: Inputs<'a>) -> Result<Plan<'a>, FileOpError
         leaves: std::mem::take(&mut planner.leaves),
         _scratch: planner.scratch.take(),
     })
+}
+
+/// How many threads this process may run at once (read once: it is not free to ask).
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }

@@ -141,19 +141,21 @@ pub struct MerkleHash {
 }
 
 impl MerkleHash {
-    pub(crate) fn from_leaves(leaves: &[Leaf], contents: &[[u8; 32]]) -> Self {
+    /// The root over `digests`, each [`Leaf::digest`] of the leaf at the same position.
+    pub(crate) fn from_leaf_digests(leaves: &[Leaf], digests: Vec<[u8; 32]>) -> Self {
         let mut root = Sha256::new();
         root.update([MERKLE_VERSION]);
         root.update((leaves.len() as u64).to_be_bytes());
-        let mut out = Vec::with_capacity(leaves.len());
-        for (leaf, content) in leaves.iter().zip(contents) {
-            let d = leaf.digest(content);
+        for d in &digests {
             root.update(d);
-            out.push((leaf.path.clone(), Digest::from_sha256(&d)));
         }
         Self {
             root: Digest::from_sha256(&root.finalize().into()),
-            leaves: out,
+            leaves: leaves
+                .iter()
+                .zip(digests)
+                .map(|(leaf, d)| (leaf.path.clone(), Digest::from_sha256(&d)))
+                .collect(),
         }
     }
 }
@@ -242,9 +244,13 @@ mod tests {
     fn root_depends_on_order_and_count() {
         let a = leaf("/a");
         let b = leaf("/b");
-        let ab = MerkleHash::from_leaves(&[a.clone(), b.clone()], &[[0; 32], [0; 32]]);
-        let ba = MerkleHash::from_leaves(&[b, a.clone()], &[[0; 32], [0; 32]]);
-        let only_a = MerkleHash::from_leaves(&[a], &[[0; 32]]);
+        let root = |leaves: &[Leaf]| {
+            let digests = leaves.iter().map(|l| l.digest(&[0; 32])).collect();
+            MerkleHash::from_leaf_digests(leaves, digests)
+        };
+        let ab = root(&[a.clone(), b.clone()]);
+        let ba = root(&[b, a.clone()]);
+        let only_a = root(&[a]);
         assert_ne!(ab.root, ba.root);
         assert_ne!(ab.root, only_a.root);
         assert_eq!(ab.leaves.len(), 2);

@@ -9,11 +9,11 @@
 //! merge sort) is then close to linear. Paths are compared as bytes: the planner only makes
 //! clean paths, where byte equality is path equality.
 
-use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -42,7 +42,7 @@ pub(crate) struct PathMap<V> {
     /// anything to do.
     prefixes: HashSet<Box<[u8]>, Hasher>,
     /// Slot numbers in component order, made on demand.
-    order: OnceCell<Vec<usize>>,
+    order: OnceLock<Vec<usize>>,
 }
 
 impl<V> Default for PathMap<V> {
@@ -51,7 +51,7 @@ impl<V> Default for PathMap<V> {
             slots: Vec::new(),
             index: HashMap::default(),
             prefixes: HashSet::default(),
-            order: OnceCell::new(),
+            order: OnceLock::new(),
         }
     }
 }

@@ -12,6 +12,9 @@ use crate::merkle::{ContentHasher, Leaf, MerkleHash};
 use crate::plan::{Data, Origin, Planned};
 use crate::view::SourceRoot;
 
+/// From how many leaves [`Plan::merkle`] spreads the work over threads.
+const PARALLEL_LEAVES: usize = 4096;
+
 /// The result of planning a COPY/ADD: the layer's entries in layer order, ready to write.
 ///
 /// Holds any downloads or extracted archive members in a scratch directory, removed when the
@@ -84,40 +87,73 @@ impl Plan<'_> {
     }
 
     /// The Merkle hash of the selection, hashing contents with `hasher` (for the cache lookup
-    /// before anything is written). See [`crate::merkle`] for the format.
-    pub fn merkle(&self, hasher: &dyn ContentHasher) -> Result<MerkleHash, FileOpError> {
-        let mut known = HashMap::new();
-        self.merkle_with(&mut known, hasher)
+    /// before anything is written). See [`crate::merkle`] for the format. Large selections
+    /// are hashed on several threads.
+    pub fn merkle(&self, hasher: &(dyn ContentHasher + Sync)) -> Result<MerkleHash, FileOpError> {
+        self.merkle_with(None, hasher)
     }
 
+    /// The Merkle hash, taking contents from `known` (what writing the layer hashed) first.
     fn merkle_with(
         &self,
-        known: &mut HashMap<Data, [u8; 32]>,
-        hasher: &dyn ContentHasher,
+        known: Option<&HashMap<&Data, [u8; 32]>>,
+        hasher: &(dyn ContentHasher + Sync),
     ) -> Result<MerkleHash, FileOpError> {
-        let mut contents = Vec::with_capacity(self.leaves.len());
-        for leaf in &self.leaves {
-            let digest = if let Some(d) = known.get(&leaf.data) {
-                *d
-            } else {
-                let d = match &leaf.data {
-                    Data::None => Sha256::digest(b"").into(),
-                    Data::Bytes(b) => Sha256::digest(b).into(),
-                    Data::Scratch(p) => hasher.sha256(p, None).map_err(read_err(p))?,
-                    Data::Source(rel) => {
-                        let root = self.source.expect("source data needs a root");
-                        let host = root.host_path(rel);
-                        hasher
-                            .sha256(&host, leaf.stamp.as_ref())
-                            .map_err(read_err(host))?
-                    }
-                };
-                known.insert(leaf.data.clone(), d);
-                d
-            };
-            contents.push(digest);
-        }
-        Ok(MerkleHash::from_leaves(&self.leaves, &contents))
+        let leaf_digests = |leaves: &[Leaf]| -> Result<Vec<[u8; 32]>, FileOpError> {
+            leaves
+                .iter()
+                .map(|leaf| {
+                    let content = match (&leaf.data, known.and_then(|k| k.get(&leaf.data))) {
+                        (_, Some(d)) => *d,
+                        (Data::None, None) => Sha256::digest(b"").into(),
+                        (Data::Bytes(b), None) => Sha256::digest(b).into(),
+                        (Data::Scratch(p), None) => hasher.sha256(p, None).map_err(read_err(p))?,
+                        (Data::Source(rel), None) => {
+                            let root = self.source.expect("source data needs a root");
+                            let host = root.host_path(rel);
+                            hasher
+                                .sha256(&host, leaf.stamp.as_ref())
+                                .map_err(read_err(host))?
+                        }
+                    };
+                    Ok(leaf.digest(&content))
+                })
+                .collect()
+        };
+        let threads = crate::threads();
+        let digests = if threads < 2 || self.leaves.len() < PARALLEL_LEAVES {
+            leaf_digests(&self.leaves)?
+        } else {
+            let chunk = self.leaves.len().div_ceil(threads);
+            let parts: Vec<_> = std::thread::scope(|s| {
+                let mut chunks = self.leaves.chunks(chunk);
+                let first = chunks.next().unwrap_or_default();
+                // The first chunk here, the others on threads of their own (or here too
+                // when a thread cannot be had).
+                let others: Vec<_> = chunks
+                    .map(|c| {
+                        std::thread::Builder::new()
+                            .name("kiln-merkle".into())
+                            .spawn_scoped(s, move || leaf_digests(c))
+                            .map_err(|_| c)
+                    })
+                    .collect();
+                let mut parts = vec![leaf_digests(first)];
+                for other in others {
+                    parts.push(match other {
+                        Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                        Err(c) => leaf_digests(c),
+                    });
+                }
+                parts
+            });
+            let mut digests = Vec::with_capacity(self.leaves.len());
+            for part in parts {
+                digests.extend(part?);
+            }
+            digests
+        };
+        Ok(MerkleHash::from_leaf_digests(&self.leaves, digests))
     }
 
     /// Writes the layer to `out`, streaming each file from its source (no staging copy) and
@@ -130,7 +166,7 @@ impl Plan<'_> {
         let mut writer = LayerWriter::new(out, opts.compression)
             .map_err(FileOpError::Layer)?
             .source_date_epoch(opts.source_date_epoch);
-        let mut known: HashMap<Data, [u8; 32]> = HashMap::new();
+        let mut known: HashMap<&Data, [u8; 32]> = HashMap::new();
         let entries = self.entries();
         for (planned, written) in self.entries.values().zip(&entries) {
             let entry = &written.entry;
@@ -145,9 +181,9 @@ impl Plan<'_> {
             writer
                 .append(entry, Some(&mut hashing))
                 .map_err(|e| self.with_host_path(e, &planned.data))?;
-            known.insert(planned.data.clone(), hashing.sha.finalize().into());
+            known.insert(&planned.data, hashing.sha.finalize().into());
         }
-        let merkle = self.merkle_with(&mut known, &crate::merkle::ReadingHasher)?;
+        let merkle = self.merkle_with(Some(&known), &crate::merkle::ReadingHasher)?;
         let (out, digests) = writer.finish().map_err(FileOpError::Layer)?;
         Ok(LayerOutput {
             out,

@@ -64,15 +64,24 @@ impl Planner<'_> {
         self.inodes.clear();
         self.pending.clear();
         match node {
-            Node::Tree(rel) => self.copy_node(
-                &rel,
-                Some(src_stat),
-                Path::new(""),
-                &dest_path,
-                false,
-                &MatchInfo::default(),
-                &MatchInfo::default(),
-            ),
+            Node::Tree(rel) => {
+                let copy = |planner: &mut Self| {
+                    planner.copy_node(
+                        &rel,
+                        Some(src_stat),
+                        Path::new(""),
+                        &dest_path,
+                        false,
+                        &MatchInfo::default(),
+                        &MatchInfo::default(),
+                    )
+                };
+                if src_is_dir {
+                    self.with_prefetch(&rel, copy)
+                } else {
+                    copy(self)
+                }
+            }
             Node::Single {
                 stat,
                 data,
@@ -224,7 +233,7 @@ impl Planner<'_> {
             if excluded && !exceptions {
                 return Ok(());
             }
-            for (name, stat) in self.source_root().read_dir(src)? {
+            for (name, stat) in self.list_dir(src)? {
                 self.copy_node(
                     &src.join(&name),
                     Some(stat),

@@ -17,6 +17,7 @@ use crate::error::FileOpError;
 use crate::gopath;
 use crate::merkle::Leaf;
 use crate::op::{CopyOp, Inputs, OpKind, Source};
+use crate::prefetch::{Listing, Prefetch};
 use crate::view::{EmptyView, Kind, LowerView, SourceRoot, Stat, normal_components, resolve};
 use crate::wildcard;
 
@@ -76,6 +77,8 @@ pub(crate) struct Planner<'a> {
     pending: Vec<Pending>,
     pub(crate) scratch: Option<tempfile::TempDir>,
     source_index: u32,
+    /// The tree being copied, read ahead on another thread.
+    prefetch: Option<Arc<Prefetch<'a>>>,
 }
 
 /// A directory whose creation waits until something inside it is included (fsutil's
@@ -128,6 +131,7 @@ impl<'a> Planner<'a> {
             pending: Vec::new(),
             scratch: None,
             source_index: 0,
+            prefetch: None,
         })
     }
 
@@ -151,6 +155,38 @@ impl<'a> Planner<'a> {
         }
         self.add_parent_entries()?;
         Ok(())
+    }
+
+    /// [`SourceRoot::read_dir`], from the prefetch when it has read the directory.
+    fn list_dir(&self, rel: &Path) -> Result<Listing, FileOpError> {
+        match self.prefetch.as_ref().and_then(|p| p.take(rel)) {
+            Some(listing) => listing,
+            None => self.source_root().read_dir(rel),
+        }
+    }
+
+    /// Runs `copy` with the directory tree at `rel` read ahead on another thread (when there
+    /// is another core to read it on).
+    fn with_prefetch<R>(&mut self, rel: &Path, copy: impl FnOnce(&mut Self) -> R) -> R {
+        if crate::threads() < 2 {
+            return copy(self);
+        }
+        let prefetch = Arc::new(Prefetch::new(self.source_root(), rel.to_owned()));
+        std::thread::scope(|s| {
+            let reader = Arc::clone(&prefetch);
+            let spawned = std::thread::Builder::new()
+                .name("kiln-prefetch".into())
+                .spawn_scoped(s, move || reader.run());
+            if spawned.is_err() {
+                // No reader: the planner reads every directory itself.
+                prefetch.stop();
+            }
+            self.prefetch = Some(Arc::clone(&prefetch));
+            let result = copy(self);
+            self.prefetch = None;
+            prefetch.stop();
+            result
+        })
     }
 
     fn source_root(&self) -> &'a SourceRoot {
