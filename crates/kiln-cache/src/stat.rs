@@ -87,7 +87,7 @@ pub struct StatCachedHasher<'c> {
     misses: AtomicU64,
 }
 
-type Known = HashMap<Vec<u8>, Row>;
+type Known = HashMap<Vec<u8>, Row, foldhash::fast::RandomState>;
 
 impl Cache {
     /// A stat-cached hasher for the context at `root`. Pass the same path the
@@ -134,6 +134,9 @@ fn load_rows(db: &Path, root_id: &str) -> Result<Known, CacheError> {
     .map_err(err("open"))?;
     conn.busy_timeout(crate::BUSY_TIMEOUT)
         .map_err(err("set the busy timeout"))?;
+    // Pages mapped rather than copied in: tens of thousands of rows are read at once.
+    conn.pragma_update(None, "mmap_size", 1_i64 << 30)
+        .map_err(err("map the database"))?;
     let mut query = conn
         .prepare(
             "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, sha256
@@ -141,7 +144,7 @@ fn load_rows(db: &Path, root_id: &str) -> Result<Known, CacheError> {
         )
         .map_err(err("read"))?;
     let mut rows = query.query([root_id]).map_err(err("read"))?;
-    let mut known = HashMap::new();
+    let mut known = Known::default();
     while let Some(r) = rows.next().map_err(err("read"))? {
         // A damaged row is only a miss.
         let Ok(sha256) = <[u8; 32]>::try_from(
@@ -203,9 +206,9 @@ impl StatCachedHasher<'_> {
                 Some(Ok(known)) => known,
                 Some(Err(e)) => {
                     *lock(&self.load_error) = Some(e);
-                    Known::new()
+                    Known::default()
                 }
-                None => Known::new(),
+                None => Known::default(),
             }
         })
     }
