@@ -122,23 +122,19 @@ impl PendingRecords {
 }
 
 /// Make the key of a step on `parent`.
-pub fn key(parent: &Parent, platform: &str, parts: &KeyParts, identity: StepIdentity) -> Keyed {
-    let mut b = KeyBuilder::new(
-        parent.clone(),
-        parts.instruction.clone(),
-        platform.to_owned(),
-    );
-    for (name, value) in &parts.args {
-        b = b.arg(name.clone(), value.as_deref());
+pub fn key(parent: &Parent, platform: &str, parts: KeyParts, identity: StepIdentity) -> Keyed {
+    let mut b = KeyBuilder::new(parent.clone(), parts.instruction, platform.to_owned());
+    for (name, value) in parts.args {
+        b = b.arg(name, value.as_deref());
     }
-    for (name, value) in &parts.env {
-        b = b.env(name.clone(), value.clone());
+    for (name, value) in parts.env {
+        b = b.env(name, value);
     }
-    if let Some(files) = &parts.files {
+    if let Some(files) = parts.files {
         b = b.files(files);
     }
-    for (name, digest) in &parts.inputs {
-        b = b.input(name.clone(), digest.clone());
+    for (name, digest) in parts.inputs {
+        b = b.input(name, digest);
     }
     let (key, explanation) = b.finish();
     Keyed {

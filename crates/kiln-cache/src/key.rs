@@ -204,10 +204,10 @@ impl KeyBuilder {
     }
 
     /// Sets the files a COPY/ADD copies, with every leaf, so a miss can name the changed file.
-    pub fn files(mut self, merkle: &MerkleHash) -> Self {
+    pub fn files(mut self, merkle: MerkleHash) -> Self {
         self.files = Some(FilesExplanation {
-            root: merkle.root.clone(),
-            leaves: Some(merkle.leaves.clone()),
+            root: merkle.root,
+            leaves: Some(merkle.leaves),
         });
         self
     }
@@ -378,7 +378,7 @@ mod tests {
             root: root.clone(),
             leaves: vec![("/a".into(), Digest::of(b"a"))],
         };
-        let (a, ea) = base().files(&merkle).finish();
+        let (a, ea) = base().files(merkle).finish();
         let (b, eb) = base().files_root(root).finish();
         assert_eq!(a, b);
         assert!(ea.files.unwrap().leaves.is_some());

@@ -36,7 +36,7 @@ fn steps(base: &str, version: &str, tree: &MerkleHash) -> (KeyExplanation, KeyEx
         "COPY . /app",
         "linux/amd64",
     )
-    .files(tree)
+    .files(tree.clone())
     .finish();
     let (_, run) = KeyBuilder::new(Parent::Step(copy_key), "RUN make", "linux/amd64")
         .arg("VERSION", Some(version))

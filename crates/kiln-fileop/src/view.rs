@@ -297,7 +297,7 @@ impl SourceRoot {
         for entry in fs::read_dir(&full).map_err(read_err(&full))? {
             let entry = entry.map_err(read_err(&full))?;
             let name = entry.file_name();
-            if !self.is_visible(&rel.join(&name)) {
+            if self.visible.is_some() && !self.is_visible(&rel.join(&name)) {
                 continue;
             }
             match entry.metadata() {

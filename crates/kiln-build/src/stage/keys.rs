@@ -57,10 +57,10 @@ pub(super) fn through_cache(
             inputs: vec![("output".into(), output)],
             ..KeyParts::default()
         };
-        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, &parts, identity).key);
+        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, parts, identity).key);
         return Ok(layer);
     };
-    let keyed = cache_step::key(&state.chain, &platform, &parts, identity);
+    let keyed = cache_step::key(&state.chain, &platform, parts, identity);
     let Some(cache) = sh.cache.as_ref() else {
         let layer = run(state)?;
         state.chain = Parent::Step(keyed.key);
