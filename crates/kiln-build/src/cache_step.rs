@@ -89,6 +89,14 @@ impl PendingRecords {
             .push(Pending { keyed, layer });
     }
 
+    /// Whether no step waits to be recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Record them all (after the commit); steps that were hits only refresh their
     /// explanation. Errors here cost future hits, not this build: they are returned for a
     /// warning.

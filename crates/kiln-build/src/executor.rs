@@ -279,6 +279,9 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         });
     }
     if !errors.is_empty() {
+        if let Some(c) = req.cache {
+            keep_finished_steps(shared.sink, shared.stat.as_ref(), shared.pending, c);
+        }
         let root = errors
             .iter()
             .position(|e| {
@@ -321,6 +324,25 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         outcome.warnings.extend(warnings);
     }
     Ok(outcome)
+}
+
+/// After a failed build, keep what the steps that finished made, as BuildKit does: their
+/// layers are published (no image is made and no tag changes) and their cache records
+/// written, so fixing the step that failed does not rerun the ones before it. Best effort:
+/// the build has failed already, and an error here only costs those future hits.
+fn keep_finished_steps(
+    sink: LayerSink<'_>,
+    stat: Option<&kiln_cache::StatCachedHasher<'_>>,
+    pending: crate::cache_step::PendingRecords,
+    cache: &crate::cache_step::CacheUse<'_>,
+) {
+    if let Some(stat) = stat {
+        let _ = stat.flush();
+    }
+    if pending.is_empty() || sink.finish(|_| Ok(())).is_err() {
+        return;
+    }
+    let _ = pending.record(cache.cache);
 }
 
 /// Write the target's config and manifest and publish everything, tagged.

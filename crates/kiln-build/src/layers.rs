@@ -1,5 +1,6 @@
 //! Layers of a build: each new layer is written to a file in the build's transaction, adopted
-//! as a blob there (published to the store only when the whole build succeeds), and given a
+//! as a blob there (published to the store when the build succeeds, or, when it fails with
+//! the cache on, for the cache records of the steps that finished: never as an image), and given a
 //! snapshot at once (unpacked from the layer) so that later steps can stack it under their
 //! overlay.
 

@@ -289,6 +289,52 @@ fn prune_and_du_shrink_the_cache_and_keep_images() {
 }
 
 #[test]
+fn a_failed_build_keeps_the_steps_that_finished() {
+    let Some(env) = setup() else { return };
+    let dockerfile = |last: &str| {
+        format!("FROM busybox\nCOPY deps.txt /deps.txt\nRUN cat /deps.txt > /out\nRUN {last}\n")
+    };
+    fs::write(env.ctx.join("Dockerfile"), dockerfile("exit 3")).unwrap();
+    // Repository, tag and id of every image (not the age).
+    let images = || -> Vec<String> {
+        kiln(&env.store, &["images"])
+            .lines()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let before = images();
+    let failed = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&env.store)
+        .args(["build", "--progress=plain", "-t", "never:made"])
+        .arg(&env.ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && stderr.contains("exit code: 3"),
+        "{stderr}"
+    );
+    // No image and no tag from the failed build, and the store checks out.
+    assert_eq!(images(), before);
+    kiln(&env.store, &["fsck"]);
+    // The failing step fixed: the steps before it are reused, as with BuildKit.
+    fs::write(env.ctx.join("Dockerfile"), dockerfile("true")).unwrap();
+    let (_, steps) = build(&env, &[]);
+    assert_eq!(
+        hits(&steps),
+        [
+            "stage-0: COPY deps.txt /deps.txt",
+            "stage-0: RUN cat /deps.txt > /out"
+        ],
+        "{steps:#?}"
+    );
+    let reason = miss(&steps, "stage-0: RUN true");
+    // It never finished, so nothing was remembered of it.
+    assert!(reason.contains("first build"), "{reason}");
+}
+
+#[test]
 fn explain_reports_every_step_and_builds_nothing() {
     let Some(env) = setup() else { return };
     build(&env, &["-t", "explained:1"]);
