@@ -106,6 +106,28 @@ pub(super) fn copy_parts(
         (CopySource::Context { .. }, Some(stat)) => copy_merkle(&sh.sink, input, stat)?,
         _ => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
     };
+    Ok(Some(KeyParts {
+        instruction: copy_instruction(kw, input, from),
+        files: Some(files),
+        ..KeyParts::default()
+    }))
+}
+
+/// The key parts of an ADD whose sources are all URLs with `--checksum`: what it downloads
+/// is known by that digest, so the key is made without downloading (as BuildKit's HTTP
+/// source keys on the checksum). A URL's file name comes from its path, which the
+/// instruction holds; only the mtime (`Last-Modified`) can differ, and mtimes are never
+/// part of a key.
+pub(super) fn checked_urls_parts(input: &CopyInput<'_>, checksum: &Digest) -> KeyParts {
+    KeyParts {
+        instruction: copy_instruction("ADD", input, None),
+        inputs: vec![("checksum".into(), checksum.clone())],
+        ..KeyParts::default()
+    }
+}
+
+/// The canonical text of a COPY/ADD for its key.
+fn copy_instruction(kw: &str, input: &CopyInput<'_>, from: Option<&str>) -> String {
     let f = input.flags;
     let heredocs: Vec<_> = input
         .paths
@@ -113,7 +135,7 @@ pub(super) fn copy_parts(
         .iter()
         .map(|h| (&h.path, &h.data, h.expand))
         .collect();
-    let instruction = format!(
+    format!(
         "{kw}\nsources={:?}\nheredocs={heredocs:?}\ndest={}\nworkdir={}\nfrom={from:?}\nchown={:?}\nchmod={:?}\nparents={}\nlink={}\nexclude={:?}",
         input
             .paths
@@ -128,12 +150,7 @@ pub(super) fn copy_parts(
         input.parents,
         f.link,
         f.exclude.iter().map(|w| &w.text).collect::<Vec<_>>(),
-    );
-    Ok(Some(KeyParts {
-        instruction,
-        files: Some(files),
-        ..KeyParts::default()
-    }))
+    )
 }
 
 /// The key parts of a RUN: what the process gets, and the stages and images its mounts read;

@@ -32,7 +32,7 @@ use crate::view::with_merged;
 mod keys;
 mod sources;
 
-use keys::{copy_parts, run_parts, through_cache};
+use keys::{checked_urls_parts, copy_parts, run_parts, through_cache};
 use sources::{context_root, from_source, image_layers, wait_for_sources};
 
 /// The stage being built.
@@ -403,10 +403,24 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     .sources
                     .iter()
                     .any(|w| kiln_frontend::instruction::is_url(&w.text));
+            let checked = a
+                .checksum
+                .as_ref()
+                .and_then(|c| c.text.parse::<kiln_layer::Digest>().ok())
+                .filter(|_| {
+                    a.paths.heredocs.is_empty()
+                        && a.paths
+                            .sources
+                            .iter()
+                            .all(|w| kiln_frontend::instruction::is_url(&w.text))
+                });
             let parts = if unchecked_url {
                 None
             } else {
-                let mut p = copy_parts(sh, "ADD", &input, None).map_err(no_tail)?;
+                let mut p = match &checked {
+                    Some(digest) => Some(checked_urls_parts(&input, digest)),
+                    None => copy_parts(sh, "ADD", &input, None).map_err(no_tail)?,
+                };
                 if let Some(p) = p.as_mut() {
                     let _ = write!(
                         p.instruction,
