@@ -14,6 +14,15 @@ fn sha(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
+/// A hasher that trusts every row whose stat matches (no racy window: the tests write and
+/// hash within one timestamp tick).
+fn exact<'c>(cache: &'c Cache, root: &std::path::Path) -> kiln_cache::StatCachedHasher<'c> {
+    cache
+        .stat_hasher(root)
+        .unwrap()
+        .with_racy_window(Duration::ZERO)
+}
+
 #[test]
 fn same_size_and_mtime_but_new_ctime_is_rehashed() {
     let (_dir, store) = common::store();
@@ -29,20 +38,14 @@ fn same_size_and_mtime_but_new_ctime_is_rehashed() {
         .set_modified(mtime)
         .unwrap();
 
-    let first = cache
-        .stat_hasher(ctx.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let first = exact(&cache, ctx.path());
     assert_eq!(first.sha256(&file, None).unwrap(), sha(b"aaaa"));
     assert_eq!(first.misses(), 1);
     assert_eq!(first.flush().unwrap(), 1);
     drop(first);
 
     // Unchanged: answered from the cache.
-    let second = cache
-        .stat_hasher(ctx.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let second = exact(&cache, ctx.path());
     assert_eq!(second.sha256(&file, None).unwrap(), sha(b"aaaa"));
     assert_eq!((second.hits(), second.misses()), (1, 0));
     drop(second);
@@ -72,10 +75,7 @@ fn same_size_and_mtime_but_new_ctime_is_rehashed() {
         (before.ctime(), before.ctime_nsec()),
         "the filesystem did not move ctime"
     );
-    let third = cache
-        .stat_hasher(ctx.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let third = exact(&cache, ctx.path());
     assert_eq!(third.sha256(&file, None).unwrap(), sha(b"bbbb"));
     assert_eq!((third.hits(), third.misses()), (0, 1));
 }
@@ -109,10 +109,7 @@ fn agrees_with_reading_for_a_tree_and_sees_every_kind_of_change() {
         })
         .collect();
     let check = |expect_hits: u64| {
-        let h = cache
-            .stat_hasher(ctx.path())
-            .unwrap()
-            .with_racy_window(Duration::ZERO);
+        let h = exact(&cache, ctx.path());
         for p in &paths {
             assert_eq!(
                 h.sha256(p, None).unwrap(),
@@ -151,16 +148,10 @@ fn roots_do_not_share_rows() {
     let b = tempfile::tempdir().unwrap();
     fs::write(a.path().join("f"), "a").unwrap();
     fs::write(b.path().join("f"), "b").unwrap();
-    let ha = cache
-        .stat_hasher(a.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let ha = exact(&cache, a.path());
     ha.sha256(&a.path().join("f"), None).unwrap();
     drop(ha);
-    let hb = cache
-        .stat_hasher(b.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let hb = exact(&cache, b.path());
     assert_eq!(hb.sha256(&b.path().join("f"), None).unwrap(), sha(b"b"));
     assert_eq!(hb.hits(), 0);
     assert_ne!(hb.root_id(), kiln_cache::context_root_id(a.path()).unwrap());
@@ -177,18 +168,12 @@ fn the_planners_stamp_is_what_is_checked() {
     fs::write(&file, b"data").unwrap();
     let stamp = kiln_fileop::Stamp::of(&fs::symlink_metadata(&file).unwrap());
 
-    let first = cache
-        .stat_hasher(ctx.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let first = exact(&cache, ctx.path());
     assert_eq!(first.sha256(&file, Some(&stamp)).unwrap(), sha(b"data"));
     assert_eq!(first.flush().unwrap(), 1);
     drop(first);
 
-    let second = cache
-        .stat_hasher(ctx.path())
-        .unwrap()
-        .with_racy_window(Duration::ZERO);
+    let second = exact(&cache, ctx.path());
     assert_eq!(second.sha256(&file, Some(&stamp)).unwrap(), sha(b"data"));
     assert_eq!((second.hits(), second.misses()), (1, 0));
     let stale = kiln_fileop::Stamp {
