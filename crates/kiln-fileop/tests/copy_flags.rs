@@ -220,6 +220,22 @@ fn exclude_matches_paths_below_each_source() {
     ));
 }
 
+/// `COPY . /` and `COPY --link . /`: the root is where the copy lands, never an entry of the
+/// layer (BuildKit's differ does not report it; `--link` used to fail looking it up).
+#[test]
+fn the_context_into_the_root_leaves_the_root_out_of_the_layer() {
+    let ctx = tempfile::tempdir().unwrap();
+    let lower = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a.txt", "a", 0o644);
+    write(ctx.path(), "d/b", "b", 0o600);
+    for link in [false, true] {
+        let mut op = copy(&["."], "/");
+        op.link = link;
+        let m = run(&op, ctx.path(), Some(lower.path())).unwrap();
+        assert_eq!(paths(&m), ["a.txt", "d", "d/b"], "--link={link}");
+    }
+}
+
 #[test]
 fn link_ignores_the_parent_and_is_dropped_by_chmod() {
     let ctx = tempfile::tempdir().unwrap();

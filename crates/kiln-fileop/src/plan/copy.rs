@@ -165,8 +165,9 @@ impl Planner<'_> {
                 if include {
                     self.copy_file_info(target, &stat);
                 }
-            } else if target_existed {
+            } else if target_existed && !target.as_os_str().is_empty() {
                 // Restored: the existing directory keeps its metadata but the source's mtime.
+                // Not the root, which no layer holds (BuildKit's differ never reports it).
                 self.planned_dir(target)?.entry.mtime = stat.mtime;
             }
             if include {
