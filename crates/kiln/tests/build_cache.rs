@@ -334,6 +334,44 @@ fn a_failed_build_keeps_the_steps_that_finished() {
     assert!(reason.contains("first build"), "{reason}");
 }
 
+#[test]
+fn a_context_bind_mount_is_keyed_on_the_files_it_shows() {
+    let Some(env) = setup() else { return };
+    fs::write(
+        env.ctx.join("Dockerfile"),
+        "FROM busybox AS part\n\
+         RUN --mount=type=bind,source=src,target=/s cat /s/main > /seen\n\
+         FROM busybox AS all\n\
+         RUN --mount=type=bind,target=/ctx cat /ctx/deps.txt > /deps\n",
+    )
+    .unwrap();
+    let src = "part: RUN --mount=type=bind,source=src,target=/s cat /s/main > /seen";
+    let all = "all: RUN --mount=type=bind,target=/ctx cat /ctx/deps.txt > /deps";
+    let (_, steps) = build(&env, &["--target", "part"]);
+    assert!(hits(&steps).is_empty(), "{steps:#?}");
+    build(&env, &[]);
+    let (_, steps) = build(&env, &[]);
+    assert_eq!(hits(&steps), [all], "{steps:#?}");
+    let (_, steps) = build(&env, &["--target", "part"]);
+    assert_eq!(hits(&steps), [src], "{steps:#?}");
+    // A file outside `src`: only the mount of the whole context sees it.
+    fs::write(env.ctx.join("deps.txt"), "deps v2\n").unwrap();
+    let (_, steps) = build(&env, &[]);
+    assert!(miss(&steps, all).contains("/ctx"), "{steps:#?}");
+    let (_, steps) = build(&env, &["--target", "part"]);
+    assert_eq!(hits(&steps), [src], "{steps:#?}");
+    // A file in `src`: both; an ignored file: neither.
+    fs::write(env.ctx.join("src/main"), "main v2\n").unwrap();
+    fs::write(env.ctx.join("ignored.txt"), "changed\n").unwrap();
+    let (_, steps) = build(&env, &["--target", "part"]);
+    assert!(miss(&steps, src).contains("/s"), "{steps:#?}");
+    let (_, steps) = build(&env, &[]);
+    assert!(hits(&steps).is_empty(), "{steps:#?}");
+    fs::write(env.ctx.join("ignored.txt"), "changed again\n").unwrap();
+    let (_, steps) = build(&env, &[]);
+    assert_eq!(hits(&steps), [all], "{steps:#?}");
+}
+
 /// A loopback HTTP server that answers every request with `body`; returns its address and
 /// the count of requests it has answered.
 fn serve(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

@@ -8,7 +8,7 @@ use kiln_frontend::DepKind;
 use kiln_layer::Digest;
 
 use super::State;
-use super::sources::{image_layers, stage_ref};
+use super::sources::{context_root, image_layers, stage_ref};
 use crate::cache_step::{self, KeyParts, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
@@ -153,8 +153,9 @@ fn copy_instruction(kw: &str, input: &CopyInput<'_>, from: Option<&str>) -> Stri
     )
 }
 
-/// The key parts of a RUN: what the process gets, and the stages and images its mounts read;
-/// `None` (not cached) when it binds the context, whose files are not hashed yet.
+/// The key parts of a RUN: what the process gets, and what its mounts read (the stages and
+/// images by their keys and digests, the context by the files mounted); `None` (not cached)
+/// when a context mount's files cannot be selected.
 pub(super) fn run_parts(
     sh: &Shared<'_>,
     state: &State,
@@ -165,7 +166,13 @@ pub(super) fn run_parts(
     let mut inputs = Vec::new();
     for m in &run.mounts {
         match (&m.typ, &m.from) {
-            (MountType::Bind, None) => return Ok(None),
+            (MountType::Bind, None) => match context_files(sh, m.source.as_deref()) {
+                Some(root) => inputs.push((
+                    format!("mount {}", m.target.as_deref().unwrap_or_default()),
+                    root,
+                )),
+                None => return Ok(None),
+            },
             (_, Some(from)) => {
                 let digest = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
                     Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
@@ -211,4 +218,42 @@ pub(super) fn run_parts(
         inputs,
         ..KeyParts::default()
     }))
+}
+
+/// The Merkle root of what a context bind mount shows: `source` (the whole context when
+/// empty) as `COPY source /` would select it, after `.dockerignore`, hashed through the stat
+/// cache, so the step reruns exactly when those files change (BuildKit keys such mounts on
+/// their content too). `None` when the selection fails (a missing source): the step then
+/// runs uncached, and its mount says what is wrong.
+fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
+    use kiln_fileop::{CopyOp, EmptyView, Inputs, OpKind, ReadingHasher, Source};
+    // Without a cache nothing is looked up: no need to read the files.
+    sh.cache.as_ref()?;
+    let root = context_root(sh).ok()?;
+    let op = CopyOp {
+        sources: vec![Source::Path(
+            source.filter(|s| !s.is_empty()).unwrap_or(".").to_owned(),
+        )],
+        dest: "/".into(),
+        workdir: "/".into(),
+        chown: None,
+        chmod: None,
+        parents: false,
+        exclude: Vec::new(),
+        link: true,
+        kind: OpKind::Copy,
+        created_mtime: 0,
+    };
+    let inputs = Inputs {
+        source: Some(root),
+        target: &EmptyView,
+        fetcher: None,
+        scratch_dir: None,
+    };
+    let plan = kiln_fileop::plan(&op, inputs).ok()?;
+    let merkle = match &sh.stat {
+        Some(stat) => plan.merkle(stat),
+        None => plan.merkle(&ReadingHasher),
+    };
+    Some(merkle.ok()?.root)
 }
