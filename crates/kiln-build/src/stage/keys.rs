@@ -44,7 +44,7 @@ pub(super) fn through_cache(
         if sh.req.explain {
             sh.req.reporter.event(Event::CacheMiss {
                 id,
-                reason: "not cached: its inputs are not hashed (a context bind mount, a URL without --checksum)".into(),
+                reason: "not cached: its inputs are not hashed (a URL without --checksum, a context bind mount whose source is missing)".into(),
             });
             return Err((StepError::WouldRun, Vec::new()));
         }
