@@ -50,7 +50,7 @@ declare -a all_kc all_bc
 for c in "${cases[@]}"; do
     name=$(basename "$c")
     read -r -a fl <<< "$(flags_for "$c")"
-    kc=(); bc=(); hc=(); kw=(); bw=()
+    kc=(); bc=(); hc=(); kw=(); bw=(); hfail=0
     for _ in $(seq "$N"); do
         # kiln cold: a copy of the base store (base image and its snapshot only).
         rm -rf "$work/k"; cp -a "$base_store" "$work/k"
@@ -60,12 +60,19 @@ for c in "${cases[@]}"; do
         t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q "${fl[@]}" "$c" > /dev/null; bc+=($(( $(now) - t )))
         t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "${fl[@]}" "$c" > /dev/null; bw+=($(( $(now) - t )))
         if [ $have_buildah = 1 ]; then
-            t=$(now); "${B[@]}" build --layers --no-cache --pull=never -q "${fl[@]}" "$c" > /dev/null 2>&1 || true; hc+=($(( $(now) - t )))
+            t=$(now)
+            if "${B[@]}" build --layers --no-cache --pull=never -q "${fl[@]}" "$c" > /dev/null 2>&1; then
+                hc+=($(( $(now) - t )))
+            else
+                hfail=1
+            fi
         fi
     done
     mk=$(printf '%s\n' "${kc[@]}" | median); mb=$(printf '%s\n' "${bc[@]}" | median)
     wk=$(printf '%s\n' "${kw[@]}" | median); wb=$(printf '%s\n' "${bw[@]}" | median)
+    # A failed buildah run is not a fast one: the case shows `fail`.
     mh="-"; [ $have_buildah = 1 ] && mh=$(ms "$(printf '%s\n' "${hc[@]}" | median)")
+    [ $hfail = 1 ] && mh=fail
     all_kc+=("$mk"); all_bc+=("$mb")
     printf '%-46s %9s %9s %9s %7s %9s %9s %7s\n' "$name" "$(ms "$mk")" "$(ms "$mb")" "$mh" "$(ratio "$mk" "$mb")" "$(ms "$wk")" "$(ms "$wb")" "$(ratio "$wk" "$wb")"
 done

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Large-context rebuild benchmark: a context of 1 GiB in 50,000 files, built once, then
-# rebuilt after changing one small file, by kiln and by Docker 20.10's BuildKit (a private
-# dockerd) in interleaved rounds. kiln re-checks the context through its stat cache and
-# re-runs only the steps that copy the changed file; BuildKit re-syncs the context and does
-# the same. Prints medians (ms) and the ratio kiln / BuildKit.
-# Usage: bash bench/context.sh [WORKDIR]    (root; docker.io, busybox-static; ~3 GiB of disk)
+# rebuilt after changing one small file, by kiln, by Docker 20.10's BuildKit (a private
+# dockerd) and by buildah (when installed; overlay storage, --layers) in interleaved rounds.
+# kiln re-checks the context through its stat cache and re-runs only the steps that copy the
+# changed file; BuildKit re-syncs the context and does the same; buildah re-hashes the
+# context's content. Prints medians (ms) and the ratios kiln / BuildKit and kiln / buildah.
+# Usage: bash bench/context.sh [WORKDIR]    (root; docker.io, busybox-static, skopeo;
+#                                            buildah optional; ~4 GiB of disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -44,19 +46,33 @@ KILN_ROOT="$work/store" bash scripts/make-busybox-base.sh "$K" busybox:latest > 
 start_dockerd "$work/dockerd"
 "${D[@]}" load -i "$work/bb.tar" > /dev/null
 
-t=$(now); "$K" --root "$work/store" build -q "$ctx" > /dev/null; kfirst=$(( $(now) - t ))
-t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; bfirst=$(( $(now) - t ))
-kr=(); br=(); kn=(); bn=()
+have_buildah=0
+if command -v buildah > /dev/null; then
+    have_buildah=1
+    export BUILDAH_ISOLATION=chroot
+    B=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
+    skopeo copy -q "docker-archive:$work/bb.tar" "containers-storage:[overlay@$work/buildah/root+$work/buildah/run]docker.io/library/busybox:latest" > /dev/null
+fi
+kiln() { "$K" --root "$work/store" build -q "$ctx" > /dev/null; }
+buildkit() { DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; }
+buildah_() { [ $have_buildah = 0 ] || "${B[@]}" build --layers --pull=never -q -t ctxbench "$ctx" > /dev/null; }
+# time_of VAR CMD: runs CMD and sets VAR to its wall time (ns).
+time_of() { local t; t=$(now); "${@:2}"; printf -v "$1" '%s' $(( $(now) - t )); }
+
+time_of kfirst kiln; time_of bfirst buildkit; time_of hfirst buildah_
+kr=(); br=(); hr=(); kn=(); bn=(); hn=()
 for i in $(seq "$N"); do
     echo "v$i" > "$ctx/app.txt"
-    t=$(now); "$K" --root "$work/store" build -q "$ctx" > /dev/null; kr+=($(( $(now) - t )))
-    t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; br+=($(( $(now) - t )))
-    t=$(now); "$K" --root "$work/store" build -q "$ctx" > /dev/null; kn+=($(( $(now) - t )))
-    t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; bn+=($(( $(now) - t )))
+    time_of t kiln; kr+=("$t"); time_of t buildkit; br+=("$t"); time_of t buildah_; hr+=("$t")
+    time_of t kiln; kn+=("$t"); time_of t buildkit; bn+=("$t"); time_of t buildah_; hn+=("$t")
 done
-mk=$(printf '%s\n' "${kr[@]}" | median); mb=$(printf '%s\n' "${br[@]}" | median)
-nk=$(printf '%s\n' "${kn[@]}" | median); nb=$(printf '%s\n' "${bn[@]}" | median)
-printf '%-36s %10s %10s %8s\n' build kiln BuildKit k/bk
-printf '%-36s %10s %10s %8s\n' "first build (1 GiB context)" "$(ms $kfirst)" "$(ms $bfirst)" "$(awk -v a=$kfirst -v b=$bfirst 'BEGIN{printf "%.2f", a/b}')"
-printf '%-36s %10s %10s %8s\n' "rebuild after changing one file" "$(ms $mk)" "$(ms $mb)" "$(awk -v a=$mk -v b=$mb 'BEGIN{printf "%.2f", a/b}')"
-printf '%-36s %10s %10s %8s\n' "no-op rebuild" "$(ms $nk)" "$(ms $nb)" "$(awk -v a=$nk -v b=$nb 'BEGIN{printf "%.2f", a/b}')"
+med() { printf '%s\n' "$@" | median; }
+row() {  # label kiln buildkit buildah (ns)
+    local h="-" kh="-"
+    if [ $have_buildah = 1 ]; then h=$(ms "$4"); kh=$(ratio "$2" "$4"); fi
+    printf '%-36s %10s %10s %10s %8s %8s\n' "$1" "$(ms "$2")" "$(ms "$3")" "$h" "$(ratio "$2" "$3")" "$kh"
+}
+printf '%-36s %10s %10s %10s %8s %8s\n' build kiln BuildKit buildah k/bk k/bh
+row "first build (1 GiB context)" "$kfirst" "$bfirst" "$hfirst"
+row "rebuild after changing one file" "$(med "${kr[@]}")" "$(med "${br[@]}")" "$(med "${hr[@]}")"
+row "no-op rebuild" "$(med "${kn[@]}")" "$(med "${bn[@]}")" "$(med "${hn[@]}")"
