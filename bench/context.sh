@@ -57,7 +57,7 @@ kiln() { "$K" --root "$work/store" build -q "$ctx" > /dev/null; }
 buildkit() { DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; }
 buildah_() { [ $have_buildah = 0 ] || "${B[@]}" build --layers --pull=never -q -t ctxbench "$ctx" > /dev/null; }
 # time_of VAR CMD: runs CMD and sets VAR to its wall time (ns).
-time_of() { local t; t=$(now); "${@:2}"; printf -v "$1" '%s' $(( $(now) - t )); }
+time_of() { local start; start=$(now); "${@:2}"; printf -v "$1" '%s' $(( $(now) - start )); }
 
 time_of kfirst kiln; time_of bfirst buildkit; time_of hfirst buildah_
 kr=(); br=(); hr=(); kn=(); bn=(); hn=()

@@ -59,6 +59,14 @@ impl<'r> Prefetch<'r> {
 
     /// Reads directories until the tree is done or [`Self::stop`] is called.
     pub(crate) fn run(&self) {
+        /// However `run` ends (a panic too), nothing waits for it any more.
+        struct Stop<'p, 'r>(&'p Prefetch<'r>);
+        impl Drop for Stop<'_, '_> {
+            fn drop(&mut self) {
+                self.0.stop();
+            }
+        }
+        let _stop = Stop(self);
         loop {
             let Some(dir) = ({
                 let mut state = self.lock();
