@@ -10,15 +10,11 @@
 //! an `--exclude` will skip (a little wasted work on the other core, never a wrong answer).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::FileOpError;
-use crate::view::{Kind, SourceRoot, Stat};
-
-/// A directory's visible entries with their `lstat`, as [`SourceRoot::read_dir`] gives them.
-pub(crate) type Listing = Vec<(OsString, Stat)>;
+use crate::view::{Kind, Listing, SourceRoot};
 
 /// Listings read ahead for one source tree.
 pub(crate) struct Prefetch<'r> {
@@ -67,30 +63,37 @@ impl<'r> Prefetch<'r> {
             }
         }
         let _stop = Stop(self);
-        loop {
-            let Some(dir) = ({
-                let mut state = self.lock();
-                if state.stop { None } else { state.stack.pop() }
-            }) else {
-                return;
-            };
-            let listing = self.root.read_dir(&dir);
+        while self.read_next() {}
+    }
+
+    /// Reads the next directory; `false` when none is left or the reader is stopped.
+    fn read_next(&self) -> bool {
+        let Some(dir) = ({
             let mut state = self.lock();
-            if let Ok(entries) = &listing {
-                // Pushed last-first, so the first name is read next: the planner's order.
-                for (name, stat) in entries.iter().rev() {
-                    if stat.kind == Kind::Dir {
-                        let child = dir.join(name);
-                        state.scheduled.insert(child.clone());
-                        state.stack.push(child);
-                    }
+            if state.stop { None } else { state.stack.pop() }
+        }) else {
+            return false;
+        };
+        let listing = self.root.read_dir(&dir);
+        let mut state = self.lock();
+        if !state.scheduled.remove(&dir) {
+            // Skipped while it was being read: neither it nor anything below is wanted.
+            return true;
+        }
+        if let Ok(entries) = &listing {
+            // Pushed last-first, so the first name is read next: the planner's order.
+            for (name, stat) in entries.iter().rev() {
+                if stat.as_ref().is_some_and(|s| s.kind == Kind::Dir) {
+                    let child = dir.join(name);
+                    state.scheduled.insert(child.clone());
+                    state.stack.push(child);
                 }
             }
-            state.scheduled.remove(&dir);
-            state.done.insert(dir, listing);
-            drop(state);
-            self.changed.notify_all();
         }
+        state.done.insert(dir, listing);
+        drop(state);
+        self.changed.notify_all();
+        true
     }
 
     /// The listing of `dir`: waits for it while it is scheduled, and is `None` when the reader
@@ -109,6 +112,19 @@ impl<'r> Prefetch<'r> {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// The planner will not ask for `dir` or anything below it (an `--exclude`d tree): the
+    /// reader drops what it has of it and does not go on reading it.
+    pub(crate) fn skip(&self, dir: &Path) {
+        let mut state = self.lock();
+        if !state.scheduled.contains(dir) && !state.done.contains_key(dir) {
+            // Never read, or already handed over: nothing below it can be pending.
+            return;
+        }
+        state.stack.retain(|d| !d.starts_with(dir));
+        state.scheduled.retain(|d| !d.starts_with(dir));
+        state.done.retain(|d, _| !d.starts_with(dir));
     }
 
     /// Makes [`Self::run`] return after the directory it is reading.
@@ -144,6 +160,25 @@ mod tests {
         for dir in ["src/a", "src/link", "other"] {
             assert!(prefetch.take(Path::new(dir)).is_none(), "{dir}");
         }
+    }
+
+    #[test]
+    fn a_skipped_tree_is_not_read_and_not_waited_for() {
+        let t = tempfile::tempdir().unwrap();
+        for d in ["src/a/deep/er", "src/b"] {
+            fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        let root = SourceRoot::rootfs(t.path(), "test");
+        let prefetch = Prefetch::new(&root, PathBuf::from("src"));
+        // Read by hand up to `src/a`, as if the reader had just got there.
+        assert!(prefetch.read_next() && prefetch.read_next());
+        prefetch.skip(Path::new("src/a"));
+        prefetch.run();
+        assert!(prefetch.take(Path::new("src")).is_some());
+        for gone in ["src/a", "src/a/deep", "src/a/deep/er"] {
+            assert!(prefetch.take(Path::new(gone)).is_none(), "{gone}");
+        }
+        assert!(prefetch.take(Path::new("src/b")).is_some());
     }
 
     #[test]

@@ -77,8 +77,9 @@ impl Stamp {
         Self {
             ino: meta.ino(),
             size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            // Saturating: a time past 2262 (ext4 allows them) must not wrap.
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
         }
     }
 }
@@ -114,6 +115,10 @@ impl Stat {
             stamp: Some(Stamp::of(meta)),
         }
     }
+}
+
+fn ns(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
 fn lstat_host(path: &Path) -> Result<Option<Stat>, FileOpError> {
@@ -193,6 +198,10 @@ impl LowerView for DirView {
         Ok(Some(data))
     }
 }
+
+/// A directory's visible entries, sorted by name bytes, each with its `lstat` when it could
+/// be taken.
+pub(crate) type Listing = Vec<(OsString, Option<Stat>)>;
 
 /// Where COPY/ADD path sources are read: the build context (only what its ignore rules keep,
 /// owned by `0:0` as BuildKit's context transfer makes it) or a stage's or image's root
@@ -290,8 +299,10 @@ impl SourceRoot {
 
     /// The visible entries of directory `rel` with their `lstat` (as [`Self::lstat`] gives
     /// it), sorted by name bytes (Go's `os.ReadDir` order). Each entry is stat'ed relative to
-    /// the open directory, which spares the kernel a walk of the whole path per file.
-    pub(crate) fn read_dir(&self, rel: &Path) -> Result<Vec<(OsString, Stat)>, FileOpError> {
+    /// the open directory, which spares the kernel a walk of the whole path per file. An entry
+    /// whose `lstat` fails (other than by being gone) comes without one: it is an error only
+    /// if the copy gets to it and stats it again, as before listings carried stats.
+    pub(crate) fn read_dir(&self, rel: &Path) -> Result<Listing, FileOpError> {
         let full = self.dir.join(rel);
         let mut out = Vec::new();
         for entry in fs::read_dir(&full).map_err(read_err(&full))? {
@@ -301,10 +312,10 @@ impl SourceRoot {
                 continue;
             }
             match entry.metadata() {
-                Ok(meta) => out.push((name, self.owned(Stat::from_metadata(&meta)))),
+                Ok(meta) => out.push((name, Some(self.owned(Stat::from_metadata(&meta))))),
                 // Gone since the directory was read: as if it had not been there.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(read_err(full.join(&name))(e)),
+                Err(_) => out.push((name, None)),
             }
         }
         out.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
@@ -399,6 +410,28 @@ mod tests {
             view.read_link(p)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_stamp_of_a_far_future_file_saturates() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "x").unwrap();
+        // 2300-01-01: past what i64 nanoseconds hold (2262), within what ext4 stores.
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_hours(2_892_720);
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let meta = fs::symlink_metadata(&f).unwrap();
+        assert_eq!(
+            meta.mtime(),
+            10_413_792_000,
+            "the filesystem keeps the date"
+        );
+        assert_eq!(Stamp::of(&meta).mtime_ns, i64::MAX);
     }
 
     #[test]

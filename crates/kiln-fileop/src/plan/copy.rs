@@ -139,6 +139,9 @@ impl Planner<'_> {
                 .as_ref()
                 .is_some_and(PatternMatcher::has_exclusions);
             if !include && self.include.is_none() && !exceptions {
+                if stat.as_ref().is_none_or(|s| s.kind == Kind::Dir) {
+                    self.skip_prefetch(src);
+                }
                 return Ok(());
             }
         }
@@ -232,12 +235,13 @@ impl Planner<'_> {
                 .as_ref()
                 .is_some_and(PatternMatcher::has_exclusions);
             if excluded && !exceptions {
+                self.skip_prefetch(src);
                 return Ok(());
             }
             for (name, stat) in self.list_dir(src)? {
                 self.copy_node(
                     &src.join(&name),
-                    Some(stat),
+                    stat,
                     &comps.join(&name),
                     &dst.join(&name),
                     true,

@@ -17,8 +17,10 @@ use crate::error::FileOpError;
 use crate::gopath;
 use crate::merkle::Leaf;
 use crate::op::{CopyOp, Inputs, OpKind, Source};
-use crate::prefetch::{Listing, Prefetch};
-use crate::view::{EmptyView, Kind, LowerView, SourceRoot, Stat, normal_components, resolve};
+use crate::prefetch::Prefetch;
+use crate::view::{
+    EmptyView, Kind, Listing, LowerView, SourceRoot, Stat, normal_components, resolve,
+};
 use crate::wildcard;
 
 mod copy;
@@ -165,6 +167,13 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The copy will not go into directory `rel` (excluded): the prefetch need not read it.
+    fn skip_prefetch(&self, rel: &Path) {
+        if let Some(p) = &self.prefetch {
+            p.skip(rel);
+        }
+    }
+
     /// Runs `copy` with the directory tree at `rel` read ahead on another thread (when there
     /// is another core to read it on).
     fn with_prefetch<R>(&mut self, rel: &Path, copy: impl FnOnce(&mut Self) -> R) -> R {
@@ -290,7 +299,10 @@ impl<'a> Planner<'a> {
             let path = dir.join(&name);
             if pattern.len() == 1 {
                 out.push(path);
-            } else if stat.kind == Kind::Dir {
+            } else if match stat {
+                Some(s) => s.kind == Kind::Dir,
+                None => root.lstat(&path)?.is_some_and(|s| s.kind == Kind::Dir),
+            } {
                 self.glob(&path, &pattern[1..], out)?;
             }
         }
