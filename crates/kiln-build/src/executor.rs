@@ -317,7 +317,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         {
             outcome
                 .warnings
-                .push(format!("cannot save the context's stat cache: {e}"));
+                .push(format!("the context's stat cache: {e}"));
         }
         let (keys, warnings) = shared.pending.record(c.cache);
         outcome.cache_keys = keys;

@@ -267,7 +267,12 @@ pub(crate) fn prepare(input: &MountInput<'_>) -> Result<PreparedMounts, StepErro
             }),
             MountType::Bind => {
                 let target = target_of(m, input.workdir)?;
-                let path = m.source.clone().unwrap_or_default();
+                // Cleaned lexically first, as BuildKit cleans a mount's selector: `a/../b` is
+                // `b` even when `a` is a symlink.
+                let source = m.source.as_deref().unwrap_or_default();
+                let path = kiln_context::clean_path(&format!("/{source}"))
+                    .trim_start_matches('/')
+                    .to_owned();
                 let kind = match &m.from {
                     None => {
                         if context_root.is_none() {

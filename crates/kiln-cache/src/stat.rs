@@ -94,20 +94,27 @@ impl Cache {
     /// `kiln_fileop::SourceRoot` was made with: the hasher strips it from the paths it gets.
     pub fn stat_hasher(&self, root: &Path) -> Result<StatCachedHasher<'_>, CacheError> {
         let root_id = context_root_id(root)?;
-        let loader = {
-            let (db, root_id) = (self.path().to_owned(), root_id.clone());
-            std::thread::Builder::new()
-                .name("kiln-stat-cache".into())
-                .spawn(move || load_rows(&db, &root_id))
-                .map_err(io_err("start a thread to read the stat cache of", root))?
-        };
+        let (db, id) = (self.path().to_owned(), root_id.clone());
+        let loader = std::thread::Builder::new()
+            .name("kiln-stat-cache".into())
+            .spawn(move || load_rows(&db, &id))
+            .ok();
+        let known = OnceLock::new();
+        let mut load_error = None;
+        if loader.is_none() {
+            // No thread to be had: read them now.
+            match load_rows(self.path(), &root_id) {
+                Ok(rows) => drop(known.set(rows)),
+                Err(e) => load_error = Some(e),
+            }
+        }
         Ok(StatCachedHasher {
             cache: self,
             root: root.to_owned(),
             root_id,
-            loader: Mutex::new(Some(loader)),
-            known: OnceLock::new(),
-            load_error: Mutex::new(None),
+            loader: Mutex::new(loader),
+            known,
+            load_error: Mutex::new(load_error),
             pending: Mutex::new(Vec::new()),
             racy_window_ns: duration_ns(DEFAULT_RACY_WINDOW),
             hits: AtomicU64::new(0),

@@ -372,6 +372,44 @@ fn a_context_bind_mount_is_keyed_on_the_files_it_shows() {
     assert_eq!(hits(&steps), [all], "{steps:#?}");
 }
 
+/// A mount's source is a literal path (not a glob: its key must not come from an empty
+/// selection) cleaned before symlinks are followed, as BuildKit cleans a mount's selector.
+#[test]
+fn a_bind_mount_source_is_literal_and_cleaned_before_links() {
+    let Some(env) = setup() else { return };
+    let ctx = &env.ctx;
+    fs::write(ctx.join("data[1].csv"), "v1\n").unwrap();
+    for d in ["b", "sub/dir", "sub/b"] {
+        fs::create_dir_all(ctx.join(d)).unwrap();
+    }
+    fs::write(ctx.join("b/f"), "top\n").unwrap();
+    fs::write(ctx.join("sub/b/f"), "under the link\n").unwrap();
+    std::os::unix::fs::symlink("sub/dir", ctx.join("a")).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=bind,source=data[1].csv,target=/d cat /d > /csv\n\
+         RUN --mount=type=bind,source=a/../b,target=/m cat /m/f > /f\n",
+    )
+    .unwrap();
+    let out = |n: u32| env.store.with_file_name(format!("out{n}"));
+    let read = |n: u32, f: &str| fs::read_to_string(out(n).join(f)).unwrap();
+    build(&env, &["-o", out(1).to_str().unwrap()]);
+    assert_eq!(read(1, "csv"), "v1\n");
+    assert_eq!(
+        read(1, "f"),
+        "top\n",
+        "`a/../b` is `b`, whatever `a` links to"
+    );
+    fs::write(ctx.join("data[1].csv"), "v2\n").unwrap();
+    build(&env, &["-o", out(2).to_str().unwrap()]);
+    assert_eq!(
+        read(2, "csv"),
+        "v2\n",
+        "a changed file is never a stale hit"
+    );
+}
+
 /// A loopback HTTP server that answers every request with `body`; returns its address and
 /// the count of requests it has answered.
 fn serve(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

@@ -44,7 +44,7 @@ pub(super) fn through_cache(
         if sh.req.explain {
             sh.req.reporter.event(Event::CacheMiss {
                 id,
-                reason: "not cached: its inputs are not hashed (a URL without --checksum, a context bind mount whose source is missing)".into(),
+                reason: "not cached: its inputs are not hashed (a URL without --checksum, a context bind mount whose source is missing or has glob characters)".into(),
             });
             return Err((StepError::WouldRun, Vec::new()));
         }
@@ -223,17 +223,23 @@ pub(super) fn run_parts(
 /// The Merkle root of what a context bind mount shows: `source` (the whole context when
 /// empty) as `COPY source /` would select it, after `.dockerignore`, hashed through the stat
 /// cache, so the step reruns exactly when those files change (BuildKit keys such mounts on
-/// their content too). `None` when the selection fails (a missing source): the step then
-/// runs uncached, and its mount says what is wrong.
+/// their content too). `None` when the selection fails (a missing source) or the source has
+/// glob characters: the step then runs uncached (and a missing source's mount says what is
+/// wrong). Owners are not part of it: the context's files count as `0:0`, as BuildKit's
+/// context transfer makes them.
 fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
     use kiln_fileop::{CopyOp, EmptyView, Inputs, OpKind, ReadingHasher, Source};
     // Without a cache nothing is looked up: no need to read the files.
     sh.cache.as_ref()?;
+    let source = source.filter(|s| !s.is_empty()).unwrap_or(".");
+    // A mount takes its source literally; COPY would glob it (and select nothing when the
+    // pattern matches nothing, keying the step on no files at all).
+    if source.contains(['*', '?', '[', '\\']) {
+        return None;
+    }
     let root = context_root(sh).ok()?;
     let op = CopyOp {
-        sources: vec![Source::Path(
-            source.filter(|s| !s.is_empty()).unwrap_or(".").to_owned(),
-        )],
+        sources: vec![Source::Path(source.to_owned())],
         dest: "/".into(),
         workdir: "/".into(),
         chown: None,
