@@ -27,13 +27,7 @@ KILN_ROOT="$base_store" bash scripts/make-busybox-base.sh "$K" busybox:latest > 
 start_dockerd "$work/dockerd"
 "${D[@]}" load -i "$work/bb.tar" > /dev/null
 
-have_buildah=0
-if command -v buildah > /dev/null; then
-    have_buildah=1
-    export BUILDAH_ISOLATION=chroot
-    B=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver vfs)
-    skopeo copy -q "docker-archive:$work/bb.tar" "containers-storage:[vfs@$work/buildah/root+$work/buildah/run]docker.io/library/busybox:latest" > /dev/null
-fi
+start_buildah "$work/buildah" vfs "$work/bb.tar"
 
 cases=(examples/busybox-app)
 for c in crates/kiln/tests/conformance/*/; do cases+=("${c%/}"); done

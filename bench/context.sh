@@ -46,13 +46,7 @@ KILN_ROOT="$work/store" bash scripts/make-busybox-base.sh "$K" busybox:latest > 
 start_dockerd "$work/dockerd"
 "${D[@]}" load -i "$work/bb.tar" > /dev/null
 
-have_buildah=0
-if command -v buildah > /dev/null; then
-    have_buildah=1
-    export BUILDAH_ISOLATION=chroot
-    B=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
-    skopeo copy -q "docker-archive:$work/bb.tar" "containers-storage:[overlay@$work/buildah/root+$work/buildah/run]docker.io/library/busybox:latest" > /dev/null
-fi
+start_buildah "$work/buildah" overlay "$work/bb.tar"
 kiln() { "$K" --root "$work/store" build -q "$ctx" > /dev/null; }
 buildkit() { DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx" > /dev/null; }
 buildah_() { [ $have_buildah = 0 ] || "${B[@]}" build --layers --pull=never -q -t ctxbench "$ctx" > /dev/null; }

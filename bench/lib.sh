@@ -21,3 +21,15 @@ start_dockerd() {
     echo "dockerd did not start: see $dd/log" >&2
     return 1
 }
+
+# start_buildah DIR DRIVER ARCHIVE: when buildah is installed, a private buildah store under
+# DIR (storage driver DRIVER) holding ARCHIVE (a `docker save` of busybox) as
+# docker.io/library/busybox:latest. Sets have_buildah=1|0 and B=(buildah ...).
+start_buildah() {
+    have_buildah=0
+    command -v buildah > /dev/null || return 0
+    have_buildah=1
+    export BUILDAH_ISOLATION=chroot
+    B=(buildah --root "$1/root" --runroot "$1/run" --storage-driver "$2")
+    skopeo copy -q "docker-archive:$3" "containers-storage:[$2@$1/root+$1/run]docker.io/library/busybox:latest" > /dev/null
+}
