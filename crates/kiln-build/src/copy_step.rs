@@ -10,6 +10,7 @@ use kiln_fileop::{
     ModeChange, OpKind, Source, SourceRoot,
 };
 use kiln_frontend::instruction::{Chmod, CopyFlags, SourcesAndDest, is_url};
+use kiln_layer::Digest;
 
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
@@ -72,7 +73,6 @@ pub struct CopyInput<'a> {
     pub source_date_epoch: Option<i64>,
 }
 
-/// Run the COPY/ADD and commit its layer.
 /// The `CopyOp` of an expanded COPY/ADD.
 fn copy_op(input: &CopyInput<'_>) -> Result<CopyOp, StepError> {
     let chmod: Option<Arc<dyn ModeChange>> =
@@ -179,19 +179,23 @@ pub fn copy_merkle(
     with_plan(sink, input, &|plan| Ok(plan.merkle(hasher)?))
 }
 
-/// Run the COPY/ADD and commit its layer.
-pub fn copy_step(sink: &LayerSink<'_>, input: &CopyInput<'_>) -> Result<Layer, StepError> {
+/// Run the COPY/ADD and commit its layer; with it, the Merkle root of the files as they were
+/// written (which differs from the key's when a file changed in between).
+pub fn copy_step(
+    sink: &LayerSink<'_>,
+    input: &CopyInput<'_>,
+) -> Result<(Layer, Digest), StepError> {
     let file = sink.layer_path();
     let opts = LayerOptions {
         compression: sink.compression(),
         source_date_epoch: input.source_date_epoch,
     };
-    let digests = with_plan(sink, input, &|plan| {
+    let (digests, files) = with_plan(sink, input, &|plan| {
         let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
         let written = plan.write_layer(std::io::BufWriter::new(out), &opts)?;
         let mut w = written.out;
         std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
-        Ok(written.digests)
+        Ok((written.digests, written.merkle.root))
     })?;
-    sink.commit_layer(&file, &digests)
+    Ok((sink.commit_layer(&file, &digests)?, files))
 }

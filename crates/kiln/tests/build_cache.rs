@@ -410,6 +410,71 @@ fn a_bind_mount_source_is_literal_and_cleaned_before_links() {
     );
 }
 
+/// A COPY whose files, as written, are not the files its key was made from (a file changed
+/// between the two reads; here the stat cache is made to vouch for other content, which is
+/// what a change within one timestamp tick looks like): the layer is used, and not recorded
+/// under that key.
+#[test]
+fn a_copy_whose_files_changed_while_it_ran_is_not_cached() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = setup() else { return };
+    fs::write(
+        env.ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY deps.txt /deps.txt\n",
+    )
+    .unwrap();
+    let file = env.ctx.join("deps.txt");
+    let meta = fs::symlink_metadata(&file).unwrap();
+    let db = rusqlite::Connection::open(env.store.join("cache.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS stat_cache (root TEXT NOT NULL, path BLOB NOT NULL,
+         ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+         ctime_ns INTEGER NOT NULL, hashed_ns INTEGER NOT NULL, sha256 BLOB NOT NULL,
+         PRIMARY KEY (root, path)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    // The row vouches for the file's current stat, with the hash of other bytes.
+    let fake = <sha2::Sha256 as sha2::Digest>::digest(b"other bytes\n").to_vec();
+    db.execute(
+        "INSERT INTO stat_cache VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![
+            kiln_cache::context_root_id(&env.ctx).unwrap(),
+            b"deps.txt".to_vec(),
+            meta.ino().cast_signed(),
+            meta.size().cast_signed(),
+            meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            i64::MAX / 2,
+            fake,
+        ],
+    )
+    .unwrap();
+    drop(db);
+    for round in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&env.store)
+            .args(["build", "--progress=plain", "-o"])
+            .arg(env.store.with_file_name(format!("out{round}")))
+            .arg(&env.ctx)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("files changed while this step copied them")
+                && !stderr.contains("CACHED"),
+            "round {round}: {stderr}"
+        );
+        // What was written is the file as it is.
+        let copied = env
+            .store
+            .with_file_name(format!("out{round}"))
+            .join("deps.txt");
+        assert_eq!(fs::read_to_string(copied).unwrap(), "deps v1\n");
+    }
+}
+
 /// A loopback HTTP server that answers every request with `body`; returns its address and
 /// the count of requests it has answered.
 fn serve(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

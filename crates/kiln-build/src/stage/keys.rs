@@ -17,15 +17,30 @@ use crate::layers::Layer;
 use crate::progress::Event;
 use crate::run_step::RunInput;
 
+/// What a step made: its layer and, for a COPY/ADD, the Merkle root of the files as it
+/// wrote them.
+pub(super) struct Made {
+    pub(super) layer: Option<Layer>,
+    pub(super) files: Option<Digest>,
+}
+
+impl From<Option<Layer>> for Made {
+    fn from(layer: Option<Layer>) -> Self {
+        Self { layer, files: None }
+    }
+}
+
 /// Run a layer step through the cache. `parts` is `None` for a step whose inputs are not all
 /// hashed: it always runs, and the chain goes on with its output's digest, so the steps after
-/// it hit only when it made the same layer again.
-pub(super) fn through_cache(
+/// it hit only when it made the same layer again. The same goes for a COPY/ADD whose files
+/// changed between hashing them for the key and writing them: its layer is not what its key
+/// says, so it is not recorded under it.
+pub(super) fn through_cache<R: Into<Made>>(
     sh: &Shared<'_>,
     state: &mut State,
     parts: Option<KeyParts>,
     id: usize,
-    run: impl FnOnce(&mut State) -> Result<Option<Layer>, (StepError, Vec<String>)>,
+    run: impl FnOnce(&mut State) -> Result<R, (StepError, Vec<String>)>,
 ) -> Result<Option<Layer>, (StepError, Vec<String>)> {
     let mut platform = sh.req.platform.to_string();
     if let Some(epoch) = sh.req.source_date_epoch {
@@ -48,21 +63,13 @@ pub(super) fn through_cache(
             });
             return Err((StepError::WouldRun, Vec::new()));
         }
-        let layer = run(state)?;
-        let output = layer
-            .as_ref()
-            .map_or_else(|| Digest::of(b""), |l| l.diff_id.clone());
-        let parts = KeyParts {
-            instruction: "output of a step that is not cached".into(),
-            inputs: vec![("output".into(), output)],
-            ..KeyParts::default()
-        };
-        state.chain = Parent::Step(cache_step::key(&state.chain, &platform, parts, identity).key);
+        let layer = run(state)?.into().layer;
+        chain_on_output(state, &platform, identity, layer.as_ref());
         return Ok(layer);
     };
     let keyed = cache_step::key(&state.chain, &platform, parts, identity);
     let Some(cache) = sh.cache.as_ref() else {
-        let layer = run(state)?;
+        let layer = run(state)?.into().layer;
         state.chain = Parent::Step(keyed.key);
         return Ok(layer);
     };
@@ -83,12 +90,42 @@ pub(super) fn through_cache(
             if sh.req.explain {
                 return Err((StepError::WouldRun, Vec::new()));
             }
-            run(state)?
+            let made = run(state)?.into();
+            let keyed_files = keyed.explanation.files.as_ref().map(|f| &f.root);
+            if let (Some(written), Some(keyed_files)) = (&made.files, keyed_files)
+                && written != keyed_files
+            {
+                sh.req.reporter.event(Event::Log {
+                    id,
+                    stream: 2,
+                    line: b"kiln: files changed while this step copied them: its layer is used but not cached\n".to_vec(),
+                });
+                chain_on_output(state, &platform, keyed.identity, made.layer.as_ref());
+                return Ok(made.layer);
+            }
+            made.layer
         }
     };
     state.chain = Parent::Step(keyed.key.clone());
     sh.pending.push(keyed, layer.clone());
     Ok(layer)
+}
+
+/// Continues the stage's chain with the digest of what a step made (for a step whose result
+/// is not recorded under a key of its inputs).
+fn chain_on_output(
+    state: &mut State,
+    platform: &str,
+    identity: StepIdentity,
+    layer: Option<&Layer>,
+) {
+    let output = layer.map_or_else(|| Digest::of(b""), |l| l.diff_id.clone());
+    let parts = KeyParts {
+        instruction: "output of a step that is not cached".into(),
+        inputs: vec![("output".into(), output)],
+        ..KeyParts::default()
+    };
+    state.chain = Parent::Step(cache_step::key(&state.chain, platform, parts, identity).key);
 }
 
 /// The key parts of a COPY/ADD: the canonical instruction and the Merkle hash of the files

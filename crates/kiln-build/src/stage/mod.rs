@@ -32,7 +32,7 @@ use crate::view::with_merged;
 mod keys;
 mod sources;
 
-use keys::{checked_urls_parts, copy_parts, run_parts, through_cache};
+use keys::{Made, checked_urls_parts, copy_parts, run_parts, through_cache};
 use sources::{context_root, from_source, image_layers, wait_for_sources};
 
 /// The stage being built.
@@ -375,7 +375,11 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
                 .map_err(no_tail)?;
             let layer = through_cache(sh, state, parts, id, |_| {
-                copy_step(&sh.sink, &input).map(Some).map_err(no_tail)
+                let (layer, files) = copy_step(&sh.sink, &input).map_err(no_tail)?;
+                Ok(Made {
+                    layer: Some(layer),
+                    files: Some(files),
+                })
             })?;
             state.history(copy_history("COPY", c.parents, &c.flags, &c.paths), layer);
         }
@@ -432,7 +436,11 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 p
             };
             let layer = through_cache(sh, state, parts, id, |_| {
-                copy_step(&sh.sink, &input).map(Some).map_err(no_tail)
+                let (layer, files) = copy_step(&sh.sink, &input).map_err(no_tail)?;
+                Ok(Made {
+                    layer: Some(layer),
+                    files: Some(files),
+                })
             })?;
             state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
