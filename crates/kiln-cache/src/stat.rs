@@ -95,26 +95,18 @@ impl Cache {
     pub fn stat_hasher(&self, root: &Path) -> Result<StatCachedHasher<'_>, CacheError> {
         let root_id = context_root_id(root)?;
         let (db, id) = (self.path().to_owned(), root_id.clone());
+        // Without a thread, the rows are read when first needed (see `known`).
         let loader = std::thread::Builder::new()
             .name("kiln-stat-cache".into())
             .spawn(move || load_rows(&db, &id))
             .ok();
-        let known = OnceLock::new();
-        let mut load_error = None;
-        if loader.is_none() {
-            // No thread to be had: read them now.
-            match load_rows(self.path(), &root_id) {
-                Ok(rows) => drop(known.set(rows)),
-                Err(e) => load_error = Some(e),
-            }
-        }
         Ok(StatCachedHasher {
             cache: self,
             root: root.to_owned(),
             root_id,
             loader: Mutex::new(loader),
-            known,
-            load_error: Mutex::new(load_error),
+            known: OnceLock::new(),
+            load_error: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
             racy_window_ns: duration_ns(DEFAULT_RACY_WINDOW),
             hits: AtomicU64::new(0),
@@ -204,19 +196,18 @@ impl StatCachedHasher<'_> {
         self.misses.load(Ordering::Relaxed)
     }
 
-    /// The rows read when the hasher was made (waiting for them the first time).
+    /// The rows read when the hasher was made (waiting for them the first time; read here
+    /// when no thread could be had).
     fn known(&self) -> &Known {
         self.known.get_or_init(|| {
-            let handle = lock(&self.loader).take();
-            let loaded = handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            match loaded {
-                Some(Ok(known)) => known,
-                Some(Err(e)) => {
-                    *lock(&self.load_error) = Some(e);
-                    Known::default()
-                }
-                None => Known::default(),
-            }
+            let loaded = match lock(&self.loader).take() {
+                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => load_rows(self.cache.path(), &self.root_id),
+            };
+            loaded.unwrap_or_else(|e| {
+                *lock(&self.load_error) = Some(e);
+                Known::default()
+            })
         })
     }
 

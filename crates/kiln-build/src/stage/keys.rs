@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use kiln_cache::{Parent, StepIdentity};
+use kiln_fileop::ContentHasher;
 use kiln_frontend::DepKind;
 use kiln_layer::Digest;
 
@@ -27,6 +28,16 @@ pub(super) struct Made {
 impl From<Option<Layer>> for Made {
     fn from(layer: Option<Layer>) -> Self {
         Self { layer, files: None }
+    }
+}
+
+/// What [`crate::copy_step::copy_step`] returns: the layer and the files as written.
+impl From<(Layer, Digest)> for Made {
+    fn from((layer, files): (Layer, Digest)) -> Self {
+        Self {
+            layer: Some(layer),
+            files: Some(files),
+        }
     }
 }
 
@@ -139,15 +150,23 @@ pub(super) fn copy_parts(
     if sh.cache.is_none() {
         return Ok(Some(KeyParts::default()));
     }
-    let files = match (&input.source, &sh.stat) {
-        (CopySource::Context { .. }, Some(stat)) => copy_merkle(&sh.sink, input, stat)?,
-        _ => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
+    let files = match &input.source {
+        CopySource::Context { .. } => copy_merkle(&sh.sink, input, context_hasher(sh))?,
+        CopySource::Layers { .. } => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
     };
     Ok(Some(KeyParts {
         instruction: copy_instruction(kw, input, from),
         files: Some(files),
         ..KeyParts::default()
     }))
+}
+
+/// How context files are hashed: through the stat cache when the build has one.
+fn context_hasher<'s>(sh: &'s Shared<'_>) -> &'s (dyn ContentHasher + Sync) {
+    match &sh.stat {
+        Some(stat) => stat,
+        None => &kiln_fileop::ReadingHasher,
+    }
 }
 
 /// The key parts of an ADD whose sources are all URLs with `--checksum`: what it downloads
@@ -265,7 +284,7 @@ pub(super) fn run_parts(
 /// wrong). Owners are not part of it: the context's files count as `0:0`, as BuildKit's
 /// context transfer makes them.
 fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
-    use kiln_fileop::{CopyOp, EmptyView, Inputs, OpKind, ReadingHasher, Source};
+    use kiln_fileop::{CopyOp, EmptyView, Inputs, Source};
     // Without a cache nothing is looked up: no need to read the files.
     sh.cache.as_ref()?;
     let source = source.filter(|s| !s.is_empty()).unwrap_or(".");
@@ -279,13 +298,8 @@ fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
         sources: vec![Source::Path(source.to_owned())],
         dest: "/".into(),
         workdir: "/".into(),
-        chown: None,
-        chmod: None,
-        parents: false,
-        exclude: Vec::new(),
         link: true,
-        kind: OpKind::Copy,
-        created_mtime: 0,
+        ..CopyOp::default()
     };
     let inputs = Inputs {
         source: Some(root),
@@ -294,9 +308,5 @@ fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
         scratch_dir: None,
     };
     let plan = kiln_fileop::plan(&op, inputs).ok()?;
-    let merkle = match &sh.stat {
-        Some(stat) => plan.merkle(stat),
-        None => plan.merkle(&ReadingHasher),
-    };
-    Some(merkle.ok()?.root)
+    Some(plan.merkle(context_hasher(sh)).ok()?.root)
 }

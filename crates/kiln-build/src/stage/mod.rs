@@ -32,7 +32,7 @@ use crate::view::with_merged;
 mod keys;
 mod sources;
 
-use keys::{Made, checked_urls_parts, copy_parts, run_parts, through_cache};
+use keys::{checked_urls_parts, copy_parts, run_parts, through_cache};
 use sources::{context_root, from_source, image_layers, wait_for_sources};
 
 /// The stage being built.
@@ -375,11 +375,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
                 .map_err(no_tail)?;
             let layer = through_cache(sh, state, parts, id, |_| {
-                let (layer, files) = copy_step(&sh.sink, &input).map_err(no_tail)?;
-                Ok(Made {
-                    layer: Some(layer),
-                    files: Some(files),
-                })
+                copy_step(&sh.sink, &input).map_err(no_tail)
             })?;
             state.history(copy_history("COPY", c.parents, &c.flags, &c.paths), layer);
         }
@@ -401,23 +397,19 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 fetcher: &sh.fetcher,
                 source_date_epoch: epoch,
             };
+            let urls = a
+                .paths
+                .sources
+                .iter()
+                .filter(|w| kiln_frontend::instruction::is_url(&w.text))
+                .count();
             // A URL without --checksum has content nothing hashed in advance: always fetched.
-            let unchecked_url = a.checksum.is_none()
-                && a.paths
-                    .sources
-                    .iter()
-                    .any(|w| kiln_frontend::instruction::is_url(&w.text));
+            let unchecked_url = a.checksum.is_none() && urls > 0;
             let checked = a
                 .checksum
                 .as_ref()
                 .and_then(|c| c.text.parse::<kiln_layer::Digest>().ok())
-                .filter(|_| {
-                    a.paths.heredocs.is_empty()
-                        && a.paths
-                            .sources
-                            .iter()
-                            .all(|w| kiln_frontend::instruction::is_url(&w.text))
-                });
+                .filter(|_| a.paths.heredocs.is_empty() && urls == a.paths.sources.len());
             let parts = if unchecked_url {
                 None
             } else {
@@ -436,11 +428,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 p
             };
             let layer = through_cache(sh, state, parts, id, |_| {
-                let (layer, files) = copy_step(&sh.sink, &input).map_err(no_tail)?;
-                Ok(Made {
-                    layer: Some(layer),
-                    files: Some(files),
-                })
+                copy_step(&sh.sink, &input).map_err(no_tail)
             })?;
             state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
