@@ -65,6 +65,10 @@ pub enum StepError {
     /// A stage this one needs failed.
     #[error("stage `{0}` it depends on failed")]
     DependencyFailed(String),
+    /// A step reads a stage the build does not run: the plan did not see the reference (an
+    /// ONBUILD trigger of a base image, or a `--from` made of variables).
+    #[error("stage `{0}` is read here but is not part of this build")]
+    StageNotScheduled(String),
     /// Another stage failed, so this one stopped.
     #[error("cancelled: another stage failed")]
     Cancelled,
@@ -104,6 +108,9 @@ impl StepError {
             )),
             Self::Invalid { hint, .. } => hint.clone(),
             Self::Mount(e) => e.hint(),
+            Self::StageNotScheduled(name) => Some(format!(
+                "build stage `{name}` as the target first, or name it in a `COPY --from={name}` of this stage"
+            )),
             _ => None,
         }
     }

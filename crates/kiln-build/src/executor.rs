@@ -75,11 +75,7 @@ pub struct StageResult {
 impl StageResult {
     /// The snapshots of its layers, topmost first.
     pub fn lowers(&self) -> Vec<std::path::PathBuf> {
-        self.layers
-            .iter()
-            .rev()
-            .map(|l| l.snapshot.clone())
-            .collect()
+        crate::layers::stack(&self.layers)
     }
 }
 
@@ -142,8 +138,18 @@ pub(crate) struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    /// Wait for stage `i` to finish; its result, or the label of the failed stage.
-    pub fn wait(&self, i: usize) -> Result<Arc<StageResult>, String> {
+    /// Wait for stage `i` to finish; its result, or the label of the failed stage. A stage
+    /// this build does not run is an error at once, never a wait.
+    pub fn wait(&self, i: usize) -> Result<Arc<StageResult>, StepError> {
+        if !self.req.plan.stages[i].needed {
+            return Err(StepError::StageNotScheduled(
+                self.req.plan.stages[i].label(),
+            ));
+        }
+        self.wait_scheduled(i).map_err(StepError::DependencyFailed)
+    }
+
+    fn wait_scheduled(&self, i: usize) -> Result<Arc<StageResult>, String> {
         let slot = &self.slots[i];
         let mut guard = slot
             .result

@@ -28,6 +28,12 @@ pub struct Layer {
     pub snapshot: PathBuf,
 }
 
+/// The snapshots of `layers` (bottom first) as overlay lower dirs, topmost first, each at
+/// most once ([`kiln_layer::overlay::unique_stack`]).
+pub fn stack(layers: &[Layer]) -> Vec<PathBuf> {
+    kiln_layer::overlay::unique_stack(layers.iter().rev().map(|l| l.snapshot.clone()))
+}
+
 /// Where a build puts its blobs and snapshots.
 pub struct LayerSink<'s> {
     txn: Mutex<Txn<'s>>,

@@ -5,7 +5,7 @@
 //!   read-only unless `rw`. Writes to a `rw` bind land in a throw-away overlay upper dir (or
 //!   copy, without overlayfs), never in the context or a snapshot.
 //! * `cache`: a directory of the store that outlives builds (layout below), shared, locked or
-//!   private, optionally seeded from a stage.
+//!   private, optionally seeded from a stage; `source=` mounts a path inside it.
 //! * `tmpfs`: an empty tmpfs, `size` bytes at most.
 //! * `secret`: a `--secret` given to the build, as a file on the step's private tmpfs (and/or
 //!   an environment variable of the step); missing is an error only when `required`.
@@ -310,11 +310,21 @@ pub(crate) fn prepare(input: &MountInput<'_>) -> Result<PreparedMounts, StepErro
                 let target = target_of(m, input.workdir)?;
                 let (root, lock) = cache_dir(input, m, &target, &scratch)?;
                 out.locks.extend(lock);
+                // Without `from`, `source=` is a path inside the cache (BuildKit's selector,
+                // cleaned as `path.Join("/", source)`); the sandbox resolves it with symlinks
+                // kept inside the cache, and a missing one fails the step. With `from`, it
+                // named the seed's path instead.
+                let path = match (&m.from, &m.source) {
+                    (None, Some(source)) => kiln_context::clean_path(&format!("/{source}"))
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    _ => String::new(),
+                };
                 out.mounts.push(MountSpec {
                     target,
                     kind: MountKind::Bind {
                         root,
-                        path: String::new(),
+                        path,
                         read_only: m.read_only,
                     },
                 });

@@ -155,6 +155,7 @@ pub fn run_step(
     let (hosts, resolv_conf) =
         kiln_sandbox::write_etc_files(&state, "buildkitsandbox").map_err(|e| no_tail(e.into()))?;
     let full = dir.join("tree");
+    let mut settled_before = None;
     let rootfs = match input.snapshotter {
         Snapshotter::Overlay => {
             let mut lower = input.lowers.clone();
@@ -179,6 +180,10 @@ pub fn run_step(
                     hint: None,
                 })
             })?;
+            settled_before = Some(
+                kiln_layer::diff::settle_mark(&dir)
+                    .map_err(|e| no_tail(StepError::io("create a file in", &dir, e)))?,
+            );
             Rootfs::Bind { dir: full.clone() }
         }
     };
@@ -263,6 +268,7 @@ pub fn run_step(
     let opts = DiffOptions {
         compression: sink.compression(),
         source_date_epoch: input.source_date_epoch,
+        settled_before,
     };
     let (mut written, digests, diff_stats) =
         kiln_layer::diff::diff(tree, &input.lowers, std::io::BufWriter::new(out), &opts)

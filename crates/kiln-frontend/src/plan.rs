@@ -232,6 +232,33 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
         }
         let mut image_refs = Vec::new();
         let this_name = from.name.as_ref().map(|n| n.text.clone());
+        // The parent stage's ONBUILD triggers run first in this stage: the stages they read
+        // are this stage's dependencies too, or nothing would schedule them.
+        if let Base::Stage(s) = base {
+            for cmd in &stages[s].commands {
+                let CommandKind::Onbuild(o) = &cmd.kind else {
+                    continue;
+                };
+                // A `--from` with a variable is expanded when the trigger fires; the build
+                // then reports a stage it has not scheduled instead of waiting for it.
+                for (reference, kind, _) in stage_refs(&o.trigger).unwrap_or_default() {
+                    let span = from.base.span;
+                    let found = resolve_ref(
+                        &reference,
+                        kind,
+                        &names,
+                        stage_count,
+                        index,
+                        this_name.as_deref(),
+                        span,
+                    )?;
+                    match found {
+                        Some(stage) => deps.push(Dep { stage, kind, span }),
+                        None => image_refs.push(reference),
+                    }
+                }
+            }
+        }
         for cmd in &commands {
             walk_command(cmd, &mut scope, opts, &global_args, &mut used)?;
             for (reference, kind, span) in stage_refs(cmd)? {

@@ -11,8 +11,12 @@
 //!
 //! The layer's rules, shared by both kinds so that their output is byte-identical:
 //! - an entry is written when it is new, or when its type, mode, owner, xattrs, size, mtime (to
-//!   the nanosecond) or link target differ from the old one; a file copied up by overlay but
-//!   identical in all of these is unchanged;
+//!   the nanosecond) or link target differ from the old one, or, for a regular file equal in all
+//!   of these, when its content differs: a step that rewrites a file at the same size and mtime
+//!   (`cp -p`, `touch -r`, tar, `useradd`'s backups) changed it, so size and mtime alone never
+//!   decide. A file copied up by overlay but identical in content too is unchanged. Contents are
+//!   only compared where the file may have been written: in an upper dir, every file there; in
+//!   a full tree, files whose ctime is not before [`DiffOptions::settled_before`];
 //! - a directory is also written, with its current metadata, before any entry written below it
 //!   (as containerd's and BuildKit's differs do), so applying the layer never needs a parent it
 //!   does not carry;
@@ -56,6 +60,11 @@ pub struct DiffOptions {
     /// Clamp mtimes to this many seconds since the epoch (`SOURCE_DATE_EPOCH`). The default,
     /// `None`, keeps each file's own mtime.
     pub source_date_epoch: Option<i64>,
+    /// For a [`NewTree::Full`] copied from the lower dirs before the step ran: the ctime
+    /// (seconds, nanoseconds) of a file made right after the copy. A regular file whose ctime is
+    /// earlier was not touched since, so equal metadata means equal content. The default,
+    /// `None`, compares the content of every regular file whose metadata is equal.
+    pub settled_before: Option<(i64, i64)>,
 }
 
 /// What [`diff`] wrote.
@@ -91,6 +100,18 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> DiffError + '_ {
     }
 }
 
+/// The file system's clock now, as a ctime: the `ctime` of a file created in `dir` (and removed
+/// again), for [`DiffOptions::settled_before`]. Take it after copying a full tree and before the
+/// step runs; `dir` must be outside the tree.
+pub fn settle_mark(dir: &Path) -> io::Result<(i64, i64)> {
+    let path = dir.join(".settled");
+    let f = File::create(&path)?;
+    let meta = f.metadata();
+    fs::remove_file(&path)?;
+    let meta = meta?;
+    Ok((meta.ctime(), meta.ctime_nsec()))
+}
+
 /// Writes the changes of `new` against `lower` (overlay lower dirs, topmost first; empty for a
 /// step over `scratch`) as a layer to `out`.
 pub fn diff<W: Write>(
@@ -107,6 +128,7 @@ pub fn diff<W: Write>(
         pending: Vec::new(),
         links: HashMap::new(),
         stats: DiffStats::default(),
+        settled_before: opts.settled_before,
     };
     let (root, full) = match new {
         NewTree::Upper(p) => (p, false),
@@ -123,6 +145,7 @@ struct Differ<W: Write> {
     pending: Vec<Option<Entry>>,
     links: HashMap<(u64, u64), PathBuf>,
     stats: DiffStats,
+    settled_before: Option<(i64, i64)>,
 }
 
 impl<W: Write> Differ<W> {
@@ -219,7 +242,12 @@ impl<W: Write> Differ<W> {
                 None => None,
             };
             let changed = match (&old_meta, old_entry) {
-                (Some(om), Some(o)) => !same(meta, &host, om, &o.path)?,
+                (Some(om), Some(o)) => {
+                    let settled = self
+                        .settled_before
+                        .is_some_and(|t| (meta.ctime(), meta.ctime_nsec()) < t);
+                    !same(meta, &host, om, &o.path, settled)?
+                }
                 _ => true,
             };
             if meta.is_dir() {
@@ -257,12 +285,15 @@ impl<W: Write> Differ<W> {
     }
 }
 
-/// Whether the new entry equals the old one in everything a layer records.
+/// Whether the new entry equals the old one in everything a layer records. `settled`: the new
+/// entry is known not to have been written since it was copied from the old one, so equal
+/// metadata is enough; otherwise a regular file's content is compared too.
 fn same(
     new: &fs::Metadata,
     new_path: &Path,
     old: &fs::Metadata,
     old_path: &Path,
+    settled: bool,
 ) -> Result<bool, DiffError> {
     let (nt, ot) = (new.file_type(), old.file_type());
     let same_type = (nt.is_dir() && ot.is_dir())
@@ -288,6 +319,45 @@ fn same(
     {
         return Ok(false);
     }
-    Ok(entry::read_xattrs(new_path).map_err(read_err(new_path))?
-        == entry::read_xattrs(old_path).map_err(read_err(old_path))?)
+    if entry::read_xattrs(new_path).map_err(read_err(new_path))?
+        != entry::read_xattrs(old_path).map_err(read_err(old_path))?
+    {
+        return Ok(false);
+    }
+    if nt.is_file() && !settled && new.len() > 0 {
+        return same_content(new_path, old_path);
+    }
+    Ok(true)
+}
+
+/// Whether two regular files (of equal length) hold the same bytes.
+fn same_content(a: &Path, b: &Path) -> Result<bool, DiffError> {
+    let mut fa = File::open(a).map_err(read_err(a))?;
+    let mut fb = File::open(b).map_err(read_err(b))?;
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(&mut fa, &mut ba).map_err(read_err(a))?;
+        let m = read_full(&mut fb, &mut bb).map_err(read_err(b))?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read as _;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

@@ -30,6 +30,26 @@ pub fn is_opaque(path: &Path) -> bool {
     matches!(rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y')
 }
 
+/// A stack of lower dirs (topmost first) with each dir only at its topmost place: overlayfs
+/// refuses a lower dir given twice (`ELOOP`), which an image whose layers repeat (`COPY g g`
+/// twice, two empty layers) would ask for.
+///
+/// The merged tree is the same: a layer applied again over a stack that already holds it
+/// re-creates every entry and deletion it had, so its lower copy shows nowhere the upper one
+/// does not.
+pub fn unique_stack<I, P>(lowers: I) -> Vec<PathBuf>
+where
+    I: IntoIterator<Item = P>,
+    P: Into<PathBuf>,
+{
+    let mut seen = std::collections::HashSet::new();
+    lowers
+        .into_iter()
+        .map(Into::into)
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}
+
 /// Errors of the overlay helpers.
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {

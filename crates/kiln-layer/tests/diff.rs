@@ -200,6 +200,7 @@ fn opts() -> DiffOptions {
         compression: Compression::None,
         // Both trees were changed at different moments: clamp so the bytes can be compared.
         source_date_epoch: Some(1000),
+        settled_before: None,
     }
 }
 
@@ -344,4 +345,63 @@ fn a_step_over_scratch_is_the_whole_tree() {
         .map(|l| l.split(' ').next().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["x/", "x/y", "z"]);
+}
+
+/// Sets `path`'s mtime to 2020-01-01 00:00:00 UTC, as `touch -d` would.
+fn pin_mtime(path: &Path) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// Issue 10, item 1: a file rewritten at the same size and mtime (`cp -p`, `touch -r`,
+/// `useradd`'s backups) is a change, in an upper dir and in a full tree alike.
+#[test]
+fn a_rewrite_at_the_same_size_and_mtime_is_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("l");
+    write(&lower, "f", "AAAA\n");
+    write(&lower, "same", "kept\n");
+    pin_mtime(&lower.join("f"));
+    pin_mtime(&lower.join("same"));
+    let names = |out: &[u8]| -> Vec<String> {
+        list(out)
+            .iter()
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    // Upper dir: both copied up, only one rewritten.
+    let upper = tmp.path().join("u");
+    fs::create_dir(&upper).unwrap();
+    for (name, body) in [("f", "BBBB\n"), ("same", "kept\n")] {
+        fs::write(upper.join(name), body).unwrap();
+        pin_mtime(&upper.join(name));
+        let perm = fs::metadata(lower.join(name)).unwrap().permissions();
+        fs::set_permissions(upper.join(name), perm).unwrap();
+    }
+    let lowers = std::slice::from_ref(&lower);
+    let (out, _, _) = diff(NewTree::Upper(&upper), lowers, Vec::new(), &opts()).unwrap();
+    assert_eq!(names(&out), ["f"]);
+    // Full tree: copied, then settled, then rewritten.
+    let tree = tmp.path().join("t");
+    fs::create_dir(&tree).unwrap();
+    copy_merged(lowers, &tree).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mark = kiln_layer::diff::settle_mark(tmp.path()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(tree.join("f"), "BBBB\n").unwrap();
+    pin_mtime(&tree.join("f"));
+    let settled = DiffOptions {
+        settled_before: Some(mark),
+        ..opts()
+    };
+    let (out, _, _) = diff(NewTree::Full(&tree), lowers, Vec::new(), &settled).unwrap();
+    assert_eq!(names(&out), ["f"]);
+    // Without the mark, every file is compared by content: the same answer.
+    let (out, _, _) = diff(NewTree::Full(&tree), lowers, Vec::new(), &opts()).unwrap();
+    assert_eq!(names(&out), ["f"]);
 }

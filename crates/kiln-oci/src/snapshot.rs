@@ -183,7 +183,9 @@ impl Snapshots {
         Ok(home.join("fs"))
     }
 
-    /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order).
+    /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order), one
+    /// per layer: a layer that repeats is there twice, so pass the list through
+    /// [`kiln_layer::overlay::unique_stack`] before mounting it.
     pub fn ensure_image(&self, image: &Image) -> Result<Vec<PathBuf>, SnapshotError> {
         let layers = &image.manifest.layers;
         let diff_ids = &image.config.rootfs.diff_ids;

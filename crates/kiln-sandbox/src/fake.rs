@@ -282,6 +282,10 @@ impl Syscall for RecordingSyscall {
         ))
     }
 
+    fn kill_with_parent(&self) -> io::Result<()> {
+        self.record("pdeathsig-kill".to_owned())
+    }
+
     fn limit_capabilities(&self, keep: CapabilitySet) -> io::Result<()> {
         self.record(format!("limit-caps {}", keep.bits().count_ones()))
     }

@@ -2,18 +2,23 @@
 //!
 //! ```text
 //! kiln (caller)                 spawns `kiln __sandbox-init STATE/spec.json`, parent-death
-//!  └─ outer                     signal SIGKILL; unshares the pid namespace; forks; waits;
-//!      │                        writes STATE/error when something failed; exits with the code
-//!      └─ init (pid 1)          parent-death signal SIGKILL; unshares mount, ipc, uts (net);
-//!          │                    builds the rootfs; pivots;
-//!          │                    forks; reaps; when the step's process exits, kills what is
-//!          │                    left in the namespace, removes its stubs and exits with its code
-//!          └─ process (pid 2)   capabilities, ids, cwd, execve
+//!  └─ outer                     signal SIGKILL; forks; waits; writes STATE/error when
+//!      │                        something failed; exits with the code
+//!      └─ init                  parent-death signal SIGKILL; unshares mount, ipc, uts (net);
+//!          │                    builds the rootfs; pivots; unshares the pid namespace; forks;
+//!          │                    waits; when the step's process exits, removes its stubs and
+//!          │                    exits with its code
+//!          └─ process (pid 1)   mounts /proc; capabilities, ids, parent-death signal, cwd,
+//!                               execve: the command is pid 1 of its namespace, as under
+//!                               BuildKit and `docker run` (`RUN echo $$` prints 1), and
+//!                               nothing of kiln, no host path, shows in its `/proc`
 //! ```
 //! Everything the step mounts lives in its own mount namespace, which dies with the last of
 //! these processes: the host never sees a mount, whatever way the step ends. Killing `outer`
-//! (what [`crate::Stopper::stop`] does) kills `init` through its parent-death signal, and the
-//! kernel kills every process of a pid namespace whose init dies.
+//! (what [`crate::Stopper::stop`] does) kills `init` through its parent-death signal, `init`'s
+//! death kills the process through its own, and the kernel kills every process of a pid
+//! namespace whose first process dies. Like a container without `--init`, the process reaps
+//! (or not) what its children leave behind.
 //!
 //! Errors travel back on a close-on-exec pipe: a successful `execve` closes it, a failure
 //! writes its message, and `outer` (still in the host's root) stores it as `STATE/error`.
@@ -122,15 +127,6 @@ fn outer(spec_path: &Path) -> Result<(i32, String), SetupError> {
             path: spec_path.to_owned(),
             source: e.into(),
         })?;
-    sys.unshare(Namespaces {
-        pid: true,
-        ..Namespaces::default()
-    })
-    .map_err(|source| SetupError::Io {
-        action: "unshare namespaces for",
-        path: spec.mountpoint.clone(),
-        source,
-    })?;
     // SAFETY: this process was exec'd for the init and has started no threads, so the child
     // may run arbitrary code after the fork.
     match unsafe { fork() }.map_err(fail("fork the init for", &spec.mountpoint))? {
@@ -163,7 +159,7 @@ fn outer(spec_path: &Path) -> Result<(i32, String), SetupError> {
         ForkResult::Child => {
             drop(err_r);
             drop(alive_w);
-            let code = pid1(&spec, &sys, &alive_r, &err_w);
+            let code = init(&spec, &sys, &alive_r, &err_w);
             std::process::exit(code)
         }
     }
@@ -176,8 +172,9 @@ fn report(err_w: &OwnedFd, e: &SetupError) {
     }
 }
 
-/// pid 1 of the step's namespaces. Returns its exit code.
-fn pid1(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i32 {
+/// The init: builds the step's namespaces and rootfs, starts the process as pid 1 of a new pid
+/// namespace, waits for it and cleans up. Returns the process's exit code.
+fn init(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i32 {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     // `outer` may have died before the line above: then the pipe reads EOF at once.
     let _ = rustix::fs::fcntl_setfl(alive_r, rustix::fs::OFlags::NONBLOCK);
@@ -192,7 +189,19 @@ fn pid1(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
         }
     };
     let prepared = setup::resolve_user(spec, sys)
-        .and_then(|user| setup::prepare_cwd(spec, sys).map(|cwd| (user, cwd)));
+        .and_then(|user| setup::prepare_cwd(spec, sys).map(|cwd| (user, cwd)))
+        .and_then(|p| {
+            sys.unshare(Namespaces {
+                pid: true,
+                ..Namespaces::default()
+            })
+            .map_err(|source| SetupError::Io {
+                action: "unshare the pid namespace for",
+                path: spec.mountpoint.clone(),
+                source,
+            })?;
+            Ok(p)
+        });
     let (user, cwd) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -200,10 +209,19 @@ fn pid1(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
             return e.exit_code();
         }
     };
-    // SAFETY: pid 1 is single-threaded (forked from a single-threaded process).
+    // SAFETY: the init is single-threaded (forked from a single-threaded process).
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let e = setup::exec_process(spec, &user, &cwd, sys);
+            let e = match sys.kill_with_parent().map_err(|source| SetupError::Io {
+                action: "set the parent-death signal of",
+                path: spec.mountpoint.clone(),
+                source,
+            }) {
+                Ok(()) => setup::mount_proc(sys)
+                    .err()
+                    .unwrap_or_else(|| setup::exec_process(spec, &user, &cwd, sys)),
+                Err(e) => e,
+            };
             report(err_w, &e);
             // SAFETY: `_exit` skips atexit handlers and buffered-stdio flushing that belong to
             // the parent's copy of the process.
@@ -216,13 +234,7 @@ fn pid1(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
             return e.exit_code();
         }
     };
-    let code = reap_until(child);
-    // The step is over: nothing of it may outlive it.
-    let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
-    while !matches!(
-        waitpid(None::<Pid>, Some(WaitPidFlag::__WALL)),
-        Err(nix::Error::ECHILD)
-    ) {}
+    let code = wait_for(child);
     if let Err(e) = setup::remove_stubs(&stubs, sys) {
         report(err_w, &e);
         return e.exit_code();
@@ -230,12 +242,13 @@ fn pid1(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
     code
 }
 
-/// Reaps every child (orphans are re-parented to pid 1) until `child` exits; returns its code.
-fn reap_until(child: Pid) -> i32 {
+/// Waits for `child`, the first process of the step's pid namespace: when it exits, the kernel
+/// kills and reaps everything else in that namespace before reporting it.
+fn wait_for(child: Pid) -> i32 {
     loop {
-        match waitpid(None::<Pid>, Some(WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => return code,
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return 128 + sig as i32,
+        match waitpid(child, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(_) => return 125,
         }

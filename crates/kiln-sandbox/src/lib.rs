@@ -8,7 +8,7 @@
 //! `/dev`, `/sys`, bind-mounted copies of `/etc/hosts` and `/etc/resolv.conf` and the spec's
 //! extra [`MountSpec`]s ([`mounts`]: binds, overlays, tmpfs, files on the private `/dev`), pivots
 //! into it, resolves `USER` from the image's own `/etc/passwd` and `/etc/group` ([`user`]), and
-//! executes the process as pid 2 of its namespace; the step's exit code, stdout and stderr come
+//! executes the process as pid 1 of a fresh pid namespace; the step's exit code, stdout and stderr come
 //! back to the caller, and when it ends every process and mount of it is gone. Kernel calls go
 //! through the [`sys::Syscall`] trait, recorded by [`fake::RecordingSyscall`] in tests.
 //!

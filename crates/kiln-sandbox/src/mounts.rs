@@ -37,8 +37,17 @@ pub(crate) fn mount_extra(
 ) -> Result<(), SetupError> {
     let mut order: Vec<&MountSpec> = spec.mounts.iter().collect();
     order.sort_by_key(|m| depth(&m.target));
+    let mut done: Vec<&Path> = Vec::new();
     for (n, m) in order.into_iter().enumerate() {
         let rel = PathBuf::from(m.target.trim_start_matches('/'));
+        // A mount point inside an earlier mount (`/foo/bar/baz` in a cache at `/foo/bar`) is
+        // made in that mount's directory and stays there, as runc leaves it: it is not in the
+        // step's rootfs, and removing it could pull it from under a parallel step that shares
+        // the directory.
+        let nested = done.iter().any(|d| Path::new(&m.target).starts_with(d));
+        done.push(Path::new(&m.target));
+        let mut no_stubs = Vec::new();
+        let stubs: &mut Vec<Stub> = if nested { &mut no_stubs } else { &mut *stubs };
         if depth(&m.target) == 0 {
             return Err(SetupError::Resolve {
                 path: PathBuf::from(&m.target),

@@ -244,12 +244,27 @@ fn walk_in(
                 } else {
                     sys.mtime(parent_host).ok()
                 };
-                if dir {
+                let made = if dir {
                     sys.mkdir(&host, 0o755)
-                        .map_err(io_err("create the directory", &host))?;
                 } else {
                     sys.create_file(&host, 0o644)
-                        .map_err(io_err("create the file", &host))?;
+                };
+                match made {
+                    Ok(()) => {}
+                    // Made meanwhile by another step sharing this directory (a cache mount
+                    // used by parallel stages): it is theirs, not a stub of this step.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        todo.push_front(name);
+                        continue;
+                    }
+                    Err(e) => {
+                        let action = if dir {
+                            "create the directory"
+                        } else {
+                            "create the file"
+                        };
+                        return Err(io_err(action, &host)(e));
+                    }
                 }
                 if let Some(stubs) = stubs.as_deref_mut() {
                     stubs.push(Stub {
@@ -279,8 +294,8 @@ pub(crate) fn mark_mounted(stubs: &mut [Stub], root: &Path, host: &Path) {
 }
 
 /// Builds the step's root filesystem at `spec.mountpoint` and makes it `/`, in fresh mount, ipc
-/// and uts (and, for [`crate::Network::None`], net) namespaces. Runs as pid 1 of the step's pid
-/// namespace. Returns the stubs to remove with
+/// and uts (and, for [`crate::Network::None`], net) namespaces. Runs in the init, before the
+/// step's pid namespace exists (`/proc` is left to [`mount_proc`]). Returns the stubs to remove with
 /// [`remove_stubs`] when the step ends.
 pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupError> {
     let root = spec.mountpoint.as_path();
@@ -324,17 +339,13 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
     }
     let mut stubs = Vec::new();
 
+    // `/proc` is mounted by the step's process itself ([`mount_proc`]), the first process of
+    // its pid namespace: a proc mounted here would show the namespace the init is in.
     let proc = ensure_in(sys, root, Path::new("proc"), false, Some(&mut stubs))?;
-    sys.mount("proc", &proc, "proc", MountOpts::RESTRICTED, "")
-        .map_err(io_err("mount proc at", &proc))?;
-    mark_mounted(&mut stubs, root, &proc);
-    for name in PROC_READONLY {
-        let p = proc.join(name);
-        if sys.kind(&p).is_some() {
-            sys.bind(&p, &p).map_err(io_err("bind-mount", &p))?;
-            sys.remount_readonly(&p)
-                .map_err(io_err("make read-only", &p))?;
-        }
+    if let Some(s) = stubs.last_mut()
+        && root.join(s.path.strip_prefix("/").unwrap_or(&s.path)) == proc
+    {
+        s.mounted = true;
     }
 
     let dev = ensure_in(sys, root, Path::new("dev"), false, Some(&mut stubs))?;
@@ -386,13 +397,6 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
         sys.symlink(target, &p)
             .map_err(io_err("create the link", &p))?;
     }
-    let null = dev.join("null");
-    for name in PROC_MASKED {
-        let p = proc.join(name);
-        if sys.kind(&p).is_some() {
-            sys.bind(&null, &p).map_err(io_err("mask", &p))?;
-        }
-    }
 
     let sysfs = ensure_in(sys, root, Path::new("sys"), false, Some(&mut stubs))?;
     let sys_opts = MountOpts {
@@ -424,6 +428,31 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
         .map_err(io_err("detach the old root from", root))?;
     sys.chdir(slash).map_err(io_err("enter", slash))?;
     Ok(stubs)
+}
+
+/// Mounts `/proc` for the step's pid namespace, with Docker's read-only and masked parts. Run
+/// by the step's process (pid 1 of that namespace) after [`build_rootfs`], before
+/// [`exec_process`].
+pub fn mount_proc(sys: &dyn Syscall) -> Result<(), SetupError> {
+    let proc = Path::new("/proc");
+    sys.mount("proc", proc, "proc", MountOpts::RESTRICTED, "")
+        .map_err(io_err("mount proc at", proc))?;
+    for name in PROC_READONLY {
+        let p = proc.join(name);
+        if sys.kind(&p).is_some() {
+            sys.bind(&p, &p).map_err(io_err("bind-mount", &p))?;
+            sys.remount_readonly(&p)
+                .map_err(io_err("make read-only", &p))?;
+        }
+    }
+    let null = Path::new("/dev/null");
+    for name in PROC_MASKED {
+        let p = proc.join(name);
+        if sys.kind(&p).is_some() {
+            sys.bind(null, &p).map_err(io_err("mask", &p))?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the process's user from the rootfs' own `/etc/passwd` and `/etc/group` (after
@@ -469,7 +498,7 @@ pub fn process_env(spec: &Spec, user: &User) -> Vec<String> {
     env
 }
 
-/// In the step's process (pid 2 of the namespace): limits capabilities, takes the user's ids,
+/// In the step's process (pid 1 of its pid namespace): limits capabilities, takes the user's ids,
 /// enters `cwd` and executes the program. Returns only on failure.
 pub fn exec_process(spec: &Spec, user: &User, cwd: &Path, sys: &dyn Syscall) -> SetupError {
     let Some(program) = spec.process.args.first() else {
@@ -485,6 +514,10 @@ pub fn exec_process(spec: &Spec, user: &User, cwd: &Path, sys: &dyn Syscall) -> 
     }
     if let Err(source) = sys.set_ids(user) {
         return io_err("set the user ids for", Path::new(program))(source);
+    }
+    // The ids' change cleared the parent-death signal: the step must still die with its init.
+    if let Err(source) = sys.kill_with_parent() {
+        return io_err("set the parent-death signal of", Path::new(program))(source);
     }
     if let Err(source) = sys.chdir(cwd) {
         return io_err("enter", cwd)(source);
@@ -530,7 +563,12 @@ pub fn exec_process(spec: &Spec, user: &User, cwd: &Path, sys: &dyn Syscall) -> 
 pub fn remove_stubs(stubs: &[Stub], sys: &dyn Syscall) -> Result<(), SetupError> {
     for s in stubs.iter().rev() {
         if s.mounted {
-            sys.unmount(&s.path).map_err(io_err("unmount", &s.path))?;
+            match sys.unmount(&s.path) {
+                Ok(()) => {}
+                // `/proc`, when the step's process failed before mounting it.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(e) => return Err(io_err("unmount", &s.path)(e)),
+            }
         }
         match sys.remove(&s.path, s.dir) {
             Ok(()) => {

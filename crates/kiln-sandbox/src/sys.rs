@@ -19,9 +19,10 @@ use crate::user::User;
 
 /// Namespaces to unshare.
 ///
-/// The pid namespace is unshared by the init's outer process (it only applies to children);
-/// the others by pid 1 itself, so that `pivot_root` (which moves every process of a mount
-/// namespace) never moves the outer process, which still writes into the host's filesystem.
+/// The mount, ipc, uts (and net) namespaces are unshared by the init, not by its outer process,
+/// so that `pivot_root` (which moves every process of a mount namespace) never moves the outer
+/// process, which still writes into the host's filesystem; the pid namespace by the init after
+/// the pivot (it only applies to children), so that the step's process is its pid 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Namespaces {
     /// `CLONE_NEWPID`.
@@ -170,6 +171,9 @@ pub trait Syscall {
     fn loopback_up(&self) -> io::Result<()>;
     /// `setsid` and `TIOCSCTTY` on stdin: the process leads a session whose terminal is stdin.
     fn set_controlling_terminal(&self) -> io::Result<()>;
+    /// Asks for SIGKILL when the parent dies (`PR_SET_PDEATHSIG`); a change of ids clears it,
+    /// so the step's process sets it again after [`Syscall::set_ids`].
+    fn kill_with_parent(&self) -> io::Result<()>;
     /// `execve`; returns only on failure.
     fn exec(&self, path: &Path, args: &[String], env: &[String]) -> io::Error;
 }
@@ -363,6 +367,11 @@ impl Syscall for LinuxSyscall {
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn kill_with_parent(&self) -> io::Result<()> {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        Ok(())
     }
 
     fn set_ids(&self, user: &User) -> io::Result<()> {

@@ -3,7 +3,10 @@
 //! The forms are `name`, `uid`, `name:group`, `uid:gid` and the mixes (`name:gid`,
 //! `uid:group`). A name must exist in the image's files; a number need not (an unknown uid runs
 //! with gid 0 and `HOME=/`). Supplementary groups are the groups that list the user as a member,
-//! and only when no group is given explicitly (runc's rule, which Docker and BuildKit share).
+//! and only when no group is given explicitly (runc's rule, which Docker and BuildKit share),
+//! with the primary group first among them unless they hold it already (containerd's and
+//! BuildKit's fix of CVE-2023-25173: a process must not shed its primary group by `setgroups`
+//! semantics, so `id` as root in busybox says `groups=0(root),10(wheel)`).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +17,8 @@ pub struct User {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary groups: those whose member lists name the user (none with an explicit
-    /// group), as runc sets them; the primary gid is not repeated here.
+    /// Supplementary groups: the primary gid first (unless listed already), then those whose
+    /// member lists name the user (none with an explicit group).
     pub groups: Vec<u32>,
     /// The home directory from `/etc/passwd`; `/` for users not listed there. The process gets
     /// it as `HOME` unless its environment already has one.
@@ -161,7 +164,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<User, UserError>
         // runc (and so Docker and BuildKit): an explicit group means no supplementary groups.
         out.groups = Vec::new();
     } else {
-        // runc: the groups whose member lists name the user; the primary gid is not added.
+        // runc: the groups whose member lists name the user.
         out.groups = Vec::new();
         if let Some(name) = &name {
             for e in group_entries(group) {
@@ -170,6 +173,9 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<User, UserError>
                 }
             }
         }
+    }
+    if !out.groups.contains(&out.gid) {
+        out.groups.insert(0, out.gid);
     }
     Ok(out)
 }
@@ -199,8 +205,8 @@ mod tests {
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
         assert_eq!(
             u.groups,
-            vec![10],
-            "groups listing root, not its primary gid"
+            vec![0, 10],
+            "the primary gid, then those listing root"
         );
     }
 
@@ -209,30 +215,35 @@ mod tests {
         let u = user("app").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 1000));
         assert_eq!(u.home, "/home/app");
-        assert_eq!(u.groups, vec![1, 50]);
+        assert_eq!(u.groups, vec![1000, 1, 50]);
     }
 
     #[test]
     fn uid_known_is_looked_up() {
         let u = user("1000").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/app"));
-        assert_eq!(u.groups, vec![1, 50]);
+        assert_eq!(u.groups, vec![1000, 1, 50]);
     }
 
     #[test]
     fn uid_unknown_runs_with_gid_0_and_root_home() {
         let u = user("4242").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
-        assert!(u.groups.is_empty(), "no name, so no group lists it");
+        assert_eq!(
+            u.groups,
+            vec![0],
+            "no name, so no group lists it: the primary only"
+        );
     }
 
     #[test]
     fn explicit_group_drops_supplementary_groups() {
         let u = user("app:staff").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
-        assert!(
-            u.groups.is_empty(),
-            "an explicit group means no supplementary groups (runc)"
+        assert_eq!(
+            u.groups,
+            vec![50],
+            "an explicit group means no other supplementary groups (runc)"
         );
         let u = user("1000:7").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 7));
@@ -263,7 +274,7 @@ mod tests {
     #[test]
     fn missing_files_allow_numeric_ids_only() {
         let u = resolve("12:34", "", "").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (12, 34, vec![]));
+        assert_eq!((u.uid, u.gid, u.groups), (12, 34, vec![34]));
         assert!(resolve("root", "", "").is_err());
         assert_eq!(resolve("", "", "").unwrap().home, "/");
     }

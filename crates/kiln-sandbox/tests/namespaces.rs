@@ -26,12 +26,15 @@ fn runs_a_command_and_streams_its_output_and_code() {
     let step = StepDirs::new();
     let spec = step.spec(
         std::slice::from_ref(&lower),
-        sh("echo out; echo err >&2; echo $$; hostname; exit 3"),
+        sh("echo out; echo err >&2; echo $$; hostname; tr '\\0' ' ' < /proc/1/cmdline; exit 3"),
     );
     let (code, out, err) = run(&spec, &step.state);
     assert_eq!(code.unwrap(), 3, "stderr: {err}");
-    // pid 2: the step's process under the namespace's init.
-    assert_eq!(out, "out\n2\nkiln\n");
+    // pid 1, as under BuildKit and `docker run`: nothing of kiln in the namespace's /proc.
+    assert_eq!(
+        out,
+        "out\n1\nkiln\n/bin/sh -c echo out; echo err >&2; echo $$; hostname; tr '\\0' ' ' < /proc/1/cmdline; exit 3 "
+    );
     assert_eq!(err, "err\n");
 }
 

@@ -231,7 +231,7 @@ pub(super) fn run_parts(
             },
             (_, Some(from)) => {
                 let digest = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
-                    Some(i) => match &sh.wait(i).map_err(StepError::DependencyFailed)?.chain {
+                    Some(i) => match &sh.wait(i)?.chain {
                         Parent::Step(k) => k.as_digest().clone(),
                         Parent::BaseImage(d) => d.clone(),
                         Parent::Scratch => Digest::of(b""),

@@ -51,11 +51,7 @@ struct State {
 
 impl State {
     fn lowers(&self) -> Vec<std::path::PathBuf> {
-        self.layers
-            .iter()
-            .rev()
-            .map(|l| l.snapshot.clone())
-            .collect()
+        crate::layers::stack(&self.layers)
     }
 
     fn history(&mut self, created_by: String, layer: Option<Layer>) {
@@ -282,7 +278,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
             (cfg, Vec::new(), scope, Parent::Scratch)
         }
         Base::Stage(s) => {
-            let parent = sh.wait(*s).map_err(StepError::DependencyFailed)?;
+            let parent = sh.wait(*s)?;
             (
                 parent.config.clone(),
                 parent.layers.clone(),
@@ -569,23 +565,34 @@ fn copy_history(
     s
 }
 
-/// Missing components of a WORKDIR path and the owner they get.
-type MissingDirs = (Vec<String>, (u64, u64));
+/// A WORKDIR path's existing ancestors (as they are), its missing components, and the owner
+/// those get.
+type MissingDirs = (Vec<Entry>, Vec<String>, (u64, u64));
 
 /// WORKDIR's directory: a layer with the missing components of `wd` (0755, owned by USER),
-/// or `None` when it exists already.
+/// or `None` when it exists already. The layer also carries the existing directories above
+/// them with their own metadata, as BuildKit's differ writes every parent of a change: a
+/// snapshot unpacked from a layer without them would make them `0:0 0755` and, stacked over
+/// the real ones, hide their owner and mode.
 fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>, StepError> {
     let scratch = sh.sink.scratch_dir("workdir")?;
     let user = state.container().user.unwrap_or_default();
     let epoch = sh.req.source_date_epoch.unwrap_or(0);
     let missing: Result<Option<MissingDirs>, StepError> =
         with_merged(&state.lowers(), &scratch, sh.overlay, |root| {
-            let mut missing = Vec::new();
+            let (mut existing, mut missing) = (Vec::new(), Vec::new());
             let mut path = String::new();
             for part in wd.split('/').filter(|p| !p.is_empty()) {
                 path = format!("{path}/{part}");
-                if std::fs::symlink_metadata(root.join(path.trim_start_matches('/'))).is_err() {
-                    missing.push(path.trim_start_matches('/').to_owned());
+                let rel = path.trim_start_matches('/');
+                let host = root.join(rel);
+                match std::fs::symlink_metadata(&host) {
+                    Ok(meta) if missing.is_empty() => existing.push(
+                        Entry::from_host(rel.into(), &host, &meta)
+                            .map_err(|e| StepError::io("read", &host, e))?,
+                    ),
+                    Ok(_) => {}
+                    Err(_) => missing.push(rel.to_owned()),
                 }
             }
             if missing.is_empty() {
@@ -596,9 +603,9 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
             } else {
                 ChownSpec::parse(&user).resolve(&DirView::new(root))?
             };
-            Ok(Some((missing, owner)))
+            Ok(Some((existing, missing, owner)))
         })?;
-    let Some((missing, (uid, gid))) = missing? else {
+    let Some((existing, missing, (uid, gid))) = missing? else {
         return Ok(None);
     };
     let file = sh.sink.layer_path();
@@ -610,6 +617,9 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
     let mut w = LayerWriter::new(std::io::BufWriter::new(out), sh.sink.compression())
         .map_err(pack_err)?
         .source_date_epoch(sh.req.source_date_epoch);
+    for e in &existing {
+        w.append(e, None).map_err(pack_err)?;
+    }
     for p in &missing {
         let mut e = Entry::new(p, EntryKind::Dir);
         e.uid = uid;

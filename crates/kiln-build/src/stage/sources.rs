@@ -43,7 +43,7 @@ pub(super) fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), Ste
     }
     for (r, kind) in refs {
         if let Some(i) = stage_ref(plan, r, kind) {
-            sh.wait(i).map_err(StepError::DependencyFailed)?;
+            sh.wait(i)?;
         }
     }
     Ok(())
@@ -78,7 +78,7 @@ pub(super) fn from_source<'a>(
 ) -> Result<CopySource<'a>, StepError> {
     let plan = sh.req.plan;
     if let Some(i) = stage_ref(plan, from, kind) {
-        let r = sh.wait(i).map_err(StepError::DependencyFailed)?;
+        let r = sh.wait(i)?;
         return Ok(CopySource::Layers {
             lowers: r.lowers(),
             description: format!("stage `{}`", plan.stages[i].label()),
@@ -86,7 +86,7 @@ pub(super) fn from_source<'a>(
     }
     let (_, lowers) = image_layers(sh, from)?;
     Ok(CopySource::Layers {
-        lowers,
+        lowers: kiln_layer::overlay::unique_stack(lowers),
         description: format!("image `{from}`"),
     })
 }

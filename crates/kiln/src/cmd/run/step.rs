@@ -90,7 +90,7 @@ impl Step {
     ) -> anyhow::Result<Self> {
         let snapshotter = Snapshotter::choose(store.root()).map_err(anyhow::Error::msg)?;
         let snaps = Snapshots::new(store)?;
-        let lowers = snaps.ensure_image(image)?;
+        let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
         let dirs = StepDirs::new(store.root())?;
         let hostname = "kiln".to_owned();
         let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&dirs.path("state"), &hostname)?;
@@ -177,6 +177,8 @@ pub fn commit_layer(
     let opts = DiffOptions {
         compression: Compression::default(),
         source_date_epoch: epoch,
+        // Naive trees are not marked here: files with equal metadata are compared by content.
+        settled_before: None,
     };
     let (writer, digests, _) = kiln_layer::diff(tree, lowers, writer, &opts)?;
     let (layer_digest, layer_size) =
