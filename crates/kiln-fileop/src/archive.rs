@@ -9,9 +9,12 @@
 //! (all owners become the `--chown` user when given); `--chmod` does not apply to them.
 //! Missing parents inside the archive are created `0755`, owned by root. A later entry
 //! replaces an earlier one of the same name. A `.` entry leaves the destination alone.
-//! Names and link targets are confined to the destination: symlinks met on the way resolve
-//! as if the destination were `/` (go-archive extracts in a chroot), and a name, symlink
-//! target or hard link that climbs out with `..` is refused.
+//! Names and link targets are confined to the destination as BuildKit confines them, by
+//! extracting in a chroot of it (go-archive's `chrootarchive`): symlinks met on the way resolve
+//! as if the destination were `/`, and a name or hard link target that climbs out with `..`
+//! stops at that root (`../x` is `x`). A symlink's target is stored as written: it is only
+//! text until something follows it, and whatever follows it in kiln resolves it inside the
+//! root (`symlink -> ../tmp/t` at `/` leads to `/tmp/t`).
 //!
 //! Deviations: extended attributes and whiteout-looking names are not special-cased
 //! (xattrs are dropped); a hard link must name an entry of the same archive.
@@ -138,14 +141,7 @@ impl Planner<'_> {
         for (index, entry) in tar.entries().map_err(arch_err)?.enumerate() {
             let mut entry = entry.map_err(arch_err)?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let escape = || FileOpError::ArchiveEscape {
-                archive: archive.to_owned(),
-                entry: raw.clone(),
-            };
-            let cleaned = gopath::clean(&raw);
-            if cleaned == ".." || cleaned.starts_with("../") {
-                return Err(escape());
-            }
+            let cleaned = gopath::clean(&format!("/{raw}"));
             let rel = cleaned.trim_start_matches('/');
             if rel == "." || rel.is_empty() {
                 continue;
@@ -199,12 +195,6 @@ impl Planner<'_> {
                         .link_name_bytes()
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
-                    if !link.starts_with('/') {
-                        let joined = gopath::clean(&parent.join(&link).to_string_lossy());
-                        if joined == ".." || joined.starts_with("../") {
-                            return Err(escape());
-                        }
-                    }
                     planned.kind = EntryKind::Symlink(PathBuf::from(link));
                     self.insert(planned, Data::None, Origin::Copied);
                 }
@@ -213,11 +203,17 @@ impl Planner<'_> {
                         .link_name_bytes()
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
-                    let cleaned = gopath::clean(&link);
-                    if cleaned == ".." || cleaned.starts_with("../") {
-                        return Err(escape());
-                    }
-                    let source = dest.join(cleaned.trim_start_matches('/'));
+                    // Its parents resolve as the entry's own do: through symlinks of earlier
+                    // layers or entries (`var/run -> /run`), inside the destination.
+                    let cleaned = gopath::clean(&format!("/{link}"));
+                    let link_rel = Path::new(cleaned.trim_start_matches('/'));
+                    let source = match link_rel.file_name() {
+                        Some(base) => {
+                            let up = link_rel.parent().unwrap_or(Path::new(""));
+                            dest.join(self.resolve_in_dest(&dest, up)?).join(base)
+                        }
+                        None => dest.clone(),
+                    };
                     self.hard_link(&source, &target)
                         .ok_or_else(|| FileOpError::ArchiveLink {
                             archive: archive.to_owned(),

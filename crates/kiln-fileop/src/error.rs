@@ -88,14 +88,6 @@ pub enum FileOpError {
         #[source]
         source: io::Error,
     },
-    /// An archive entry would land outside the destination.
-    #[error("archive `{archive}` entry `{entry}` would be written outside the destination")]
-    ArchiveEscape {
-        /// The source path of the archive.
-        archive: String,
-        /// The entry name as stored.
-        entry: String,
-    },
     /// An archive hard link names something the archive did not create.
     #[error(
         "archive `{archive}` entry `{entry}` links to `{target}`, which the archive does not hold"

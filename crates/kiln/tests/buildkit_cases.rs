@@ -23,7 +23,11 @@ fn build_with(
     files: &[(&str, &str)],
     extra: &[&str],
 ) -> Output {
-    let ctx = env.context(name, dockerfile, files);
+    let ctx = if dockerfile.is_empty() {
+        env.dir.join(name)
+    } else {
+        env.context(name, dockerfile, files)
+    };
     let mut args = vec!["build", "--progress=plain", "-t", name];
     args.extend_from_slice(extra);
     let ctx = ctx.to_str().unwrap().to_owned();
@@ -31,7 +35,8 @@ fn build_with(
     env.kiln(&args)
 }
 
-/// Build, assert success, and export the image's filesystem; its directory.
+/// Build, assert success, and export the image's filesystem; its directory. An empty
+/// `dockerfile` keeps the context's (written before, with files a test made itself).
 fn build(env: &KilnEnv, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
     let out = env.dir.join(format!("{name}-out"));
     let dest = format!("type=local,dest={}", out.display());
@@ -262,4 +267,112 @@ fn test_user_additional_gids() {
         read(&out, "tmp/daemon.txt"),
         "uid=1(daemon) gid=1(daemon) groups=1(daemon)\n"
     );
+}
+
+/// A tar archive of `entries`: `(name, kind, data)` with kind `d` (directory), `f` (file with
+/// `data`), `l` (symlink to `data`) or `h` (hard link to `data`).
+fn tar_of(entries: &[(&str, char, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(0);
+        match kind {
+            'd' => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                b.append_data(&mut h, name, &[][..]).unwrap();
+            }
+            'f' => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, data.as_bytes()).unwrap();
+            }
+            'l' | 'h' => {
+                h.set_entry_type(if *kind == 'l' {
+                    tar::EntryType::Symlink
+                } else {
+                    tar::EntryType::Link
+                });
+                h.set_mode(0o777);
+                b.append_link(&mut h, name, data).unwrap();
+            }
+            _ => unreachable!(),
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// BuildKit's `testSymlinkDestination`: an archive's `symlink -> ../tmp/symlink-target` at `/`
+/// is kept, and a COPY through it lands in `/tmp/symlink-target` (issue 10, item 8).
+#[test]
+fn test_symlink_destination() {
+    let Some(env) = setup() else { return };
+    let ctx = env.context(
+        "symlink-dest",
+        "FROM scratch\nADD t.tar /\nCOPY foo /symlink/\n",
+        &[("foo", "content0")],
+    );
+    fs::write(
+        ctx.join("t.tar"),
+        tar_of(&[("symlink", 'l', "../tmp/symlink-target")]),
+    )
+    .unwrap();
+    let out = build(&env, "symlink-dest", "", &[]);
+    assert_eq!(read(&out, "tmp/symlink-target/foo"), "content0");
+    assert_eq!(
+        fs::read_link(out.join("symlink")).unwrap(),
+        Path::new("../tmp/symlink-target")
+    );
+}
+
+/// BuildKit's `testDockerfileAddArchiveThroughAbsoluteSymlink`: an archive whose entries (a
+/// hard link among them) run through `var/run -> /run` of an earlier layer extracts through
+/// it (issue 10, item 9).
+#[test]
+fn test_dockerfile_add_archive_through_absolute_symlink() {
+    let Some(env) = setup() else { return };
+    let ctx = env.context(
+        "through-link",
+        "FROM scratch\nADD rootfs.tar /\nADD payload.tar /\n",
+        &[],
+    );
+    fs::write(
+        ctx.join("rootfs.tar"),
+        tar_of(&[
+            ("run/", 'd', ""),
+            ("var/", 'd', ""),
+            ("var/run", 'l', "/run"),
+        ]),
+    )
+    .unwrap();
+    let git = "var/run/act/actions/broad/.git";
+    fs::write(
+        ctx.join("payload.tar"),
+        tar_of(&[
+            ("var/run/act/", 'd', ""),
+            ("var/run/act/actions/", 'd', ""),
+            ("var/run/act/actions/broad/", 'd', ""),
+            (&format!("{git}/"), 'd', ""),
+            (&format!("{git}/HEAD"), 'f', "ref: refs/heads/main\n"),
+            (&format!("{git}/HEAD.link"), 'h', &format!("{git}/HEAD")),
+        ]),
+    )
+    .unwrap();
+    let out = build(&env, "through-link", "", &[]);
+    let head = "run/act/actions/broad/.git/HEAD";
+    assert_eq!(read(&out, head), "ref: refs/heads/main\n");
+    assert_eq!(
+        read(&out, &format!("{head}.link")),
+        "ref: refs/heads/main\n"
+    );
+    use std::os::unix::fs::MetadataExt as _;
+    let (a, b) = (
+        fs::metadata(out.join(head)).unwrap(),
+        fs::metadata(out.join(format!("{head}.link"))).unwrap(),
+    );
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "a real hard link");
 }
