@@ -61,9 +61,14 @@ pub enum ErrorKind {
         "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
     )]
     InvalidStageName(String),
-    /// A keyword kiln does not know.
-    #[error("unknown instruction: {0}")]
-    UnknownInstruction(String),
+    /// A keyword kiln does not know, and the instruction it is closest to.
+    #[error("unknown instruction: {word}{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownInstruction {
+        /// The keyword as written.
+        word: String,
+        /// A close instruction, in the keyword's case (BuildKit's `suggest.Search`).
+        suggestion: Option<String>,
+    },
     /// `ONBUILD ONBUILD ...`.
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
     OnbuildChaining,
@@ -112,6 +117,16 @@ pub enum ErrorKind {
     /// `--checksum` on a local source.
     #[error("checksum requires HTTP(S) or Git sources")]
     ChecksumSource,
+    /// `--checksum` that is not a digest kiln can check, in go-digest's words (`invalid
+    /// checksum digest format`, `unsupported digest algorithm`, `invalid checksum digest
+    /// length`), which BuildKit prints.
+    #[error("{reason}: `{value}`")]
+    ChecksumDigest {
+        /// go-digest's reason.
+        reason: &'static str,
+        /// The value, expanded.
+        value: String,
+    },
     /// A `$` in `--from`.
     #[error(
         "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"
@@ -327,6 +342,7 @@ fn default_hint(kind: &ErrorKind) -> Option<String> {
         }
         ErrorKind::HeredocDestination(kw) => format!("the last argument of {kw} is the destination path; put heredocs before it"),
         ErrorKind::CopyFromUrl => "use `ADD` to download a URL".into(),
+        ErrorKind::ChecksumDigest { .. } => "write `--checksum=sha256:` and the 64 lowercase hex digits of the file's SHA-256".into(),
         ErrorKind::ChecksumSource => "`--checksum` only applies to `http(s)://` or Git sources".into(),
         ErrorKind::DeviceNameSet(_) => "give one device per `--device` flag".into(),
         ErrorKind::MountCsv(_) | ErrorKind::MountField(_) | ErrorKind::MountUnknownKey { .. } => {
@@ -353,7 +369,7 @@ fn default_hint(kind: &ErrorKind) -> Option<String> {
         ErrorKind::InvalidStageName(_) => {
             "stage names start with a letter and hold only letters, digits, `-`, `_` and `.`".into()
         }
-        ErrorKind::UnknownInstruction(_) => "instructions are ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, HEALTHCHECK, LABEL, MAINTAINER, ONBUILD, RUN, SHELL, STOPSIGNAL, USER, VOLUME and WORKDIR".into(),
+        ErrorKind::UnknownInstruction { .. } => "instructions are ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, HEALTHCHECK, LABEL, MAINTAINER, ONBUILD, RUN, SHELL, STOPSIGNAL, USER, VOLUME and WORKDIR".into(),
         ErrorKind::ShellNotJson => "write `SHELL [\"/bin/sh\", \"-c\"]`".into(),
         ErrorKind::InvalidChmod(_) => {
             "write an octal mode such as `--chmod=0755`, or a symbolic one such as `--chmod=u+x,go=rx`".into()

@@ -95,6 +95,13 @@ pub fn expand_command(
             expand_opt(scope, &mut a.flags.chown)?;
             expand_opt(scope, &mut a.flags.chmod)?;
             expand_opt(scope, &mut a.checksum)?;
+            crate::instruction::copy::check_checksum_sources(
+                a.checksum.as_ref(),
+                &a.paths.sources,
+            )?;
+            if let Some(c) = &a.checksum {
+                crate::instruction::copy::check_checksum_digest(c)?;
+            }
         }
         CommandKind::Workdir(w) | CommandKind::User(w) | CommandKind::StopSignal(w) => {
             *w = word(scope, w)?;

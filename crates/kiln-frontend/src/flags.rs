@@ -56,7 +56,7 @@ impl Flags {
                 let names: Vec<&str> = declared.iter().map(|(n, _)| *n).collect();
                 return Err(err(ErrorKind::UnknownFlag {
                     flag: name.to_owned(),
-                    suggestion: suggest(name, &names).map(str::to_owned),
+                    suggestion: suggest_as_buildkit(name, &names),
                 }));
             };
             if kind != FlagKind::Strings && given.iter().any(|g| g.name == decl_name) {
@@ -132,6 +132,32 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .filter(|&(d, _)| d <= max)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
+}
+
+/// BuildKit's `suggest.Search` without case: the closest of `candidates` (lowercase) at a
+/// Levenshtein distance under 3, in the case of `word` when it is all upper or all lower case;
+/// `None` for an exact match (the error is about something else) or nothing close.
+pub(crate) fn suggest_as_buildkit(word: &str, candidates: &[&str]) -> Option<String> {
+    let lower = word.to_lowercase();
+    let mut best: Option<&str> = None;
+    let mut min = 3;
+    for c in candidates {
+        if lower == *c {
+            return None;
+        }
+        let d = levenshtein(&lower, c);
+        if d < min {
+            best = Some(c);
+            min = d;
+        }
+    }
+    best.map(|b| {
+        if word == word.to_uppercase() && word != lower {
+            b.to_uppercase()
+        } else {
+            b.to_owned()
+        }
+    })
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -186,6 +186,8 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
             names.insert(n.text.clone(), i);
         }
     }
+    // References to this stage or a later one: a cycle, or an error of their own.
+    let mut forward: Vec<(usize, usize, DepKind, String, TextRange)> = Vec::new();
     for (index, (from_command, from, commands)) in raw_stages.into_iter().enumerate() {
         let global_scope = Scope::new(df.escape, global_env.clone());
         let base_name = global_scope.expand(&from.base)?;
@@ -243,16 +245,10 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
                 // then reports a stage it has not scheduled instead of waiting for it.
                 for (reference, kind, _) in stage_refs(&o.trigger).unwrap_or_default() {
                     let span = from.base.span;
-                    let found = resolve_ref(
-                        &reference,
-                        kind,
-                        &names,
-                        stage_count,
-                        index,
-                        this_name.as_deref(),
-                        span,
-                    )?;
-                    match found {
+                    match resolve_ref(&reference, kind, &names, stage_count, span)? {
+                        Some(stage) if stage >= index => {
+                            forward.push((index, stage, kind, reference, span));
+                        }
                         Some(stage) => deps.push(Dep { stage, kind, span }),
                         None => image_refs.push(reference),
                     }
@@ -262,16 +258,12 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
         for cmd in &commands {
             walk_command(cmd, &mut scope, opts, &global_args, &mut used)?;
             for (reference, kind, span) in stage_refs(cmd)? {
-                let found = resolve_ref(
-                    &reference,
-                    kind,
-                    &names,
-                    stage_count,
-                    index,
-                    this_name.as_deref(),
-                    span,
-                )?;
+                let found = resolve_ref(&reference, kind, &names, stage_count, span)?;
                 if let Some(stage) = found {
+                    if stage >= index {
+                        forward.push((index, stage, kind, reference, span));
+                        continue;
+                    }
                     deps.push(Dep { stage, kind, span });
                     continue;
                 }
@@ -319,6 +311,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
             from,
         });
     }
+    check_forward(&stages, &forward)?;
     mark_needed(&mut stages, target);
     Ok(Plan {
         warnings,
@@ -521,46 +514,79 @@ fn resolve_ref(
     kind: DepKind,
     names: &BTreeMap<String, usize>,
     stage_count: usize,
-    current: usize,
-    current_name: Option<&str>,
     span: TextRange,
 ) -> Result<Option<usize>, InstructionError> {
-    let target = if kind == DepKind::CopyFrom
+    if kind == DepKind::CopyFrom
         && let Ok(n) = reference.parse::<i64>()
     {
-        match usize::try_from(n) {
-            Ok(i) if i < stage_count => i,
-            _ => {
-                return Err(InstructionError::new(
-                    ErrorKind::StageIndex(reference.to_owned()),
-                    span,
-                ));
+        return match usize::try_from(n) {
+            Ok(i) if i < stage_count => Ok(Some(i)),
+            _ => Err(InstructionError::new(
+                ErrorKind::StageIndex(reference.to_owned()),
+                span,
+            )),
+        };
+    }
+    Ok(names.get(&reference.to_ascii_lowercase()).copied())
+}
+
+/// References to the same or a later stage: BuildKit first looks for a cycle in the whole
+/// stage graph (`circular dependency detected on stage: NAME`, naming the first stage in file
+/// order from which one is reached, as its `validateCircularDependency` does), and only then
+/// refuses a reference to a later stage.
+fn check_forward(
+    stages: &[Stage],
+    forward: &[(usize, usize, DepKind, String, TextRange)],
+) -> Result<(), InstructionError> {
+    let Some(first) = forward.first() else {
+        return Ok(());
+    };
+    let mut edges: Vec<Vec<(usize, TextRange)>> = stages
+        .iter()
+        .map(|s| s.deps.iter().map(|d| (d.stage, d.span)).collect())
+        .collect();
+    for (from, to, _, _, span) in forward {
+        edges[*from].push((*to, *span));
+    }
+    // Depth-first from each stage in order; a stage on the current path met again is a cycle.
+    fn visit(
+        i: usize,
+        edges: &[Vec<(usize, TextRange)>],
+        done: &mut [bool],
+        path: &mut [bool],
+    ) -> Option<TextRange> {
+        if done[i] {
+            return None;
+        }
+        done[i] = true;
+        path[i] = true;
+        for &(next, span) in &edges[i] {
+            if path[next] {
+                return Some(span);
+            }
+            if let Some(s) = visit(next, edges, done, path) {
+                return Some(s);
             }
         }
-    } else {
-        match names.get(&reference.to_ascii_lowercase()) {
-            Some(&i) => i,
-            None => return Ok(None),
+        path[i] = false;
+        None
+    }
+    let mut done = vec![false; stages.len()];
+    let mut path = vec![false; stages.len()];
+    for (i, stage) in stages.iter().enumerate() {
+        if let Some(span) = visit(i, &edges, &mut done, &mut path) {
+            return Err(InstructionError::new(ErrorKind::Cycle(stage.label()), span));
         }
-    };
-    if target == current {
-        return Err(InstructionError::new(
-            ErrorKind::Cycle(current_name.map_or_else(|| current.to_string(), str::to_owned)),
-            span,
-        ));
     }
-    if target > current {
-        let here = current_name.map_or_else(|| current.to_string(), str::to_owned);
-        return Err(InstructionError::new(
-            ErrorKind::LaterStage {
-                from: reference.to_owned(),
-                current: here,
-                mount: kind == DepKind::MountFrom,
-            },
-            span,
-        ));
-    }
-    Ok(Some(target))
+    let (from, _, kind, reference, span) = first;
+    Err(InstructionError::new(
+        ErrorKind::LaterStage {
+            from: reference.clone(),
+            current: stages[*from].label(),
+            mount: *kind == DepKind::MountFrom,
+        },
+        *span,
+    ))
 }
 
 fn mark_needed(stages: &mut [Stage], target: usize) {

@@ -28,7 +28,16 @@ fn one(env: &[(&str, &str)], line: &str) -> CommandKind {
     run(env, &[line]).pop().unwrap().command.kind
 }
 
-const ENV: &[(&str, &str)] = &[("V", "1.2"), ("D", "/opt"), ("U", "app"), ("P", "80 443")];
+const ENV: &[(&str, &str)] = &[
+    ("V", "1.2"),
+    ("D", "/opt"),
+    ("U", "app"),
+    ("P", "80 443"),
+    (
+        "H",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+];
 
 #[test]
 fn copy_and_add_expand_paths_and_owner_flags() {
@@ -43,10 +52,13 @@ fn copy_and_add_expand_paths_and_owner_flags() {
     assert_eq!(c.flags.chown.unwrap().text, "app:app");
     assert_eq!(c.flags.chmod.unwrap().text, "01755");
     assert_eq!(c.from.unwrap().text, "$X", "--from is never expanded");
-    let CommandKind::Add(a) = one(ENV, "ADD --checksum=sha256:$V https://x/$V.tgz $D/") else {
+    let CommandKind::Add(a) = one(ENV, "ADD --checksum=sha256:$H https://x/$V.tgz $D/") else {
         panic!()
     };
-    assert_eq!(a.checksum.unwrap().text, "sha256:1.2");
+    assert_eq!(
+        a.checksum.unwrap().text,
+        format!("sha256:{}", "0".repeat(64))
+    );
     assert_eq!(a.paths.sources[0].text, "https://x/1.2.tgz");
 }
 

@@ -475,44 +475,13 @@ fn a_copy_whose_files_changed_while_it_ran_is_not_cached() {
     }
 }
 
-/// A loopback HTTP server that answers every request with `body`; returns its address and
-/// the count of requests it has answered.
-fn serve(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&count);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 512];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(body);
-        }
-    });
-    (format!("http://{addr}"), count)
-}
-
 #[test]
 fn add_with_a_checksum_is_not_downloaded_again_on_a_hit() {
     use std::sync::atomic::Ordering::SeqCst;
     const BODY: &[u8] = b"release 1.0\n";
     let Some(env) = setup() else { return };
     let sum = kiln_layer::Digest::of(BODY).to_string();
-    let (url, requests) = serve(BODY);
+    let (url, requests) = kiln_test_support::serve_http(BODY);
     let dockerfile = |checksum: &str| {
         format!("FROM busybox\nADD --checksum={checksum} {url}/pkg/release.txt /opt/\n")
     };

@@ -376,3 +376,206 @@ fn test_dockerfile_add_archive_through_absolute_symlink() {
     );
     assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "a real hard link");
 }
+
+/// BuildKit's `testOnBuildHeredoc`: an `ONBUILD RUN <<EOF` trigger keeps its heredoc body in
+/// the image, and the child build runs it (issue 10, item 10).
+#[test]
+fn test_on_build_heredoc() {
+    let Some(env) = setup() else { return };
+    ok(&build_with(
+        &env,
+        "onbuild-heredoc-base",
+        "FROM busybox\nONBUILD RUN <<EOF\necho \"hello world\" >> /dest\nEOF\n",
+        &[],
+        &[],
+    ));
+    let out = build(
+        &env,
+        "onbuild-heredoc",
+        "FROM onbuild-heredoc-base AS base\nFROM scratch\nCOPY --from=base /dest /dest\n",
+        &[],
+    );
+    assert_eq!(read(&out, "dest"), "hello world\n");
+}
+
+/// BuildKit's `testAddChecksum`: the sources are expanded before their kind is checked
+/// (`ADD --checksum=${DIGEST} ${LINK}` with `LINK` a URL in an ENV), and bad digests get
+/// go-digest's words (issue 10, items 11 and 20).
+#[test]
+fn test_add_checksum() {
+    const BODY: &[u8] = b"content1";
+    let Some(env) = setup() else { return };
+    let (url, _) = kiln_test_support::serve_http(BODY);
+    let sum = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(BODY));
+    let out = build(
+        &env,
+        "checksum-env",
+        &format!(
+            "FROM scratch\nENV DIGEST=sha256:{sum}\nENV LINK={url}/foo\nADD --checksum=${{DIGEST}} ${{LINK}} /tmp/foo\n"
+        ),
+        &[],
+    );
+    assert_eq!(read(&out, "tmp/foo"), "content1");
+    for (checksum, words) in [
+        (
+            "md5:7e55db001d319a94b0b713529a756623".to_owned(),
+            "unsupported digest algorithm",
+        ),
+        (format!("unknown:{sum}"), "unsupported digest algorithm"),
+        (sum.clone(), "invalid checksum digest format"),
+        ("sha256:abc".to_owned(), "invalid checksum digest length"),
+    ] {
+        let failed = build_with(
+            &env,
+            "checksum-bad",
+            &format!("FROM scratch\nADD --checksum={checksum} {url}/foo /tmp/foo\n"),
+            &[],
+            &[],
+        );
+        let err = text(&failed.stderr);
+        assert!(!failed.status.success(), "{checksum}");
+        assert!(
+            err.contains(&format!("error: {words}")),
+            "{checksum}: {err}"
+        );
+        assert!(err.contains("Dockerfile:2"), "{checksum}: {err}");
+    }
+    let local = build_with(
+        &env,
+        "checksum-local",
+        &format!("FROM scratch\nADD --checksum=sha256:{sum} foo /tmp/foo\n"),
+        &[("foo", "content1")],
+        &[],
+    );
+    assert!(text(&local.stderr).contains("checksum requires HTTP(S) or Git sources"));
+}
+
+/// Variables in `RUN --mount=type=$MNT_TYPE` are expanded like the other fields (BuildKit's
+/// `testMountEnvVar` style; issue 10, item 12).
+#[test]
+fn mount_type_from_a_variable() {
+    let Some(env) = setup() else { return };
+    let out = build(
+        &env,
+        "mount-type-var",
+        "FROM busybox\n\
+         ARG MNT_TYPE=cache\n\
+         RUN --mount=type=$MNT_TYPE,target=/mycache2 touch /mycache2/foo\n\
+         RUN --mount=type=$MNT_TYPE,target=/mycache2 [ -f /mycache2/foo ] && echo kept > /seen\n",
+        &[],
+    );
+    assert_eq!(read(&out, "seen"), "kept\n");
+    assert!(!out.join("mycache2/foo").exists(), "a cache, not the layer");
+}
+
+/// BuildKit's `testBuiltinArgs`: a proxy build arg reaches RUN under both cases without an
+/// ARG, and stays out of the cache key (issue 10, item 13).
+#[test]
+fn test_builtin_args() {
+    let Some(env) = setup() else { return };
+    let df = "FROM busybox AS build\nARG FOO\nARG BAR\nARG BAZ=bazcontent\n\
+              RUN echo -n $HTTP_PROXY::$http_proxy::$NO_PROXY::$no_proxy::$FOO::$BAR::$BAZ > /out\n";
+    let dest = |n: &str| format!("type=local,dest={}", env.dir.join(n).display());
+    let args = |p: &str| {
+        vec![
+            "--build-arg".to_owned(),
+            "FOO=foocontents".to_owned(),
+            "--build-arg".to_owned(),
+            format!("http_proxy={p}"),
+        ]
+    };
+    let mut first = args("hpvalue");
+    first.extend([
+        "--build-arg".into(),
+        "NO_PROXY=npvalue".into(),
+        "-o".into(),
+        dest("b1"),
+    ]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    ok(&build_with(&env, "builtin-args", df, &[], &first));
+    assert_eq!(
+        read(&env.dir, "b1/out"),
+        "hpvalue::hpvalue::npvalue::npvalue::foocontents::::bazcontent"
+    );
+    // Another proxy value only: the step is cached, as in BuildKit.
+    let mut second = args("hpvalue2");
+    second.extend(["-o".into(), dest("b2")]);
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    ok(&build_with(&env, "builtin-args", df, &[], &second));
+    assert_eq!(
+        read(&env.dir, "b2/out"),
+        "hpvalue::hpvalue::npvalue::npvalue::foocontents::::bazcontent"
+    );
+}
+
+/// BuildKit's `testDockerfileLowercase`: a context with only a lowercase `dockerfile` builds
+/// (issue 10, item 14).
+#[test]
+fn test_dockerfile_lowercase() {
+    let Some(env) = setup() else { return };
+    let ctx = env.dir.join("lowercase");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("dockerfile"),
+        "FROM busybox\nRUN echo lower > /which\n",
+    )
+    .unwrap();
+    let out = env.dir.join("lowercase-out");
+    ok(&env.kiln(&[
+        "build",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]));
+    assert_eq!(read(&out, "which"), "lower\n");
+}
+
+/// BuildKit's hints: a misspelt instruction and mount type say what was meant, and a cycle of
+/// stages is called circular (`TestDockerfileCircularDependencies`) (issue 10, item 20).
+#[test]
+fn errors_say_what_buildkit_says() {
+    let Some(env) = setup() else { return };
+    let err = |name: &str, df: &str| {
+        let out = build_with(&env, name, df, &[], &[]);
+        assert!(!out.status.success(), "{name} built");
+        text(&out.stderr)
+    };
+    let e = err("typo", "FROM busybox\nFNTRYPOINT [\"x\"]\n");
+    assert!(
+        e.contains("error: unknown instruction: FNTRYPOINT (did you mean ENTRYPOINT?)"),
+        "{e}"
+    );
+    let e = err(
+        "mount-typo",
+        "FROM busybox\nRUN --mount=type=tmp,target=/x true\n",
+    );
+    assert!(
+        e.contains("unsupported mount type \"tmp\" (did you mean tmpfs?)"),
+        "{e}"
+    );
+    let e = err(
+        "self",
+        "FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n",
+    );
+    assert!(
+        e.contains("error: circular dependency detected on stage: stage0"),
+        "{e}"
+    );
+    let e = err(
+        "cycle",
+        "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\n\
+         COPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n",
+    );
+    assert!(
+        e.contains("error: circular dependency detected on stage: stage0"),
+        "{e}"
+    );
+    let e = err(
+        "later",
+        "FROM busybox AS stage0\nCOPY --from=stage1 f1 /sub/\nFROM busybox AS stage1\n",
+    );
+    assert!(
+        e.contains("cannot copy from stage \"stage1\", it needs to be defined before current stage \"stage0\""),
+        "{e}"
+    );
+}

@@ -244,6 +244,34 @@ fn display(cmd: &Command) -> String {
         .to_owned()
 }
 
+/// The proxy variables a RUN gets from the build args, as BuildKit's `proxyEnvFromBuildArgs`
+/// and its exec op make them: each of `http_proxy`, `https_proxy`, `ftp_proxy`, `no_proxy` and
+/// `all_proxy` given in any case (the last in sorted order wins, so `http_proxy` over
+/// `HTTP_PROXY`) reaches the step under both its upper- and lowercase names.
+fn proxy_env(build_args: &[(String, String)]) -> Vec<(String, String)> {
+    let mut sorted: Vec<&(String, String)> =
+        build_args.iter().filter(|(k, _)| is_proxy_arg(k)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut chosen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for (k, v) in sorted {
+        chosen.insert(k.to_ascii_lowercase(), v);
+    }
+    let mut out = Vec::new();
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ] {
+        if let Some(v) = chosen.get(name).filter(|v| !v.is_empty()) {
+            out.push((name.to_ascii_uppercase(), (*v).to_owned()));
+            out.push((name.to_owned(), (*v).to_owned()));
+        }
+    }
+    out
+}
+
 /// The state at the start of the stage.
 fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
     let req = sh.req;
@@ -441,8 +469,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            for (k, v) in req.build_args {
-                if is_proxy_arg(k) && !state.scope.env().iter().any(|(n, _)| n == k) {
+            for (k, v) in proxy_env(req.build_args) {
+                if !state.scope.env().iter().any(|(n, _)| *n == k) {
                     env.push(format!("{k}={v}"));
                 }
             }

@@ -122,13 +122,10 @@ pub(crate) fn parse_add(req: &Request<'_>) -> Result<(Add, Vec<&'static str>), I
     }
     let paths = sources_and_dest(req, "ADD")?;
     let checksum = flags.string("checksum").map(|(v, s)| Word::new(v, s));
-    if let Some(c) = &checksum
-        && paths
-            .sources
-            .iter()
-            .any(|s| !is_url(&s.text) && !is_git(&s.text))
-    {
-        return Err(InstructionError::new(ErrorKind::ChecksumSource, c.span));
+    // With variables in the sources (`ADD --checksum=$D ${LINK}`), the kind of source is
+    // only known after expansion, where `check_checksum` runs again.
+    if !paths.sources.iter().any(|s| s.text.contains('$')) {
+        check_checksum_sources(checksum.as_ref(), &paths.sources)?;
     }
     let add = Add {
         checksum,
@@ -139,6 +136,65 @@ pub(crate) fn parse_add(req: &Request<'_>) -> Result<(Add, Vec<&'static str>), I
     };
     check_chmod(add.flags.chmod.as_ref())?;
     Ok((add, flags.used()))
+}
+
+/// `--checksum` only goes with URLs and Git sources.
+pub(crate) fn check_checksum_sources(
+    checksum: Option<&Word>,
+    sources: &[Word],
+) -> Result<(), InstructionError> {
+    if let Some(c) = checksum
+        && sources.iter().any(|s| !is_url(&s.text) && !is_git(&s.text))
+    {
+        return Err(InstructionError::new(ErrorKind::ChecksumSource, c.span));
+    }
+    Ok(())
+}
+
+/// An expanded `--checksum`, checked as go-digest's `Parse` checks it (BuildKit's words), for
+/// the algorithm kiln verifies: `sha256`.
+pub(crate) fn check_checksum_digest(checksum: &Word) -> Result<(), InstructionError> {
+    let value = checksum.text.as_str();
+    let fail = |reason| {
+        Err(InstructionError::new(
+            ErrorKind::ChecksumDigest {
+                reason,
+                value: value.to_owned(),
+            },
+            checksum.span,
+        ))
+    };
+    let Some((algorithm, encoded)) = value
+        .split_once(':')
+        .filter(|(a, e)| !a.is_empty() && !e.is_empty())
+    else {
+        return fail("invalid checksum digest format");
+    };
+    if algorithm != "sha256" {
+        // go-digest's `DigestRegexp`: `[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+`.
+        let alg_ok = algorithm.split(['.', '+', '_', '-']).all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        let enc_ok = encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+        if !alg_ok || !enc_ok {
+            return fail("invalid checksum digest format");
+        }
+        return fail("unsupported digest algorithm");
+    }
+    if encoded.len() != 64 {
+        return fail("invalid checksum digest length");
+    }
+    if !encoded
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return fail("invalid checksum digest format");
+    }
+    Ok(())
 }
 
 /// `--chmod` must be an octal mode up to 07777 or a symbolic mode (checked before

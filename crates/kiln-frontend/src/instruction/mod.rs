@@ -5,7 +5,7 @@
 //! in `scope`, once ARG and ENV values are known).
 
 mod chmod;
-mod copy;
+pub(crate) mod copy;
 mod healthcheck;
 mod run;
 pub mod run_mount;
@@ -335,7 +335,32 @@ pub fn parse_instruction(inst: &Instruction) -> Result<Command, InstructionError
         }
         _ => {
             return Err(InstructionError::new(
-                ErrorKind::UnknownInstruction(inst.keyword.text.clone()),
+                ErrorKind::UnknownInstruction {
+                    word: inst.keyword.text.clone(),
+                    suggestion: crate::flags::suggest_as_buildkit(
+                        &inst.keyword.text,
+                        &[
+                            "add",
+                            "arg",
+                            "cmd",
+                            "copy",
+                            "entrypoint",
+                            "env",
+                            "expose",
+                            "from",
+                            "healthcheck",
+                            "label",
+                            "maintainer",
+                            "onbuild",
+                            "run",
+                            "shell",
+                            "stopsignal",
+                            "user",
+                            "volume",
+                            "workdir",
+                        ],
+                    ),
+                },
                 inst.keyword.span,
             ));
         }
@@ -432,8 +457,16 @@ fn parse_onbuild(req: &Request<'_>) -> Result<Onbuild, InstructionError> {
         _ => {}
     }
     let parsed = parse_instruction(trigger)?;
+    // BuildKit's trigger text: the line after `ONBUILD`, then each heredoc's body and
+    // terminator on lines of their own, so that the trigger parses whole when it fires.
+    let mut expression = strip_onbuild(&req.inst.original);
+    for h in req.inst.heredocs.iter().chain(&trigger.heredocs) {
+        expression.push('\n');
+        expression.push_str(&h.content);
+        expression.push_str(&h.name);
+    }
     Ok(Onbuild {
-        expression: strip_onbuild(&req.inst.original),
+        expression,
         trigger: Box::new(parsed),
     })
 }

@@ -5,7 +5,7 @@
 //! with the stage's variables.
 
 use crate::error::ErrorKind;
-use crate::flags::suggest;
+use crate::flags::suggest_as_buildkit;
 use crate::instruction::run::parse_go_bool;
 
 /// A mount type.
@@ -107,6 +107,26 @@ pub type Expander<'a> = &'a dyn Fn(&str) -> Result<String, ErrorKind>;
 /// Parse one `--mount` value. With no `expand`, values are taken as written.
 pub fn parse_mount(spec: &str, expand: Option<Expander<'_>>) -> Result<Mount, ErrorKind> {
     let fields = split_csv(spec)?;
+    // `type=$VAR` is only known once the stage's variables expand it (as BuildKit expands
+    // every field but `from`): before that, only `from` matters (the stage graph), and the
+    // type-dependent checks wait for the expanded parse.
+    let type_later = expand.is_none()
+        && fields.iter().any(|f| {
+            f.split_once('=')
+                .is_some_and(|(k, v)| k.eq_ignore_ascii_case("type") && v.contains('$'))
+        });
+    if type_later {
+        let mut m = Mount::default();
+        for (key, value) in fields.iter().filter_map(|f| f.split_once('=')) {
+            if key.eq_ignore_ascii_case("from") {
+                if value.contains('$') {
+                    return Err(ErrorKind::MountFromExpansion("from".into()));
+                }
+                m.from = Some(value.to_owned());
+            }
+        }
+        return Ok(m);
+    }
     let mut m = Mount::default();
     let mut ro_auto = true;
     for field in &fields {
@@ -160,11 +180,10 @@ pub fn parse_mount(spec: &str, expand: Option<Expander<'_>>) -> Result<Mount, Er
                     "ssh" => MountType::Ssh,
                     _ => {
                         return Err(ErrorKind::MountType {
-                            suggestion: suggest(
+                            suggestion: suggest_as_buildkit(
                                 &value,
                                 &["bind", "cache", "tmpfs", "secret", "ssh"],
-                            )
-                            .map(str::to_owned),
+                            ),
                             typ: value,
                         });
                     }
@@ -232,7 +251,7 @@ pub fn parse_mount(spec: &str, expand: Option<Expander<'_>>) -> Result<Mount, Er
             "env" => m.env = Some(value),
             _ => {
                 return Err(ErrorKind::MountUnknownKey {
-                    suggestion: suggest(&key, &ALL_KEYS).map(str::to_owned),
+                    suggestion: suggest_as_buildkit(&key, &ALL_KEYS),
                     key,
                     field: field.clone(),
                 });

@@ -126,7 +126,7 @@ fn build_in(
     let dockerfile_path = args
         .dockerfile
         .clone()
-        .unwrap_or_else(|| ctx.dir.join("Dockerfile"));
+        .unwrap_or_else(|| crate::cmd::outline::default_dockerfile(&ctx.dir));
     let src = match &ctx.dockerfile {
         Some(text) => DockerfileSource {
             path: PathBuf::from("<stdin>"),

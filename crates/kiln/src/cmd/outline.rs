@@ -49,9 +49,21 @@ pub struct DockerfileSource {
     pub text: String,
 }
 
-/// Read the Dockerfile: `-f FILE` or `CONTEXT/Dockerfile`.
+/// The Dockerfile of a context without `-f`: `Dockerfile`, or when only a lowercase
+/// `dockerfile` is there, that one (as BuildKit falls back to it).
+pub fn default_dockerfile(context: &Path) -> PathBuf {
+    let upper = context.join("Dockerfile");
+    let lower = context.join("dockerfile");
+    if std::fs::symlink_metadata(&upper).is_err() && std::fs::symlink_metadata(&lower).is_ok() {
+        lower
+    } else {
+        upper
+    }
+}
+
+/// Read the Dockerfile: `-f FILE` or the context's ([`default_dockerfile`]).
 pub fn read_dockerfile(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
-    let path = file.map_or_else(|| context.join("Dockerfile"), Path::to_path_buf);
+    let path = file.map_or_else(|| default_dockerfile(context), Path::to_path_buf);
     let bytes = std::fs::read(&path).map_err(|e| {
         anyhow::anyhow!(
             "cannot read the Dockerfile `{}`: {e}\nhint: pass `-f FILE`, or give the context folder that holds the `Dockerfile`",
