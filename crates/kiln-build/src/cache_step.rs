@@ -45,6 +45,14 @@ pub struct CacheUse<'a> {
     pub dockerfile: String,
 }
 
+impl CacheUse<'_> {
+    /// Whether the steps of `stage` (its name or label, any case) look nothing up.
+    pub fn ignores(&self, stage: &str) -> bool {
+        let stage = stage.to_ascii_lowercase();
+        self.no_cache || self.no_cache_stages.iter().any(|s| *s == stage)
+    }
+}
+
 /// The parts of a step's key besides its parent.
 #[derive(Debug, Default)]
 pub struct KeyParts {
@@ -171,7 +179,7 @@ pub fn lookup(
         message: format!("build cache: {e}"),
         hint: Some("`kiln prune --all` empties a damaged cache".into()),
     };
-    let skip = cache.no_cache || cache.no_cache_stages.iter().any(|s| s == stage);
+    let skip = cache.ignores(stage);
     if !skip && let Some(record) = cache.cache.get(&keyed.key).map_err(store_err)? {
         let layer = match record.output.layer {
             None => None,

@@ -134,6 +134,8 @@ pub(crate) struct Shared<'a> {
     pub context_root: std::sync::OnceLock<Result<kiln_fileop::SourceRoot, String>>,
     pub next_step: AtomicUsize,
     pub failed: AtomicBool,
+    /// Cache mounts emptied by this build under `--no-cache` ([`crate::run_mount`]).
+    pub emptied_caches: Mutex<std::collections::HashSet<String>>,
     slots: Vec<Slot>,
 }
 
@@ -222,6 +224,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         context_root: std::sync::OnceLock::new(),
         next_step: AtomicUsize::new(1),
         failed: AtomicBool::new(false),
+        emptied_caches: Mutex::default(),
         slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),
     };
     let order = req.plan.build_order();

@@ -179,7 +179,10 @@ pub fn apply_metadata(
             format!("USER {}", w.text)
         }
         CommandKind::Expose(ws) => {
-            let specs: Vec<String> = ws.iter().map(|w| w.text.clone()).collect();
+            // Sorted as BuildKit's parser sorts the words (as strings: `1234/udp` before
+            // `2375`), so the history text lists them in that order.
+            let mut specs: Vec<String> = ws.iter().map(|w| w.text.clone()).collect();
+            specs.sort();
             let ports = crate::ports::parse_ports(&specs).map_err(invalid)?;
             let exposed = container(cfg)
                 .exposed_ports

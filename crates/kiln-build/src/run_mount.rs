@@ -168,6 +168,11 @@ pub(crate) struct MountInput<'a> {
     pub scratch: PathBuf,
     /// The snapshots of a stage or image named by `from=` (topmost first).
     pub layers_of: &'a dyn Fn(&str) -> Result<Vec<PathBuf>, StepError>,
+    /// Under `--no-cache` (or `--no-cache-filter` of this stage): the caches this build has
+    /// emptied already. A cache is emptied the first time a step of the build mounts it, so
+    /// it starts empty as in BuildKit (moby/buildkit#5305) and later steps of the same build
+    /// see what earlier ones left. `None` keeps caches as they are.
+    pub empty_caches: Option<&'a std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A step's mounts, ready for the sandbox; holds the cache locks until dropped, and removes
@@ -541,6 +546,19 @@ fn cache_dir(
         .open(&lock_path)
         .map_err(|e| StepError::io("open", &lock_path, e))?;
     let data = dir.join("data");
+    let empty_now = input.empty_caches.is_some_and(|done| {
+        done.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone())
+    });
+    if empty_now && fs::symlink_metadata(&data).is_ok() {
+        // Renamed away first, so that no step ever sees it half removed.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let old = dir.join(format!("old-{}-{n}", std::process::id()));
+        fs::rename(&data, &old).map_err(|e| StepError::io("empty the cache", &data, e))?;
+        fs::remove_dir_all(&old).map_err(|e| StepError::io("remove", &old, e))?;
+    }
     let lock = match m.sharing.unwrap_or(Sharing::Shared) {
         Sharing::Shared => {
             // Shared users never wait: a private or locked user holding it does not stop them.

@@ -135,8 +135,8 @@ pub struct RunInput<'a> {
     pub source_date_epoch: Option<i64>,
 }
 
-/// Run the step; the layer is `None` when the step changed nothing. On failure, the last
-/// lines of output come back with the error.
+/// Run the step; its layer, empty when the step changed nothing. On failure, the last lines
+/// of output come back with the error.
 pub fn run_step(
     sink: &LayerSink<'_>,
     input: &RunInput<'_>,
@@ -270,15 +270,13 @@ pub fn run_step(
         source_date_epoch: input.source_date_epoch,
         settled_before,
     };
-    let (mut written, digests, diff_stats) =
+    let (mut written, digests, _) =
         kiln_layer::diff::diff(tree, &input.lowers, std::io::BufWriter::new(out), &opts)
             .map_err(|e| no_tail(e.into()))?;
     std::io::Write::flush(&mut written).map_err(|e| no_tail(StepError::io("write", &file, e)))?;
     drop(written);
-    if diff_stats.entries == 0 {
-        let _ = std::fs::remove_file(&file);
-        return Ok(None);
-    }
+    // A step that changed nothing still has its (empty) layer, as in BuildKit since v0.10
+    // (Docker 20.10's v0.8 dropped it and marked the history entry empty).
     // The snapshot is unpacked from the layer, not adopted from the upper dir: overlay copies
     // up directories the step did not change (for the /etc/hosts stub, say), and a snapshot
     // must hold exactly its layer, since an identical layer elsewhere shares it.

@@ -200,8 +200,12 @@ impl Scope {
             origin,
             span: decl.key.span,
         };
-        self.args.retain(|a| a.name != name);
-        self.args.push(resolved.clone());
+        // A redeclared ARG keeps its first place (BuildKit's order in RUN's history text,
+        // `|2 foo=bar2 bar=123`) and takes the new value.
+        match self.args.iter_mut().find(|a| a.name == name) {
+            Some(slot) => *slot = resolved.clone(),
+            None => self.args.push(resolved.clone()),
+        }
         Ok(resolved)
     }
 }

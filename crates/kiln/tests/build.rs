@@ -340,7 +340,7 @@ fn history_and_config_are_what_buildkit_writes() {
         ("WORKDIR /app", false),
         ("COPY --chown=1:2 --chmod=0644 f /dst/ # buildkit", false),
         ("RUN |2 A=1 B= /bin/sh -c echo hi # buildkit", false),
-        ("EXPOSE [80/tcp 53/udp]", true),
+        ("EXPOSE [53/udp 80/tcp]", true),
         ("VOLUME [/data /logs]", true),
         ("STOPSIGNAL SIGQUIT", true),
         ("USER nobody", true),

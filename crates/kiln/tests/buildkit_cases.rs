@@ -579,3 +579,165 @@ fn errors_say_what_buildkit_says() {
         "{e}"
     );
 }
+
+/// `kiln inspect IMAGE`'s `[0]`.
+fn inspect(env: &KilnEnv, image: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&ok(&env.kiln(&["inspect", image]))).unwrap();
+    v[0].clone()
+}
+
+/// Image metadata as today's BuildKit writes it (issue 10, item 16): a RUN that changes
+/// nothing still has its (empty) layer (`client_export_image_test`), EXPOSE lists its ports
+/// sorted and RUN lists build args in declaration order (`testHistory`).
+#[test]
+fn test_history_and_empty_layers() {
+    let Some(env) = setup() else { return };
+    build(
+        &env,
+        "history-order",
+        "FROM busybox\nRUN mkdir -p /dev /proc /sys\nARG foo=bar\nARG bar=123\nARG foo=bar2\n\
+         RUN true\nEXPOSE 2375 5000 1234/udp\n",
+        &[],
+    );
+    let image = inspect(&env, "history-order");
+    let history: Vec<(String, bool)> = image["History"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap_or_default().to_owned(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let run = history.iter().find(|(c, _)| c.contains("-c true")).unwrap();
+    assert_eq!(
+        run,
+        &(
+            "RUN |2 foo=bar2 bar=123 /bin/sh -c true # buildkit".to_owned(),
+            false
+        )
+    );
+    assert!(
+        history.contains(&("EXPOSE [1234/udp 2375/tcp 5000/tcp]".to_owned(), true)),
+        "{history:?}"
+    );
+    let layers = image["RootFS"]["Layers"].as_array().unwrap().len();
+    let non_empty = history.iter().filter(|(_, e)| !e).count();
+    assert_eq!(layers, non_empty, "one layer per non-empty history entry");
+    assert_eq!(layers, 3, "the base, the mkdir and the empty RUN");
+}
+
+/// BuildKit's `testCacheMountModeNoCache` (moby/buildkit#5305): under `--no-cache` a cache
+/// mount starts empty; without it, it keeps what earlier builds left (issue 10, item 17).
+#[test]
+fn test_cache_mount_mode_no_cache() {
+    let Some(env) = setup() else { return };
+    let df = "FROM busybox\nARG FOO\n\
+              RUN --mount=type=cache,target=/cache,mode=0773 touch /cache/$FOO && ls -l /cache | wc -l > /out\n";
+    let count = |foo: &str, extra: &[&str]| {
+        let dest = format!("type=local,dest={}", env.dir.join(foo).display());
+        let arg = format!("FOO={foo}");
+        let mut args = vec!["--build-arg", &arg, "-o", &dest];
+        args.extend_from_slice(extra);
+        ok(&build_with(&env, "cache-no-cache", df, &[], &args));
+        read(&env.dir, &format!("{foo}/out")).trim().to_owned()
+    };
+    assert_eq!(count("abc", &[]), "2");
+    assert_eq!(
+        count("def", &["--no-cache"]),
+        "2",
+        "emptied under --no-cache"
+    );
+    assert_eq!(count("ghi", &[]), "3", "kept otherwise");
+}
+
+/// A RUN whose mount reads a path of another stage (`--mount=from=...,source=...`, a bind or
+/// a cache's seed) is keyed on that path's content, as BuildKit keys a mount on its selector:
+/// a change elsewhere in that stage keeps the step cached (issue 10, item 17).
+#[test]
+fn mounts_from_a_stage_are_keyed_on_their_content() {
+    let Some(env) = setup() else { return };
+    let df = |other: &str, seed: &str| {
+        format!(
+            "FROM busybox AS src\nRUN mkdir /a && echo {seed} > /a/seed && echo {other} > /other\n\
+             FROM busybox\n\
+             RUN --mount=from=src,source=/a,target=/m cat /m/seed > /bound\n\
+             RUN --mount=type=cache,from=src,source=/a,target=/c,id=seeded cat /c/seed > /cached\n"
+        )
+    };
+    let ran = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("CACHED"))
+            .count()
+    };
+    ok(&build_with(&env, "mount-key", &df("one", "s"), &[], &[]));
+    let again = build_with(&env, "mount-key", &df("two", "s"), &[], &[]);
+    ok(&again);
+    assert_eq!(
+        ran(&again),
+        2,
+        "only /other changed: both mounting steps stay cached\n{}",
+        text(&again.stderr)
+    );
+    let changed = build_with(&env, "mount-key", &df("two", "t"), &[], &[]);
+    ok(&changed);
+    assert_eq!(ran(&changed), 0, "{}", text(&changed.stderr));
+}
+
+/// BuildKit's `testCopyChmod` (Dockerfile 1.25): the directories a `COPY --chmod` creates for
+/// its destination get the octal mode; a symbolic mode leaves them 0755 (issue 10, item 18).
+#[test]
+fn test_copy_chmod() {
+    let Some(env) = setup() else { return };
+    let out = build(
+        &env,
+        "copy-chmod",
+        "FROM busybox\nCOPY --chmod=777 foo /parent/foo\nCOPY --chmod=770 foo /parent/sub/foo\n\
+         COPY --chmod=u+x foo /sym/a/foo\n\
+         RUN stat -c '%n %a' /parent /parent/sub /sym /sym/a /parent/sub/foo > /perms\n",
+        &[("foo", "hi")],
+    );
+    assert_eq!(
+        read(&out, "perms"),
+        "/parent 777\n/parent/sub 770\n/sym 755\n/sym/a 755\n/parent/sub/foo 770\n"
+    );
+}
+
+/// `--build-arg SOURCE_DATE_EPOCH` (how buildx passes it) makes a RUN build reproducible, as
+/// the environment variable does (issue 10, item 19).
+#[test]
+fn source_date_epoch_as_a_build_arg() {
+    let Some(env) = setup() else { return };
+    let df = "FROM busybox\nRUN echo hi > /x && mkdir /d\n";
+    let id = |name: &str| {
+        let out = build_with(
+            &env,
+            name,
+            df,
+            &[],
+            &[
+                "--no-cache",
+                "-q",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000001",
+            ],
+        );
+        ok(&out).trim().to_owned()
+    };
+    let (a, b) = (id("sde-a"), id("sde-b"));
+    assert_eq!(a, b, "the same image twice");
+    let image = inspect(&env, "sde-a");
+    assert_eq!(image["Created"], "2023-11-14T22:13:21Z");
+    let bad = build_with(
+        &env,
+        "sde-bad",
+        df,
+        &[],
+        &["--build-arg", "SOURCE_DATE_EPOCH=soon"],
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("invalid SOURCE_DATE_EPOCH `soon`"));
+}

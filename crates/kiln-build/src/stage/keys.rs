@@ -229,20 +229,13 @@ pub(super) fn run_parts(
                 )),
                 None => return Ok(None),
             },
-            (_, Some(from)) => {
-                let digest = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
-                    Some(i) => match &sh.wait(i)?.chain {
-                        Parent::Step(k) => k.as_digest().clone(),
-                        Parent::BaseImage(d) => d.clone(),
-                        Parent::Scratch => Digest::of(b""),
-                    },
-                    None => image_layers(sh, from)?.0.manifest_descriptor.digest,
-                };
-                inputs.push((
+            (_, Some(from)) => match mount_files(sh, from, m.source.as_deref())? {
+                Some(root) => inputs.push((
                     format!("mount {}", m.target.as_deref().unwrap_or_default()),
-                    digest,
-                ));
-            }
+                    root,
+                )),
+                None => return Ok(None),
+            },
             _ => {}
         }
     }
@@ -274,6 +267,62 @@ pub(super) fn run_parts(
         inputs,
         ..KeyParts::default()
     }))
+}
+
+/// The Merkle root of what a `from=` mount shows (a bind's source, a cache's seed): `source`
+/// (the root when empty) in the stage's or image's files, as BuildKit keys a mount input on
+/// the content of its selector, so that a change elsewhere in that stage leaves the step
+/// cached. `None` without a cache (nothing is looked up) or when the source is missing (the
+/// step then runs, and its mount says what is wrong).
+fn mount_files(
+    sh: &Shared<'_>,
+    from: &str,
+    source: Option<&str>,
+) -> Result<Option<Digest>, StepError> {
+    use kiln_frontend::instruction::{CopyFlags, SourcesAndDest};
+    use kiln_syntax::Word;
+    if sh.cache.is_none() {
+        return Ok(None);
+    }
+    let (lowers, description) = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
+        Some(i) => (sh.wait(i)?.lowers(), format!("stage `{from}`")),
+        None => (
+            kiln_layer::overlay::unique_stack(image_layers(sh, from)?.1),
+            format!("image `{from}`"),
+        ),
+    };
+    let source = kiln_context::clean_path(&format!("/{}", source.unwrap_or_default()));
+    if source.contains(['*', '?', '[', '\\']) {
+        return Ok(None);
+    }
+    let at = kiln_syntax::TextRange::default();
+    let paths = SourcesAndDest {
+        sources: vec![Word::new(source, at)],
+        heredocs: Vec::new(),
+        dest: Word::new("/", at),
+    };
+    let flags = CopyFlags {
+        link: true,
+        ..CopyFlags::default()
+    };
+    let input = CopyInput {
+        paths: &paths,
+        flags: &flags,
+        parents: false,
+        kind: kiln_fileop::OpKind::Copy,
+        workdir: "/".into(),
+        source: CopySource::Layers {
+            lowers,
+            description,
+        },
+        target: Vec::new(),
+        overlay: sh.overlay,
+        fetcher: &sh.fetcher,
+        source_date_epoch: None,
+    };
+    Ok(copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher)
+        .ok()
+        .map(|m| m.root))
 }
 
 /// The Merkle root of what a context bind mount shows: `source` (the whole context when

@@ -492,6 +492,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 source_date_epoch: epoch,
             };
             let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
+            let fresh_caches = sh.cache.is_some_and(|c| c.ignores(&state.label));
             // The mounts are made only when the step runs: a cache hit or `--explain` needs
             // none of them (and `--explain` must leave the store alone).
             let layer = through_cache(sh, state, parts, id, |_| {
@@ -510,6 +511,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     overlay: sh.overlay,
                     scratch: scratch.to_path_buf(),
                     layers_of: &layers_of,
+                    empty_caches: fresh_caches.then_some(&sh.emptied_caches),
                 })
                 .map_err(no_tail)?;
                 // Secrets with `env=`: the process sees them, the history and config never do.

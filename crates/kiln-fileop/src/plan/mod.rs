@@ -358,12 +358,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The mode of directories kiln creates for the destination: `0755`, as in Docker 20.10's
-    /// BuildKit (the reference for `--chmod`, which it has). Newer BuildKit gives them an octal
-    /// `--chmod`'s `0o777` bits instead; the conformance suite follows the former.
-    #[allow(clippy::unused_self)]
+    /// The mode of directories kiln creates for the destination: an octal `--chmod`'s `0o777`
+    /// bits, else `0755`, as today's BuildKit does (Dockerfile frontend 1.25, fsutil's
+    /// `MkdirAll` with the copy's mode; `testCopyChmod`). This deliberately differs from
+    /// Docker 20.10's BuildKit, which made them `0755` whatever `--chmod` said.
     fn created_dir_mode(&self) -> u32 {
-        0o755
+        self.op
+            .chmod
+            .as_ref()
+            .and_then(|c| c.octal())
+            .map_or(0o755, |m| m & 0o777)
     }
 
     /// fsutil's `MkdirAll`: every missing directory of `path` is created with `mode`, the

@@ -214,7 +214,7 @@ fn build_in(
         },
         launcher: &launcher,
         media: MediaTypes::Oci,
-        source_date_epoch: kiln_layer::source_date_epoch_from_env(),
+        source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
         reporter: reporter.as_ref(),
         secrets: &args.secret,
     };
@@ -405,4 +405,33 @@ fn parse_secret_arg(spec: &str) -> Result<kiln_build::Secret, String> {
         std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     }
     Ok(secret)
+}
+
+/// `SOURCE_DATE_EPOCH` as BuildKit takes it: a `--build-arg SOURCE_DATE_EPOCH=N` (which is how
+/// buildx passes it) or a global `ARG SOURCE_DATE_EPOCH=N` default, else the environment
+/// variable. A build arg that is not a whole number is an error naming it.
+fn source_date_epoch(
+    plan: &kiln_frontend::Plan,
+    build_args: &[(String, String)],
+) -> anyhow::Result<Option<i64>> {
+    let from_args = build_args
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "SOURCE_DATE_EPOCH")
+        .map(|(_, v)| v.as_str())
+        .or_else(|| {
+            plan.global_args
+                .iter()
+                .find(|a| a.name == "SOURCE_DATE_EPOCH")
+                .and_then(|a| a.value.as_deref())
+        })
+        .filter(|v| !v.is_empty());
+    match from_args {
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "invalid SOURCE_DATE_EPOCH `{v}`\nhint: give the seconds since 1970-01-01 UTC, as `--build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`"
+            )
+        }),
+        None => Ok(kiln_layer::source_date_epoch_from_env()),
+    }
 }
