@@ -178,8 +178,55 @@ impl Shared<'_> {
     }
 }
 
+/// The plan with the stages that base images' ONBUILD triggers read scheduled too: those
+/// triggers are only known from the images' configs, so the planner could not see them.
+/// `None` when no trigger reads a stage the plan does not run already.
+fn with_trigger_stages(req: &BuildRequest<'_>) -> Option<Plan> {
+    let mut extra = Vec::new();
+    for stage in req.plan.stages.iter().filter(|s| s.needed) {
+        let kiln_frontend::Base::Image(name) = &stage.base else {
+            continue;
+        };
+        // A base that cannot be read now fails its stage later, with its own message.
+        let Ok(image) = req.store.resolve(name) else {
+            continue;
+        };
+        let triggers = image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.on_build.as_ref());
+        for t in triggers.into_iter().flatten() {
+            extra.extend(
+                req.plan
+                    .trigger_stages(t)
+                    .into_iter()
+                    .filter(|&i| !req.plan.stages[i].needed),
+            );
+        }
+    }
+    if extra.is_empty() {
+        return None;
+    }
+    let mut plan = req.plan.clone();
+    for i in extra {
+        plan.schedule(i);
+    }
+    Some(plan)
+}
+
 /// Build the plan's target.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
+    match with_trigger_stages(req) {
+        Some(plan) => build_plan(&BuildRequest {
+            plan: &plan,
+            ..*req
+        }),
+        None => build_plan(req),
+    }
+}
+
+fn build_plan(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
     let whole = |error: StepError| BuildError {
         stage: req.plan.stages[req.plan.target].label(),
         instruction: String::new(),

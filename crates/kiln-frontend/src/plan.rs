@@ -150,6 +150,40 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Marks stage `index` and everything it depends on as needed: for stages the plan could
+    /// not see a reference to (an ONBUILD trigger of a base image from the store reads them,
+    /// known only once that image's config is read).
+    pub fn schedule(&mut self, index: usize) {
+        mark_needed(&mut self.stages, index);
+    }
+
+    /// The stages `COPY --from` and `RUN --mount from=` of an ONBUILD trigger (as stored in an
+    /// image config) read, when they name stages of this plan; a trigger that does not parse
+    /// reads none (the stage that fires it reports the error).
+    pub fn trigger_stages(&self, trigger: &str) -> Vec<usize> {
+        let names: BTreeMap<String, usize> = self
+            .stages
+            .iter()
+            .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+            .collect();
+        let Ok(parsed) = kiln_syntax::parse(trigger) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for inst in &parsed.instructions {
+            let Ok(cmd) = parse_instruction(inst) else {
+                continue;
+            };
+            for (reference, kind, span) in stage_refs(&cmd).unwrap_or_default() {
+                if let Ok(Some(i)) = resolve_ref(&reference, kind, &names, self.stages.len(), span)
+                {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
     /// The needed stages in an order where every stage comes after those it depends on
     /// (file order: dependencies always point to earlier stages).
     pub fn build_order(&self) -> Vec<usize> {

@@ -25,20 +25,21 @@ impl Mounts for KilnEnv {
         self.kiln_with(args, env, None)
     }
 
-    /// Builds `ctx` into a fresh local directory and returns it.
+    /// Builds `ctx` into a fresh local directory and returns it; `--no-cache` unless `extra`
+    /// says `--cache` (which is not passed on).
     fn build_local(&self, ctx: &Path, extra: &[&str], env: &[(&str, &str)]) -> PathBuf {
         let out = self.dir.join(format!(
             "out-{}-{}",
             ctx.file_name().unwrap().to_string_lossy(),
             fs::read_dir(&self.dir).unwrap().count()
         ));
-        let mut args = vec![
-            "build",
-            "--progress=plain",
-            "--no-cache",
-            "-o",
-            out.to_str().unwrap(),
-        ];
+        let cached = extra.contains(&"--cache");
+        let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "--cache").collect();
+        let extra = extra.as_slice();
+        let mut args = vec!["build", "--progress=plain", "-o", out.to_str().unwrap()];
+        if !cached {
+            args.push("--no-cache");
+        }
         args.extend_from_slice(extra);
         args.push(ctx.to_str().unwrap());
         ok(&Mounts::kiln(self, &args, env));
@@ -133,8 +134,9 @@ fn cache_mounts_persist_across_builds_and_leave_no_trace() {
         "FROM busybox AS seed\n\
          RUN mkdir /s && echo seeded > /s/f\n\
          FROM busybox\n\
+         ARG RUN_ID\n\
          RUN --mount=type=cache,target=/cache,uid=1000,gid=50,mode=0700 \
-             stat -c '%u %g %a' /cache > /stat && echo run >> /cache/count && cat /cache/count > /seen\n\
+             stat -c '%u %g %a' /cache > /stat && echo run >> /cache/count && cat /cache/count > /seen && true $RUN_ID\n\
          RUN --mount=type=cache,id=common,target=/x,sharing=locked echo a > /x/f\n\
          RUN --mount=type=cache,id=common,target=/y,sharing=private cat /y/f > /common\n\
          RUN --mount=type=cache,from=seed,source=/s,target=/z cat /z/f > /seeded\n\
@@ -150,8 +152,12 @@ fn cache_mounts_persist_across_builds_and_leave_no_trace() {
     for p in ["cache", "x", "y", "z"] {
         assert!(!first.join(p).exists(), "/{p} reached the image");
     }
-    let second = env.build_local(&ctx, &[], &[]);
+    // A step that runs again (another RUN_ID), without --no-cache, finds what the first left.
+    let second = env.build_local(&ctx, &["--cache", "--build-arg", "RUN_ID=2"], &[]);
     assert_eq!(read(&second, "seen"), "run\nrun\n");
+    // Under --no-cache, a cache mount starts empty (moby/buildkit#5305).
+    let third = env.build_local(&ctx, &[], &[]);
+    assert_eq!(read(&third, "seen"), "run\n");
     // The caches live in the store, one directory per id, and per seed for a seeded one
     // (`--no-cache` may rebuild the seed stage into a different layer, and a new `from` ref
     // gets a new cache, as in BuildKit).

@@ -44,6 +44,26 @@ fn build(env: &KilnEnv, name: &str, dockerfile: &str, files: &[(&str, &str)]) ->
     out
 }
 
+/// [`build`], failing the test (and ending the build) if it takes over two minutes: for the
+/// cases that once hung.
+fn build_or_hang(env: &KilnEnv, name: &str, dockerfile: &str) -> PathBuf {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(build(env, name, dockerfile, &[]));
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                // Leave no kiln behind: a hung build waits in futexes forever.
+                let _ = std::process::Command::new("pkill")
+                    .args(["-f", &env.dir.display().to_string()])
+                    .status();
+                panic!("the build hung for {:?}", started.elapsed());
+            })
+    })
+}
+
 /// `kiln run --rm IMAGE sh -c SCRIPT`: its stdout.
 fn run_sh(env: &KilnEnv, image: &str, script: &str) -> String {
     ok(&env.kiln(&["run", "--rm", image, "sh", "-c", script]))
@@ -155,37 +175,19 @@ fn test_cache_mount_source_escape() {
 #[test]
 fn test_on_build_inherited_stage_with_from() {
     let Some(env) = setup() else { return };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let dir = env.dir.clone();
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let out = build(
-                &env,
-                "onbuild-from",
-                "FROM busybox AS src\n\
-                 RUN mkdir -p /in && echo -n 12 > /in/file\n\
-                 FROM busybox AS base\n\
-                 ONBUILD COPY --from=src /in/file /out/foo\n\
-                 FROM base AS mid\n\
-                 RUN cp /out/foo /out/bar\n\
-                 FROM scratch\n\
-                 COPY --from=mid /out/bar /\n",
-                &[],
-            );
-            let _ = tx.send(read(&out, "bar"));
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(bar) => assert_eq!(bar, "12"),
-            Err(_) => {
-                // Leave no kiln behind: the build hangs in futex waits otherwise.
-                let _ = std::process::Command::new("pkill")
-                    .args(["-f", &dir.display().to_string()])
-                    .status();
-                panic!("the build hung for {:?}", started.elapsed());
-            }
-        }
-    });
+    let out = build_or_hang(
+        &env,
+        "onbuild-from",
+        "FROM busybox AS src\n\
+         RUN mkdir -p /in && echo -n 12 > /in/file\n\
+         FROM busybox AS base\n\
+         ONBUILD COPY --from=src /in/file /out/foo\n\
+         FROM base AS mid\n\
+         RUN cp /out/foo /out/bar\n\
+         FROM scratch\n\
+         COPY --from=mid /out/bar /\n",
+    );
+    assert_eq!(read(&out, "bar"), "12");
 }
 
 /// BuildKit's `testCacheMountParallel`: parallel stages mounting the same nested caches
@@ -740,4 +742,27 @@ fn source_date_epoch_as_a_build_arg() {
     );
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("invalid SOURCE_DATE_EPOCH `soon`"));
+}
+
+/// An ONBUILD `COPY --from=<stage>` of a base image from the store names a stage the planner
+/// cannot see: it is scheduled once the image's config is read, and never waited on unbuilt
+/// (issue 10, item 5).
+#[test]
+fn onbuild_from_a_store_image_schedules_the_stage_it_reads() {
+    let Some(env) = setup() else { return };
+    ok(&build_with(
+        &env,
+        "onbuild-image",
+        "FROM busybox\nONBUILD COPY --from=src /in/file /out/foo\n",
+        &[],
+        &[],
+    ));
+    let out = build_or_hang(
+        &env,
+        "onbuild-image-use",
+        "FROM busybox AS src\nRUN mkdir -p /in && echo -n 12 > /in/file\n\
+         FROM onbuild-image AS mid\nRUN cp /out/foo /out/bar\n\
+         FROM scratch\nCOPY --from=mid /out/bar /\n",
+    );
+    assert_eq!(read(&out, "bar"), "12");
 }
