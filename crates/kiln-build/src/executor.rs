@@ -84,12 +84,11 @@ impl StageResult {
 pub struct StageSummary {
     /// Its name or index.
     pub name: String,
-    /// Layers in its image.
-    pub layers: usize,
-    /// The size of those layers as stored (compressed), in bytes.
-    pub size: u64,
-    /// How much of that the stage added over its base.
-    pub own_size: u64,
+    /// The layers of its image, bottom first (the caller sizes them: they are all in the
+    /// store once the build is committed).
+    pub layers: Vec<Descriptor>,
+    /// How many of `layers` came from its base.
+    pub base_layers: usize,
 }
 
 /// The result of a build.
@@ -358,12 +357,8 @@ fn build_plan(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
         .iter()
         .map(|(i, r)| StageSummary {
             name: req.plan.stages[*i].label(),
-            layers: r.layers.len(),
-            size: r.layers.iter().map(|l| l.descriptor.size).sum(),
-            own_size: r.layers[r.base_layers..]
-                .iter()
-                .map(|l| l.descriptor.size)
-                .sum(),
+            layers: r.layers.iter().map(|l| l.descriptor.clone()).collect(),
+            base_layers: r.base_layers,
         })
         .collect();
     let mut outcome = commit(shared.sink, req, &target, stages).map_err(whole)?;

@@ -210,8 +210,7 @@ impl Cache {
                 if in_use(blob) {
                     report.kept_in_use.push(blob.clone());
                 } else if self.store().has_blob(blob) {
-                    let path = self.store().blob_path(blob);
-                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    self.store().remove_blob(blob)?;
                     report.deleted_blobs.push(blob.clone());
                     report.freed += l.descriptor.size;
                 }

@@ -110,9 +110,14 @@ impl Image {
         &self.descriptor.digest
     }
 
-    /// The layers' stored size, summed.
-    pub fn size(&self) -> u64 {
-        self.manifest.layers.iter().map(|l| l.size).sum()
+    /// The size Docker shows for the image: its layers' content sizes
+    /// ([`Store::layer_size`]), summed. Not the blobs' (compressed) sizes.
+    pub fn content_size(&self, store: &Store) -> Result<u64, StoreError> {
+        self.manifest
+            .layers
+            .iter()
+            .map(|l| store.layer_size(&l.digest))
+            .sum()
     }
 }
 

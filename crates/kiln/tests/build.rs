@@ -290,6 +290,35 @@ fn kiln_built_images_load_into_docker_and_run() {
         .docker()
         .args(["run", "--rm", "--network=none", "kiln-built/greet:1"]));
     assert_eq!(out, "hello from kiln\n");
+    // Issue 10, item 23: the sizes are Docker's, layer by layer and in total.
+    let kiln_history: serde_json::Value = serde_json::from_str(&ok(&env.kiln(&[
+        "history",
+        "--format",
+        "json",
+        "kiln-built/greet:1",
+    ])))
+    .unwrap();
+    let kiln_sizes: Vec<String> = kiln_history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["Size"].to_string())
+        .collect();
+    let docker_sizes = run(d.docker().args([
+        "history",
+        "--human=false",
+        "--format",
+        "{{.Size}}",
+        "kiln-built/greet:1",
+    ]));
+    assert_eq!(kiln_sizes.join("\n") + "\n", docker_sizes);
+    let kiln_inspect: serde_json::Value =
+        serde_json::from_str(&ok(&env.kiln(&["inspect", "kiln-built/greet:1"]))).unwrap();
+    let docker_size =
+        run(d
+            .docker()
+            .args(["inspect", "--format", "{{.Size}}", "kiln-built/greet:1"]));
+    assert_eq!(format!("{}\n", kiln_inspect[0]["Size"]), docker_size);
 }
 
 #[test]
@@ -408,4 +437,111 @@ fn base_names_are_normalized_like_docker_and_network_none_isolates() {
         "lo\n",
         "--network none applies to every RUN"
     );
+}
+
+/// `kiln images`' SIZE, `kiln history`'s and the build summary's: Docker's (the unpacked content
+/// of each layer), whether the image was built here or loaded from `kiln save`, and not the
+/// size of the (compressed or not) blob. Issue 10, item 23.
+#[test]
+fn r10_23_sizes_are_dockers_for_built_and_loaded_images() {
+    let Some(env) = store_env() else { return };
+    // 100000 zeros: gzip makes almost nothing of them, a tar a little more.
+    let zeros = "\0".repeat(100_000);
+    let ctx = env.context(
+        "sizes",
+        "FROM busybox AS base\nCOPY zeros /zeros\n\
+         FROM base\nRUN echo hi > /hi && ln -s /a/long/target/name /link && rm /bin/vi\n",
+        &[("zeros", &zeros)],
+    );
+    let out = env.kiln(&["build", "-t", "sized:1", ctx.to_str().unwrap()]);
+    let summary = text(&out.stderr);
+    ok(&out);
+    let saved = env.dir.join("sized.tar");
+    ok(&env.kiln(&["save", "-o", saved.to_str().unwrap(), "sized:1"]));
+    let loaded = env.dir.join("loaded-store");
+    let in_loaded = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&loaded)
+            .args(args)
+            .output()
+            .unwrap();
+        ok(&out)
+    };
+    in_loaded(&["load", "-i", saved.to_str().unwrap()]);
+
+    let json = |s: String| -> serde_json::Value { serde_json::from_str(&s).unwrap() };
+    let history = |s: String| -> Vec<u64> {
+        json(s)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["Size"].as_u64().unwrap())
+            .collect()
+    };
+    let built = history(ok(&env.kiln(&["history", "--format", "json", "sized:1"])));
+    let from_save = history(in_loaded(&["history", "--format", "json", "sized:1"]));
+    assert_eq!(built, from_save);
+    // Newest first: the RUN (`hi\n` and the link's target; the whiteout adds nothing), the
+    // COPY (the file's bytes, no tar headers), then busybox's layer.
+    assert_eq!(built[0], 3 + "/a/long/target/name".len() as u64);
+    assert_eq!(built[1], 100_000);
+    let busybox = history(ok(&env.kiln(&[
+        "history",
+        "--format",
+        "json",
+        "busybox:latest",
+    ])));
+    assert_eq!(built[2..], busybox[..]);
+    let total: u64 = built.iter().sum();
+
+    let images = |s: String| -> Vec<(String, u64)> {
+        json(s)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["Repository"].as_str().unwrap().to_owned(),
+                    i["Size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let listed = images(ok(&env.kiln(&["images", "--format", "json"])));
+    assert!(listed.contains(&("sized".to_owned(), total)), "{listed:?}");
+    assert_eq!(
+        images(in_loaded(&["images", "--format", "json"])),
+        [("sized".to_owned(), total)]
+    );
+    let inspect = json(in_loaded(&["inspect", "sized:1"]));
+    assert_eq!(inspect[0]["Size"].as_u64(), Some(total));
+
+    // The table and the build summary print the same numbers.
+    let table = ok(&env.kiln(&["images"]));
+    let row = table.lines().find(|l| l.starts_with("sized ")).unwrap();
+    let shown = row.split_whitespace().last().unwrap().to_owned();
+    assert_eq!(
+        in_loaded(&["images"])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .last(),
+        Some(shown.as_str())
+    );
+    let stage = summary
+        .lines()
+        .find(|l| l.starts_with("  stage stage-1 "))
+        .unwrap_or_else(|| panic!("no summary line for the target: {summary}"));
+    let fields: Vec<&str> = stage.split_whitespace().collect();
+    // `stage NAME N layers SIZE (OWN over its base)`
+    assert_eq!(fields[2..5], ["3", "layers", shown.as_str()], "{stage}");
+    let own_run = fields[5].trim_start_matches('(');
+    assert_eq!(own_run, "22B", "{stage}");
+    let base = summary
+        .lines()
+        .find(|l| l.starts_with("  stage base "))
+        .unwrap();
+    assert!(base.contains("(100kB over its base)"), "{base}");
 }

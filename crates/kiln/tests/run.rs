@@ -108,6 +108,57 @@ fn runs_with_the_image_config_and_the_flags() {
     assert_eq!(ok(&out), "lo\n");
 }
 
+/// Issue 10, item 21: flags end at the image, as `docker run`'s do, and `--entrypoint` replaces
+/// the image's Entrypoint and drops its Cmd (Docker's `merge`), `--entrypoint ""` clearing it.
+#[test]
+fn r10_21_args_after_the_image_and_entrypoint_are_dockers() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:1\nENTRYPOINT [\"echo\", \"ep\"]\nCMD [\"default\"]\n",
+    )
+    .unwrap();
+    ok(&kiln(
+        &root,
+        "",
+        &["build", "-q", "-t", "ep:1", ctx.to_str().unwrap()],
+    ));
+    let run = |args: &[&str]| {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        kiln(&root, "", &all)
+    };
+    assert_eq!(ok(&run(&["ep:1"])), "ep default\n");
+    // Everything after the image is the command's, kiln's own flags included.
+    assert_eq!(ok(&run(&["ep:1", "--version"])), "ep --version\n");
+    assert_eq!(ok(&run(&["ep:1", "-e", "A=1", "--"])), "ep -e A=1 --\n");
+    assert_eq!(ok(&run(&["bb:1", "echo", "--help"])), "--help\n");
+    // Before the image, an unknown flag is still an error.
+    let out = run(&["--no-such-flag", "ep:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    // --entrypoint replaces the Entrypoint, and the image's Cmd is not its default argument.
+    assert_eq!(ok(&run(&["--entrypoint", "echo", "ep:1", "hi"])), "hi\n");
+    assert_eq!(ok(&run(&["--entrypoint", "echo", "ep:1"])), "\n");
+    assert_eq!(
+        ok(&run(&["--entrypoint", "sh", "bb:1", "-c", "echo $0", "x"])),
+        "x\n"
+    );
+    // --entrypoint "" clears it: the arguments are the whole command, and there must be some.
+    assert_eq!(ok(&run(&["--entrypoint", "", "ep:1", "echo", "x"])), "x\n");
+    let out = run(&["--entrypoint=", "ep:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no command specified"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
 /// The entries of the top layer of `image` in the store at `root`.
 fn top_layer_entries(root: &Path, image: &str) -> Vec<String> {
     let index: serde_json::Value =

@@ -4,9 +4,11 @@
 //! configs are the image config blobs (their digest is the image id) and layers are tars,
 //! usually uncompressed, whose digests must equal the config's `rootfs.diff_ids`. Layers are
 //! stored as they come (an uncompressed layer's blob digest is its `diff_id`), so saving them
-//! back gives the same files and the same image id.
+//! back gives the same files and the same image id. A layer two images share is written once by
+//! `docker save`; where the second image names it under another id, its `<id>/layer.tar` is a
+//! symlink to the first (`../<other-id>/layer.tar`), which is followed inside the archive only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -38,8 +40,23 @@ pub(super) fn load(
     let bytes = src.read("manifest.json", "manifest.json")?;
     let entries: Vec<Entry> = serde_json::from_slice(&bytes)
         .map_err(|e| src.invalid("manifest.json", format!("not valid JSON: {e}")))?;
+    // Every layer name is resolved before any layer is staged: staging moves a file out of the
+    // unpacked archive, and `docker save` names a layer that two images share twice, the second
+    // time through a link (`<id>/layer.tar -> ../<other-id>/layer.tar`).
+    let real_layers = entries
+        .iter()
+        .map(|entry| {
+            entry
+                .layers
+                .iter()
+                .map(|rel| src.resolve(rel, &format!("layer `{rel}`")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each layer file is hashed and staged once: its resolved path -> (diff_id, descriptor).
+    let mut staged: HashMap<String, (Digest, Descriptor)> = HashMap::new();
     let mut out = Vec::new();
-    for entry in entries {
+    for (entry, real_layers) in entries.into_iter().zip(real_layers) {
         let object = format!("config `{}`", entry.config);
         let config_bytes = src.read(&entry.config, &object)?;
         let config = ImageConfig::from_slice(&config_bytes)
@@ -63,12 +80,23 @@ pub(super) fn load(
             ));
         }
         let mut layers = Vec::new();
-        for (rel, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+        for ((rel, real), diff_id) in entry
+            .layers
+            .iter()
+            .zip(&real_layers)
+            .zip(&config.rootfs.diff_ids)
+        {
             let object = format!("layer `{rel}`");
             let diff_id: Digest = diff_id
                 .parse()
                 .map_err(|e| src.invalid(&object, format!("its diff_id is invalid: {e}")))?;
-            let (actual_diff_id, compression) = diff_id_of(src, rel, &object)?;
+            let (actual_diff_id, layer) = if let Some(done) = staged.get(real) {
+                done.clone()
+            } else {
+                let done = stage_layer(txn, src, real, &object, opts)?;
+                staged.insert(real.clone(), done.clone());
+                done
+            };
             if actual_diff_id != diff_id {
                 return Err(src.invalid(
                     &object,
@@ -77,19 +105,7 @@ pub(super) fn load(
                     ),
                 ));
             }
-            let expected = (compression == Compression::None).then(|| diff_id.clone());
-            let size = src
-                .open(rel, &object)?
-                .metadata()
-                .map_err(|e| src.invalid(&object, e.to_string()))?
-                .len();
-            let (digest, size) =
-                src.stage(txn, rel, expected.as_ref().map(|d| (d, size)), &object)?;
-            layers.push(Descriptor::new(
-                opts.media_types.layer(compression),
-                digest,
-                size,
-            ));
+            layers.push(layer);
         }
         let config = Descriptor::new(
             opts.media_types.config(),
@@ -115,6 +131,27 @@ pub(super) fn load(
         ));
     }
     Ok(out)
+}
+
+/// Stages the layer file `real` (a resolved path) as it is: its `diff_id` and descriptor.
+fn stage_layer(
+    txn: &mut Txn<'_>,
+    src: &Source,
+    real: &str,
+    object: &str,
+    opts: &LoadOptions,
+) -> Result<(Digest, Descriptor), ArchiveError> {
+    let (diff_id, compression) = diff_id_of(src, real, object)?;
+    let size = src
+        .open(real, object)?
+        .metadata()
+        .map_err(|e| src.invalid(object, e.to_string()))?
+        .len();
+    // An uncompressed layer's blob is its diff_id.
+    let expected = (compression == Compression::None).then_some((&diff_id, size));
+    let (digest, size) = src.stage(txn, real, expected, object)?;
+    let layer = Descriptor::new(opts.media_types.layer(compression), digest, size);
+    Ok((diff_id, layer))
 }
 
 /// The `diff_id` (digest of the decompressed content) and compression of a layer file.

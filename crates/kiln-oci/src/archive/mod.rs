@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use kiln_layer::{ApplyOptions, Compression, Entry, EntryKind, LayerWriter};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::error::StoreError;
 use crate::image::Image;
@@ -217,15 +218,67 @@ impl Source {
         }
     }
 
-    /// Opens `rel` inside the archive, contained (links cannot point outside it).
+    /// Opens `rel` inside the archive, following symlinks inside it only.
+    ///
+    /// `docker save` writes a layer that two images share once and makes the second
+    /// `<id>/layer.tar` a link to the first (`../<other-id>/layer.tar`), so links are followed;
+    /// but every step is resolved beneath the archive's top: a link that climbs above it (`..`)
+    /// or is absolute is refused, as is a loop, rather than read from the host.
     pub fn open(&self, rel: &str, object: &str) -> Result<File, ArchiveError> {
-        kiln_layer::safe_fs::open_in_root(&self.dir, Path::new(rel)).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                self.invalid(object, format!("`{rel}` is missing"))
-            } else {
-                self.invalid(object, format!("cannot open `{rel}`: {e}"))
+        let root = kiln_layer::safe_fs::open_root(&self.dir)
+            .map_err(|e| self.invalid(object, format!("cannot open the archive's top: {e}")))?;
+        let fd = rustix::fs::openat2(
+            &root,
+            rel.trim_start_matches('/'),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| self.open_error(rel, object, e))?;
+        Ok(File::from(fd))
+    }
+
+    fn open_error(&self, rel: &str, object: &str, e: rustix::io::Errno) -> ArchiveError {
+        const HINT: &str = "hint: the archive is damaged or was not written by `docker save`, \
+                            `kiln save` or an OCI tool; make it again";
+        let reason = match e {
+            rustix::io::Errno::NOENT => {
+                format!("`{rel}` is missing (or a link on the way points at nothing)\n{HINT}")
             }
-        })
+            rustix::io::Errno::XDEV => format!(
+                "`{rel}` leads outside the archive: it or a link on the way climbs above the \
+                 top (`..`), or a link is absolute\n{HINT}"
+            ),
+            rustix::io::Errno::LOOP => {
+                format!("`{rel}` is a symlink loop, or has too many links on the way\n{HINT}")
+            }
+            e => format!("cannot open `{rel}`: {}", io::Error::from(e)),
+        };
+        self.invalid(object, reason)
+    }
+
+    /// The path of the file `rel` names, relative to the archive's top and with no link on the
+    /// way ([`Self::open`] follows them): two names of one file resolve to the same path, and a
+    /// file once [`Self::stage`]d may be gone from the archive, so a loader resolves every name
+    /// it will use before it stages any.
+    pub fn resolve(&self, rel: &str, object: &str) -> Result<String, ArchiveError> {
+        let path = self.real_path(&self.open(rel, object)?, rel, object)?;
+        let top = std::fs::canonicalize(&self.dir)
+            .map_err(|e| self.invalid(object, format!("cannot resolve the archive's top: {e}")))?;
+        path.strip_prefix(&top)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| self.invalid(object, format!("`{rel}` resolves outside the archive")))
+    }
+
+    /// The absolute path of `file`, opened as `rel`, with every link resolved.
+    fn real_path(&self, file: &File, rel: &str, object: &str) -> Result<PathBuf, ArchiveError> {
+        std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(file)
+        ))
+        .map_err(|e| self.invalid(object, format!("cannot resolve `{rel}`: {e}")))
     }
 
     /// Reads a small file inside the archive.
@@ -238,6 +291,9 @@ impl Source {
     }
 
     /// Stages the file `rel` as a blob, checking it against `expected` (digest, size).
+    ///
+    /// From an archive kiln unpacked ([`Self::owned`]) the file is moved, not copied: other
+    /// names of it (links) then point at nothing, and [`Self::resolve`] must have run first.
     pub fn stage(
         &self,
         txn: &mut Txn<'_>,
@@ -253,11 +309,7 @@ impl Source {
         let file = self.open(rel, object)?;
         if self.owned {
             // The real path of what was opened (contained), so links are resolved safely.
-            let resolved = std::fs::read_link(format!(
-                "/proc/self/fd/{}",
-                std::os::fd::AsRawFd::as_raw_fd(&file)
-            ))
-            .map_err(|e| self.invalid(object, format!("cannot resolve `{rel}`: {e}")))?;
+            let resolved = self.real_path(&file, rel, object)?;
             drop(file);
             return txn
                 .adopt_file(&resolved, expected, object)

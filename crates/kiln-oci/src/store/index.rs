@@ -184,8 +184,7 @@ impl Store {
             }
             for digest in self.reachable(&image.descriptor)? {
                 if !keep.contains(&digest) && self.has_blob(&digest) {
-                    fs::remove_file(self.blob_path(&digest))
-                        .map_err(io_err("remove", self.blob_path(&digest)))?;
+                    self.remove_blob(&digest)?;
                     deleted.push(digest);
                 }
             }

@@ -13,6 +13,9 @@
 //! tmp/txn-*/            a transaction's staged blobs, each directory with a `.lock` held by its
 //!                       live owner (what `fsck --repair` may remove is exactly what is unlocked)
 //! tmp/index-*.json      index.json being replaced (only exists under `lock`)
+//! layer-sizes/sha256/<hex>
+//!                       the size Docker shows for layer blob <hex> (its unpacked content), in
+//!                       decimal; written the first time a command asks (`Store::layer_size`)
 //! ```
 //! Every change is a [`Txn`]: blobs are written and verified in the transaction's staging
 //! directory, then, under `lock`, renamed into `blobs/` and `index.json` is replaced by atomic
@@ -20,6 +23,7 @@
 
 mod fsck;
 mod index;
+mod layer_size;
 mod txn;
 
 use std::fs::{self, File};
@@ -30,6 +34,7 @@ use kiln_layer::{Digest, HashingReader};
 
 pub use fsck::{FsckReport, Problem};
 pub use index::{ImageEntry, LockGuard, add_untagged, set_tag};
+pub use layer_size::content_size;
 pub use txn::{BlobWriter, Txn};
 
 use crate::error::{StoreError, io_err};

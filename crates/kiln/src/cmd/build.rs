@@ -262,7 +262,13 @@ fn build_in(
     }
     if !args.quiet {
         let mut err = std::io::stderr().lock();
-        let total: u64 = outcome.layers.iter().map(|l| l.descriptor.size).sum();
+        // Sizes as `kiln images` shows them, now that every stage's layers are in the store.
+        let size = |layers: &mut dyn Iterator<Item = &kiln_oci::model::Descriptor>| {
+            layers
+                .map(|l| store.layer_size(&l.digest))
+                .sum::<Result<u64, _>>()
+        };
+        let total = size(&mut outcome.layers.iter().map(|l| &l.descriptor))?;
         let _ = writeln!(
             err,
             "built {} ({})",
@@ -277,9 +283,9 @@ fn build_in(
                 err,
                 "  stage {:<16} {:>3} layers {:>9}  ({} over its base)",
                 s.name,
-                s.layers,
-                crate::cmd::images::human_size(s.size),
-                crate::cmd::images::human_size(s.own_size)
+                s.layers.len(),
+                crate::cmd::images::human_size(size(&mut s.layers.iter())?),
+                crate::cmd::images::human_size(size(&mut s.layers[s.base_layers..].iter())?)
             );
         }
     }

@@ -1,5 +1,6 @@
 //! `kiln history IMAGE [--no-trunc] [--format json]`: the image's steps, newest first, in the
-//! columns of `docker history`.
+//! columns of `docker history`. A step's SIZE is its layer's unpacked content, as Docker's
+//! ([`Store::layer_size`]).
 
 use std::process::ExitCode;
 
@@ -25,13 +26,12 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let image = store.resolve(&args.image)?;
     // Pair each non-empty history entry with its layer, bottom up.
-    let mut layers = image.manifest.layers.iter();
+    let mut layers = image.manifest.layers.iter().peekable();
     let mut rows = Vec::new();
     for h in &image.config.history {
-        let size = if h.empty_layer {
-            0
-        } else {
-            layers.next().map_or(0, |l| l.size)
+        let size = match layers.next_if(|_| !h.empty_layer) {
+            Some(l) => store.layer_size(&l.digest)?,
+            None => 0,
         };
         rows.push((h, size));
     }

@@ -1,4 +1,7 @@
 //! `kiln images [--format json]`: the images of the store, like `docker images`.
+//!
+//! SIZE is Docker's: the unpacked content of the image's layers ([`Store::layer_size`]), the
+//! same for an image however it came into the store and however its layers are compressed.
 
 use std::process::ExitCode;
 
@@ -49,12 +52,13 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
                 })
                 .collect()
         };
+        let size = image.content_size(&store)?;
         for (repo, tag) in names {
-            rows.push((repo, tag, image.clone(), created));
+            rows.push((repo, tag, image.clone(), created, size));
         }
     }
     if args.quiet {
-        for (_, _, image, _) in &rows {
+        for (_, _, image, _, _) in &rows {
             println!("{}", image.id().short());
         }
         return Ok(ExitCode::SUCCESS);
@@ -62,14 +66,14 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     if args.format == Format::Json {
         let json: Vec<_> = rows
             .iter()
-            .map(|(repo, tag, image, _)| {
+            .map(|(repo, tag, image, _, size)| {
                 serde_json::json!({
                     "Repository": repo,
                     "Tag": tag,
                     "Id": image.id().to_string(),
                     "Digest": image.digest().to_string(),
                     "Created": image.config.created,
-                    "Size": image.size(),
+                    "Size": size,
                 })
             })
             .collect();
@@ -83,13 +87,13 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         "CREATED".into(),
         "SIZE".into(),
     ]];
-    for (repo, tag, image, created) in rows {
+    for (repo, tag, image, created, size) in rows {
         table.push([
             repo,
             tag,
             image.id().short().to_owned(),
             created.map_or_else(|| "N/A".into(), ago),
-            human_size(image.size()),
+            human_size(size),
         ]);
     }
     print_table(&table);

@@ -33,7 +33,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             "RootFS": { "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids },
             "Layers": image.manifest.layers,
             "History": c.history,
-            "Size": image.size(),
+            "Size": image.content_size(&store)?,
         }));
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
