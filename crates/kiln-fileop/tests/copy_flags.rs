@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 
 use common::*;

@@ -53,14 +53,13 @@ fn build_or_hang(env: &KilnEnv, name: &str, dockerfile: &str) -> PathBuf {
         s.spawn(|| {
             let _ = tx.send(build(env, name, dockerfile, &[]));
         });
-        rx.recv_timeout(Duration::from_mins(2))
-            .unwrap_or_else(|_| {
-                // Leave no kiln behind: a hung build waits in futexes forever.
-                let _ = std::process::Command::new("pkill")
-                    .args(["-f", &env.dir.display().to_string()])
-                    .status();
-                panic!("the build hung for {:?}", started.elapsed());
-            })
+        rx.recv_timeout(Duration::from_mins(2)).unwrap_or_else(|_| {
+            // Leave no kiln behind: a hung build waits in futexes forever.
+            let _ = std::process::Command::new("pkill")
+                .args(["-f", &env.dir.display().to_string()])
+                .status();
+            panic!("the build hung for {:?}", started.elapsed());
+        })
     })
 }
 

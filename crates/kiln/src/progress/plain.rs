@@ -71,7 +71,7 @@ impl Reporter for Plain {
             Event::StageDone { stage, size } => {
                 writeln!(
                     out,
-                    "stage {stage}: {}",
+                    "stage {stage}: {} stored (compressed)",
                     crate::cmd::images::human_size(size)
                 )
             }
