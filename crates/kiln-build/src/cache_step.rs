@@ -49,7 +49,7 @@ impl CacheUse<'_> {
     /// Whether the steps of `stage` (its name or label, any case) look nothing up.
     pub fn ignores(&self, stage: &str) -> bool {
         let stage = stage.to_ascii_lowercase();
-        self.no_cache || self.no_cache_stages.iter().any(|s| *s == stage)
+        self.no_cache || self.no_cache_stages.contains(&stage)
     }
 }
 

@@ -582,33 +582,10 @@ fn check_forward(
     for (from, to, _, _, span) in forward {
         edges[*from].push((*to, *span));
     }
-    // Depth-first from each stage in order; a stage on the current path met again is a cycle.
-    fn visit(
-        i: usize,
-        edges: &[Vec<(usize, TextRange)>],
-        done: &mut [bool],
-        path: &mut [bool],
-    ) -> Option<TextRange> {
-        if done[i] {
-            return None;
-        }
-        done[i] = true;
-        path[i] = true;
-        for &(next, span) in &edges[i] {
-            if path[next] {
-                return Some(span);
-            }
-            if let Some(s) = visit(next, edges, done, path) {
-                return Some(s);
-            }
-        }
-        path[i] = false;
-        None
-    }
     let mut done = vec![false; stages.len()];
     let mut path = vec![false; stages.len()];
     for (i, stage) in stages.iter().enumerate() {
-        if let Some(span) = visit(i, &edges, &mut done, &mut path) {
+        if let Some(span) = cycle_from(i, &edges, &mut done, &mut path) {
             return Err(InstructionError::new(ErrorKind::Cycle(stage.label()), span));
         }
     }
@@ -621,6 +598,31 @@ fn check_forward(
         },
         *span,
     ))
+}
+
+/// Depth-first from stage `i` over `edges`: the edge that closes a cycle (a stage on the
+/// current path met again), if any.
+fn cycle_from(
+    i: usize,
+    edges: &[Vec<(usize, TextRange)>],
+    done: &mut [bool],
+    path: &mut [bool],
+) -> Option<TextRange> {
+    if done[i] {
+        return None;
+    }
+    done[i] = true;
+    path[i] = true;
+    for &(next, span) in &edges[i] {
+        if path[next] {
+            return Some(span);
+        }
+        if let Some(s) = cycle_from(next, edges, done, path) {
+            return Some(s);
+        }
+    }
+    path[i] = false;
+    None
 }
 
 fn mark_needed(stages: &mut [Stage], target: usize) {

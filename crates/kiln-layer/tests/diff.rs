@@ -349,7 +349,8 @@ fn a_step_over_scratch_is_the_whole_tree() {
 
 /// Sets `path`'s mtime to 2020-01-01 00:00:00 UTC, as `touch -d` would.
 fn pin_mtime(path: &Path) {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+    // 2020-01-01 00:00:00 UTC is 438,288 hours after the epoch.
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_hours(438_288);
     fs::File::options()
         .write(true)
         .open(path)

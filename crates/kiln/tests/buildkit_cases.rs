@@ -5,6 +5,7 @@
 //! run in namespaces); under `CI=true` a missing prerequisite fails.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -370,7 +371,6 @@ fn test_dockerfile_add_archive_through_absolute_symlink() {
         read(&out, &format!("{head}.link")),
         "ref: refs/heads/main\n"
     );
-    use std::os::unix::fs::MetadataExt as _;
     let (a, b) = (
         fs::metadata(out.join(head)).unwrap(),
         fs::metadata(out.join(format!("{head}.link"))).unwrap(),
