@@ -765,3 +765,23 @@ fn onbuild_from_a_store_image_schedules_the_stage_it_reads() {
     );
     assert_eq!(read(&out, "bar"), "12");
 }
+
+/// A local export goes into an empty directory only, and says so before building anything
+/// (it failed after the build with `File exists`).
+#[test]
+fn local_export_into_a_non_empty_directory_is_refused_first() {
+    let Some(env) = setup() else { return };
+    let dest = env.dir.join("full");
+    fs::create_dir_all(dest.join("bin")).unwrap();
+    let out = build_with(
+        &env,
+        "local-full",
+        "FROM busybox\nRUN echo ran >&2\n",
+        &[],
+        &["-o", &format!("type=local,dest={}", dest.display())],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the directory is not empty"), "{err}");
+    assert!(!err.contains("ran"), "nothing was built: {err}");
+}

@@ -218,6 +218,19 @@ fn build_in(
         reporter: reporter.as_ref(),
         secrets: &args.secret,
     };
+    // A local export goes into an empty directory only, checked before anything is built:
+    // writing over what is there could follow its links out of it. (BuildKit's local exporter
+    // writes over existing files.)
+    for o in outputs {
+        if let Output::Local { dest } = o
+            && std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some())
+        {
+            anyhow::bail!(
+                "cannot export to `{}`: the directory is not empty\nhint: remove it first, or give `-o type=local,dest=` a new directory",
+                dest.display()
+            );
+        }
+    }
     let outcome = kiln_build::build(&req);
     drop(reporter);
     let outcome = match outcome {
@@ -391,12 +404,8 @@ fn export(
             result
         }
         Output::Local { dest } => {
-            let lowers: Vec<PathBuf> = outcome
-                .layers
-                .iter()
-                .rev()
-                .map(|l| l.snapshot.clone())
-                .collect();
+            let lowers =
+                kiln_layer::overlay::unique_stack(outcome.layers.iter().rev().map(|l| &l.snapshot));
             std::fs::create_dir_all(dest)?;
             kiln_layer::overlay::copy_merged(&lowers, dest)?;
             Ok(())
