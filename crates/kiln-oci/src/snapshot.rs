@@ -6,6 +6,10 @@
 //! snapshots/<id>/fs         the layer unpacked in overlay's format (whiteouts are 0/0
 //!                           character devices, opaque dirs carry trusted.overlay.opaque=y)
 //! snapshots/<id>/diff_id    the layer's uncompressed digest (`sha256:<hex>`), checked on use
+//! snapshots/<id>/selections/<key>
+//!                           a digest a caller computed from the stack with this snapshot on
+//!                           top and a selector, and asked to keep ([`Snapshots::selection`]):
+//!                           snapshots never change, so neither does it
 //! snapshots/tmp-*/          an unpack in progress; renamed to `<id>` when complete
 //! ```
 //! `<id>` is the first 12 hex digits of the `diff_id`: short on purpose, because overlay's
@@ -181,6 +185,57 @@ impl Snapshots {
             }
         }
         Ok(home.join("fs"))
+    }
+
+    /// A digest of what the stack `lowers` (snapshot `fs` dirs of this store, topmost first)
+    /// shows at `selector`, computed by `compute` the first time and kept beside the top
+    /// snapshot afterwards, as `selections/<key>`, `<key>` the SHA-256 of the stack's paths
+    /// and the selector, each as its length (u64, little endian) and its bytes. Snapshots never
+    /// change, so the digest stays true until the snapshot goes (and its memo with it). A stack
+    /// outside this store, or empty, is computed every time; a memo that cannot be read or
+    /// written only costs the computation.
+    pub fn selection<E>(
+        &self,
+        lowers: &[PathBuf],
+        selector: &str,
+        compute: impl FnOnce() -> Result<Digest, E>,
+    ) -> Result<Digest, E> {
+        let home = lowers
+            .first()
+            .filter(|_| lowers.iter().all(|l| l.starts_with(&self.dir)))
+            .and_then(|top| top.parent());
+        let Some(home) = home else {
+            return compute();
+        };
+        let mut key = Vec::new();
+        for part in lowers
+            .iter()
+            .map(|l| l.as_os_str().as_encoded_bytes())
+            .chain([selector.as_bytes()])
+        {
+            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+        let dir = home.join("selections");
+        let memo = dir.join(Digest::of(&key).hex());
+        if let Ok(text) = fs::read_to_string(&memo)
+            && let Ok(d) = text.trim().parse::<Digest>()
+        {
+            return Ok(d);
+        }
+        let digest = compute()?;
+        let tmp = dir.join(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let written = fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&tmp, digest.to_string()))
+            .and_then(|()| fs::rename(&tmp, &memo));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(digest)
     }
 
     /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order), one

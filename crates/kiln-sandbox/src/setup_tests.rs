@@ -311,6 +311,37 @@ fn extra_calls(sys: &RecordingSyscall) -> Vec<String> {
     calls[start..end].to_vec()
 }
 
+/// BuildKit's `testCacheMountParallel`: two steps of parallel stages mount the same cache at
+/// `/foo/bar` and another inside it; the second to make the inner mount point finds it made
+/// (`EEXIST`) and goes on, and neither records it as a stub to remove (issue 10, item 6).
+#[test]
+fn a_mount_point_made_meanwhile_in_a_shared_cache_is_used() {
+    use crate::spec::MountKind;
+    let cache = |root: &str| MountKind::Bind {
+        root: root.into(),
+        path: String::new(),
+        read_only: false,
+    };
+    let sys = full_image()
+        .with_dir("/store/cache-mounts/outer")
+        .with_dir("/store/cache-mounts/inner")
+        .failing_once(
+            "mkdir /s/rootfs/foo/bar/baz 755",
+            rustix::io::Errno::EXIST.raw_os_error(),
+        );
+    let spec = with_mounts(vec![
+        mount("/foo/bar/baz", cache("/store/cache-mounts/inner")),
+        mount("/foo/bar", cache("/store/cache-mounts/outer")),
+    ]);
+    let stubs = build_rootfs(&spec, &sys).unwrap();
+    let paths: Vec<_> = stubs.iter().map(|s| s.path.display().to_string()).collect();
+    assert_eq!(
+        paths,
+        ["/foo", "/foo/bar"],
+        "baz is the cache's, not a stub"
+    );
+}
+
 #[test]
 fn extra_mounts_in_depth_order_with_stubs() {
     use crate::spec::{FileContent, MountKind};

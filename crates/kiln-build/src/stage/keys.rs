@@ -320,9 +320,21 @@ fn mount_files(
         fetcher: &sh.fetcher,
         source_date_epoch: None,
     };
-    Ok(copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher)
-        .ok()
-        .map(|m| m.root))
+    // Snapshots never change: the store keeps the answer beside them, so a rebuild does not
+    // read the mounted files again.
+    let lowers = match &input.source {
+        CopySource::Layers { lowers, .. } => lowers.clone(),
+        CopySource::Context { .. } => Vec::new(),
+    };
+    Ok(sh
+        .sink
+        .snapshots()
+        .selection(
+            &lowers,
+            &format!("mount-merkle-v1 {}", paths.sources[0].text),
+            || copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher).map(|m| m.root),
+        )
+        .ok())
 }
 
 /// The Merkle root of what a context bind mount shows: `source` (the whole context when
