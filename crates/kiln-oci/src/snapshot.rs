@@ -187,25 +187,29 @@ impl Snapshots {
         Ok(home.join("fs"))
     }
 
-    /// A digest of what the stack `lowers` (snapshot `fs` dirs of this store, topmost first)
-    /// shows at `selector`, computed by `compute` the first time and kept beside the top
-    /// snapshot afterwards, as `selections/<key>`, `<key>` the SHA-256 of the stack's paths
-    /// and the selector, each as its length (u64, little endian) and its bytes. Snapshots never
-    /// change, so the digest stays true until the snapshot goes (and its memo with it). A stack
-    /// outside this store, or empty, is computed every time; a memo that cannot be read or
-    /// written only costs the computation.
-    pub fn selection<E>(
+    /// Something a caller derives from what the stack `lowers` (snapshot `fs` dirs of this
+    /// store, topmost first) shows at `selector` (a Merkle hash of a path, say): made by
+    /// `compute` (the value and its encoding) the first time, kept beside the top snapshot as
+    /// `selections/<key>`, and read back with `decode` afterwards. `<key>` is the SHA-256 of
+    /// the stack's paths and the selector, each as its length (u64, little endian) and its
+    /// bytes; the selector must say how the value is derived, with a version.
+    ///
+    /// Snapshots never change, so a kept value stays true until its snapshot goes (and the
+    /// memo with it). A stack outside this store, or empty, is computed every time; a memo
+    /// that cannot be read, decoded or written only costs the computation.
+    pub fn selection<T, E>(
         &self,
         lowers: &[PathBuf],
         selector: &str,
-        compute: impl FnOnce() -> Result<Digest, E>,
-    ) -> Result<Digest, E> {
+        decode: impl FnOnce(&[u8]) -> Option<T>,
+        compute: impl FnOnce() -> Result<(T, Vec<u8>), E>,
+    ) -> Result<T, E> {
         let home = lowers
             .first()
             .filter(|_| lowers.iter().all(|l| l.starts_with(&self.dir)))
             .and_then(|top| top.parent());
         let Some(home) = home else {
-            return compute();
+            return compute().map(|(v, _)| v);
         };
         let mut key = Vec::new();
         for part in lowers
@@ -218,24 +222,22 @@ impl Snapshots {
         }
         let dir = home.join("selections");
         let memo = dir.join(Digest::of(&key).hex());
-        if let Ok(text) = fs::read_to_string(&memo)
-            && let Ok(d) = text.trim().parse::<Digest>()
-        {
-            return Ok(d);
+        if let Some(v) = fs::read(&memo).ok().and_then(|b| decode(&b)) {
+            return Ok(v);
         }
-        let digest = compute()?;
+        let (value, bytes) = compute()?;
         let tmp = dir.join(format!(
             "tmp-{}-{}",
             std::process::id(),
             TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let written = fs::create_dir_all(&dir)
-            .and_then(|()| fs::write(&tmp, digest.to_string()))
+            .and_then(|()| fs::write(&tmp, &bytes))
             .and_then(|()| fs::rename(&tmp, &memo));
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        Ok(digest)
+        Ok(value)
     }
 
     /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order), one

@@ -152,7 +152,23 @@ pub(super) fn copy_parts(
     }
     let files = match &input.source {
         CopySource::Context { .. } => copy_merkle(&sh.sink, input, context_hasher(sh))?,
-        CopySource::Layers { .. } => copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)?,
+        // A stage's or image's snapshots never change: the store keeps the selection's hash
+        // beside them, so an unchanged source is read once, not on every build. The selector
+        // is the whole instruction and the destination's stack, which the selection depends
+        // on too.
+        CopySource::Layers { lowers, .. } => sh.sink.snapshots().selection(
+            lowers,
+            &format!(
+                "copy-merkle-v1\n{}\ntarget={:?}",
+                copy_instruction(kw, input, from),
+                input.target
+            ),
+            decode_merkle,
+            || {
+                copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)
+                    .map(|m| (m.clone(), encode_merkle(&m)))
+            },
+        )?,
     };
     Ok(Some(KeyParts {
         instruction: copy_instruction(kw, input, from),
@@ -332,9 +348,48 @@ fn mount_files(
         .selection(
             &lowers,
             &format!("mount-merkle-v1 {}", paths.sources[0].text),
-            || copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher).map(|m| m.root),
+            decode_merkle,
+            || {
+                copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher).map(|m| {
+                    let bytes = encode_merkle(&m);
+                    (m, bytes)
+                })
+            },
         )
+        .map(|m| m.root)
         .ok())
+}
+
+/// A Merkle hash as kept in a snapshot's `selections/` ([`kiln_oci::Snapshots::selection`]):
+/// the root's 64 hex digits, then for each leaf its digest's 64 hex digits, its path's length
+/// (u32, little endian) and the path.
+fn encode_merkle(m: &kiln_fileop::MerkleHash) -> Vec<u8> {
+    let mut out = m.root.hex().as_bytes().to_vec();
+    for (path, digest) in &m.leaves {
+        out.extend_from_slice(digest.hex().as_bytes());
+        out.extend_from_slice(&u32::try_from(path.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+    }
+    out
+}
+
+/// The inverse of [`encode_merkle`]; `None` for bytes it did not write.
+fn decode_merkle(mut b: &[u8]) -> Option<kiln_fileop::MerkleHash> {
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        b = rest;
+        Some(head)
+    };
+    let hex = |bytes: &[u8]| Digest::from_hex(std::str::from_utf8(bytes).ok()?).ok();
+    let root = hex(take(64)?)?;
+    let mut leaves = Vec::new();
+    while let Some(d) = take(64) {
+        let digest = hex(d)?;
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let path = String::from_utf8(take(len)?.to_vec()).ok()?;
+        leaves.push((path, digest));
+    }
+    Some(kiln_fileop::MerkleHash { root, leaves })
 }
 
 /// The Merkle root of what a context bind mount shows: `source` (the whole context when
@@ -370,4 +425,25 @@ fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
     };
     let plan = kiln_fileop::plan(&op, inputs).ok()?;
     Some(plan.merkle(context_hasher(sh)).ok()?.root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_merkle_hashes_read_back_whole() {
+        let m = kiln_fileop::MerkleHash {
+            root: Digest::of(b"root"),
+            leaves: vec![
+                ("a/b".into(), Digest::of(b"1")),
+                ("with\nnewline and é".into(), Digest::of(b"2")),
+                (String::new(), Digest::of(b"3")),
+            ],
+        };
+        assert_eq!(decode_merkle(&encode_merkle(&m)), Some(m.clone()));
+        let bytes = encode_merkle(&m);
+        assert_eq!(decode_merkle(&bytes[..bytes.len() - 1]), None, "cut short");
+        assert_eq!(decode_merkle(b"not a memo"), None);
+    }
 }
