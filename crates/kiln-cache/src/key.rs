@@ -15,7 +15,7 @@
 //! | tag | field | payload | how many |
 //! |---|---|---|---|
 //! | 1 | parent | kind `u8` (0 scratch, 1 previous step's key, 2 base image manifest digest), then the 32 raw bytes of the digest (none for scratch) | exactly one |
-//! | 2 | instruction | the instruction in canonical form after variable expansion, UTF-8 | exactly one |
+//! | 2 | instruction | the instruction in canonical form after variable expansion ([`crate::canon`]: named fields, self-delimiting values, never `Debug`), UTF-8 | exactly one |
 //! | 3 | platform | `os/architecture[/variant]`, UTF-8 | exactly one |
 //! | 4 | build arg | `bytes` name, then `u8` 0 (declared, no value) or 1 followed by `bytes` value | one per visible ARG, sorted by name bytes |
 //! | 5 | env | `bytes` name, `bytes` value | one per variable, sorted by name bytes |
@@ -44,10 +44,11 @@ use crate::explain::{FilesExplanation, KeyExplanation};
 
 /// The version byte that opens every key's encoding.
 ///
-/// History: 2 has the encoding of 1; it was bumped because builds before it could record
-/// wrong layers (a RUN that rewrote a file at the same size and mtime lost the change, and
-/// WORKDIR's layer left out the directories above the one it made), which a new version
-/// never hits.
+/// History: 2 writes instructions in [`crate::canon`]'s form (1 embedded Rust `Debug` output
+/// of the frontend's types), and leaves behind the records of builds that could hold wrong
+/// layers (a RUN that rewrote a file at the same size and mtime lost the change; WORKDIR's
+/// layer left out the directories above the one it made). kiln-build's `golden_keys` test
+/// pins the keys of a set of instructions.
 pub const KEY_VERSION: u8 = 2;
 
 const TAG_PARENT: u8 = 1;

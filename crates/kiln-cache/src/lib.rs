@@ -11,6 +11,7 @@
 //! and config in the store before recording them here. Layers are opaque blobs to it and
 //! configs opaque canonical JSON.
 
+pub mod canon;
 mod db;
 mod error;
 pub mod explain;
@@ -20,6 +21,7 @@ pub mod key;
 mod stat;
 mod transfer;
 
+pub use canon::Canonical;
 pub use db::{BUSY_TIMEOUT, SCHEMA_VERSION};
 pub use error::CacheError;
 pub use explain::{Change, Delta, FilesExplanation, KeyExplanation};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use kiln_cache::{Parent, StepIdentity};
+use kiln_cache::{Canonical, Parent, StepIdentity};
 use kiln_fileop::ContentHasher;
 use kiln_frontend::DepKind;
 use kiln_layer::Digest;
@@ -158,11 +158,12 @@ pub(super) fn copy_parts(
         // on too.
         CopySource::Layers { lowers, .. } => sh.sink.snapshots().selection(
             lowers,
-            &format!(
-                "copy-merkle-v1\n{}\ntarget={:?}",
-                copy_instruction(kw, input, from),
-                input.target
-            ),
+            &Canonical::extend(copy_instruction(kw, input, from))
+                .list(
+                    "merkle-v1-target",
+                    input.target.iter().filter_map(|p| p.to_str()),
+                )
+                .finish(),
             decode_merkle,
             || {
                 copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)
@@ -200,29 +201,140 @@ pub(super) fn checked_urls_parts(input: &CopyInput<'_>, checksum: &Digest) -> Ke
 
 /// The canonical text of a COPY/ADD for its key.
 fn copy_instruction(kw: &str, input: &CopyInput<'_>, from: Option<&str>) -> String {
-    let f = input.flags;
-    let heredocs: Vec<_> = input
-        .paths
-        .heredocs
-        .iter()
-        .map(|h| (&h.path, &h.data, h.expand))
-        .collect();
-    format!(
-        "{kw}\nsources={:?}\nheredocs={heredocs:?}\ndest={}\nworkdir={}\nfrom={from:?}\nchown={:?}\nchmod={:?}\nparents={}\nlink={}\nexclude={:?}",
-        input
-            .paths
-            .sources
-            .iter()
-            .map(|w| &w.text)
-            .collect::<Vec<_>>(),
-        input.paths.dest.text,
-        input.workdir,
-        f.chown.as_ref().map(|w| &w.text),
-        f.chmod.as_ref().map(|w| &w.text),
+    copy_text(
+        kw,
+        input.paths,
+        input.flags,
+        &input.workdir,
         input.parents,
-        f.link,
-        f.exclude.iter().map(|w| &w.text).collect::<Vec<_>>(),
+        from,
     )
+}
+
+/// The canonical text of a COPY/ADD, expanded ([`kiln_cache::canon`]): the keyword, then
+/// `sources` (list), `heredocs` (a list of name, body and `t`/`f` for expansion, three items
+/// each), `dest`, `workdir`, `from`, `chown`, `chmod`, `parents`, `link`, `exclude` (list).
+pub(crate) fn copy_text(
+    kw: &str,
+    paths: &kiln_frontend::instruction::SourcesAndDest,
+    flags: &kiln_frontend::instruction::CopyFlags,
+    workdir: &str,
+    parents: bool,
+    from: Option<&str>,
+) -> String {
+    let heredocs = paths.heredocs.iter().flat_map(|h| {
+        [
+            h.path.as_str(),
+            h.data.as_str(),
+            if h.expand { "t" } else { "f" },
+        ]
+    });
+    Canonical::new(kw)
+        .list("sources", paths.sources.iter().map(|w| w.text.as_str()))
+        .list("heredocs", heredocs)
+        .str("dest", &paths.dest.text)
+        .str("workdir", workdir)
+        .opt("from", from)
+        .opt("chown", flags.chown.as_ref().map(|w| w.text.as_str()))
+        .opt("chmod", flags.chmod.as_ref().map(|w| w.text.as_str()))
+        .bool("parents", parents)
+        .bool("link", flags.link)
+        .list("exclude", flags.exclude.iter().map(|w| w.text.as_str()))
+        .finish()
+}
+
+/// ADD's own fields after [`copy_text`]'s: `checksum` and `unpack` (`true`, `false`, absent).
+pub(crate) fn add_text(text: String, add: &kiln_frontend::instruction::Add) -> String {
+    let mut c = kiln_cache::Canonical::extend(text);
+    c = c
+        .opt("checksum", add.checksum.as_ref().map(|w| w.text.as_str()))
+        .opt(
+            "unpack",
+            add.unpack.map(|u| if u { "true" } else { "false" }),
+        );
+    c.finish()
+}
+
+/// What a RUN's canonical text is made of.
+pub(crate) struct RunText<'a> {
+    /// The full argv (shell included).
+    pub argv: &'a [String],
+    /// Heredoc files: name and content.
+    pub files: Vec<(&'a str, &'a str)>,
+    /// USER.
+    pub user: &'a str,
+    /// The working directory.
+    pub cwd: &'a str,
+    /// `--network`.
+    pub network: kiln_frontend::instruction::NetworkMode,
+    /// The build's `--network`.
+    pub default_network: kiln_sandbox::Network,
+    /// `--security`.
+    pub security: kiln_frontend::instruction::SecurityMode,
+    /// The `--mount`s, expanded.
+    pub mounts: &'a [kiln_frontend::instruction::Mount],
+}
+
+/// The canonical text of a RUN ([`kiln_cache::canon`]): `argv` (list), `files` (name and
+/// content, two items each), `user`, `cwd`, `network` (`default`, `none`, `host`),
+/// `default-network` (`host`, `none`), `security` (`sandbox`, `insecure`), `mounts` (a
+/// number), then for each mount, in order, `type`, `from`, `source`, `target`, `readonly`,
+/// `id`, `sharing` (`shared`, `private`, `locked`, absent), `required`, `size`, `mode`, `uid`,
+/// `gid`, `env`.
+pub(crate) fn run_text(r: &RunText<'_>) -> String {
+    use kiln_frontend::instruction::{NetworkMode, SecurityMode, Sharing};
+    let mut c = Canonical::new("RUN")
+        .list("argv", r.argv.iter().map(String::as_str))
+        .list("files", r.files.iter().flat_map(|(n, c)| [*n, *c]))
+        .str("user", r.user)
+        .str("cwd", r.cwd)
+        .str(
+            "network",
+            match r.network {
+                NetworkMode::Default => "default",
+                NetworkMode::None => "none",
+                NetworkMode::Host => "host",
+            },
+        )
+        .str(
+            "default-network",
+            match r.default_network {
+                kiln_sandbox::Network::Host => "host",
+                kiln_sandbox::Network::None => "none",
+            },
+        )
+        .str(
+            "security",
+            match r.security {
+                SecurityMode::Sandbox => "sandbox",
+                SecurityMode::Insecure => "insecure",
+            },
+        )
+        .num("mounts", Some(r.mounts.len() as u64));
+    for m in r.mounts {
+        c = c
+            .str("type", m.typ.as_str())
+            .opt("from", m.from.as_deref())
+            .opt("source", m.source.as_deref())
+            .opt("target", m.target.as_deref())
+            .bool("readonly", m.read_only)
+            .opt("id", m.id.as_deref())
+            .opt(
+                "sharing",
+                m.sharing.map(|s| match s {
+                    Sharing::Shared => "shared",
+                    Sharing::Private => "private",
+                    Sharing::Locked => "locked",
+                }),
+            )
+            .bool("required", m.required)
+            .num("size", m.size)
+            .num("mode", m.mode.map(u64::from))
+            .num("uid", m.uid.map(u64::from))
+            .num("gid", m.gid.map(u64::from))
+            .opt("env", m.env.as_deref());
+    }
+    c.finish()
 }
 
 /// The key parts of a RUN: what the process gets, and what its mounts read (the stages and
@@ -255,22 +367,21 @@ pub(super) fn run_parts(
             _ => {}
         }
     }
-    let files: Vec<(&String, &String)> = run
-        .command
-        .files
-        .iter()
-        .map(|h| (&h.name, &h.content))
-        .collect();
-    let instruction = format!(
-        "RUN\nargv={:?}\nfiles={files:?}\nuser={}\ncwd={}\nnetwork={:?}/{:?}\nsecurity={:?}\nmounts={:?}",
-        input.argv,
-        input.user,
-        input.cwd,
-        run.network,
-        input.default_network,
-        run.security,
-        run.mounts,
-    );
+    let instruction = run_text(&RunText {
+        argv: &input.argv,
+        files: run
+            .command
+            .files
+            .iter()
+            .map(|h| (h.name.as_str(), h.content.as_str()))
+            .collect(),
+        user: &input.user,
+        cwd: &input.cwd,
+        network: run.network,
+        default_network: input.default_network,
+        security: run.security,
+        mounts: &run.mounts,
+    });
     Ok(Some(KeyParts {
         instruction,
         args: state
@@ -430,6 +541,102 @@ fn context_files(sh: &Shared<'_>, source: Option<&str>) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_frontend::instruction::{
+        Add, CopyFlags, HeredocSource, Mount, MountType, NetworkMode, SecurityMode, Sharing,
+        SourcesAndDest,
+    };
+    use kiln_syntax::{TextRange, Word};
+
+    fn word(s: &str) -> Word {
+        Word::new(s, TextRange::default())
+    }
+
+    /// The key of `text` on scratch for linux/amd64, as stored.
+    fn key(text: &str) -> String {
+        kiln_cache::KeyBuilder::new(Parent::Scratch, text, "linux/amd64")
+            .finish()
+            .0
+            .to_string()
+    }
+
+    /// Golden keys: the key bytes of a set of instructions are pinned. A change to how any
+    /// instruction is encoded fails here; bump `kiln_cache::KEY_VERSION` with the new values,
+    /// so that no store reuses a result under a key that now means something else.
+    #[test]
+    fn golden_keys() {
+        let paths = SourcesAndDest {
+            sources: vec![word("src/"), word("*.txt")],
+            heredocs: vec![HeredocSource {
+                path: "EOF".into(),
+                data: "body\n".into(),
+                expand: true,
+            }],
+            dest: word("/app/"),
+        };
+        let flags = CopyFlags {
+            chown: Some(word("1:2")),
+            chmod: Some(word("0644")),
+            link: true,
+            exclude: vec![word("*.o")],
+        };
+        let copy = copy_text("COPY", &paths, &flags, "/w", true, Some("build"));
+        let add = add_text(
+            copy_text("ADD", &paths, &CopyFlags::default(), "/", false, None),
+            &Add {
+                checksum: Some(word(&format!("sha256:{}", "0".repeat(64)))),
+                keep_git_dir: false,
+                unpack: Some(true),
+                flags: CopyFlags::default(),
+                paths: paths.clone(),
+            },
+        );
+        let argv = ["/bin/sh".to_owned(), "-c".to_owned(), "make".to_owned()];
+        let mounts = [
+            Mount {
+                typ: MountType::Cache,
+                target: Some("/root/.cache".into()),
+                id: Some("go".into()),
+                sharing: Some(Sharing::Locked),
+                mode: Some(0o755),
+                ..Mount::default()
+            },
+            Mount {
+                typ: MountType::Bind,
+                from: Some("build".into()),
+                source: Some("/out".into()),
+                target: Some("/in".into()),
+                read_only: true,
+                ..Mount::default()
+            },
+        ];
+        let run = run_text(&RunText {
+            argv: &argv,
+            files: vec![("EOF", "echo hi\n")],
+            user: "app",
+            cwd: "/src",
+            network: NetworkMode::None,
+            default_network: kiln_sandbox::Network::Host,
+            security: SecurityMode::Sandbox,
+            mounts: &mounts,
+        });
+        assert_eq!(
+            copy,
+            "s4:COPY\nsources=l2s4:src/s5:*.txt\nheredocs=l3s3:EOFs5:body\ns1:t\ndest=s5:/app/\n\
+             workdir=s2:/w\nfrom=s5:build\nchown=s3:1:2\nchmod=s4:0644\nparents=t\nlink=t\n\
+             exclude=l1s3:*.o\n"
+        );
+        let got = [key(&copy), key(&add), key(&run)];
+        assert_eq!(
+            got,
+            [
+                "sha256:36f6c746c7730e3820e3e01016830a078ea226d618d4282f23a053581fef5306",
+                "sha256:0bb6893f1b458eab65b0bda7640b574d5fd283400b2483b53382f967bf2821eb",
+                "sha256:241e1c1c166eddbf597494c2cbe368d6588f38ea9978fa38bef23c1ef9f61102",
+            ],
+            "key encoding changed: bump KEY_VERSION (now {})",
+            kiln_cache::KEY_VERSION
+        );
+    }
 
     #[test]
     fn kept_merkle_hashes_read_back_whole() {

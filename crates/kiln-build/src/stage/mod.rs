@@ -442,12 +442,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     None => copy_parts(sh, "ADD", &input, None).map_err(no_tail)?,
                 };
                 if let Some(p) = p.as_mut() {
-                    let _ = write!(
-                        p.instruction,
-                        "\nchecksum={:?}\nunpack={:?}",
-                        a.checksum.as_ref().map(|w| &w.text),
-                        a.unpack
-                    );
+                    p.instruction = keys::add_text(std::mem::take(&mut p.instruction), a);
                 }
                 p
             };
@@ -529,10 +524,10 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 None
             } else {
                 let parts = KeyParts {
-                    instruction: format!(
-                        "WORKDIR\n{wd}\nuser={}",
-                        state.container().user.unwrap_or_default()
-                    ),
+                    instruction: kiln_cache::Canonical::new("WORKDIR")
+                        .str("path", &wd)
+                        .str("user", &state.container().user.unwrap_or_default())
+                        .finish(),
                     ..KeyParts::default()
                 };
                 through_cache(sh, state, Some(parts), id, |st| {
