@@ -1,6 +1,23 @@
 //! The `kiln` command line: parses arguments, calls into the library crates and renders their
 //! results and errors. Data goes to stdout; progress, warnings and errors go to stderr.
 
+/// `println!` to stdout, as a `Result`: writing to a closed stdout (`kiln images | head`)
+/// is an error the caller returns, and `main` ends quietly on it, as ripgrep does.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*).map_err($crate::StdoutError)
+    }};
+}
+
+/// `print!` to stdout, as a `Result` (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($t)*).map_err($crate::StdoutError)
+    }};
+}
+
 mod cmd;
 mod diagnostics;
 mod progress;
@@ -128,9 +145,30 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // Whoever read the output has stopped (`kiln images | head`): nothing to say.
+        Err(err) if closed_stdout(&err) => ExitCode::SUCCESS,
         Err(err) => {
             diagnostics::print_error(&err);
             ExitCode::from(1)
         }
     }
+}
+
+/// A failed write of kiln's data to stdout (`outln!`, `out!`).
+#[derive(Debug)]
+pub(crate) struct StdoutError(pub std::io::Error);
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to stdout: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {}
+
+/// Whether `err` is a write to a stdout nobody reads any more (and nothing else: a broken
+/// pipe inside a build is an error like any other).
+fn closed_stdout(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<StdoutError>()
+        .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe)
 }

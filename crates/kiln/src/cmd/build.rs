@@ -237,14 +237,14 @@ fn build_in(
         Ok(o) => o,
         Err(e) => {
             if let kiln_build::StepError::Explained { would_run } = *e.error {
-                println!(
+                outln!(
                     "{}",
                     if would_run {
                         "some steps would run (see above); nothing was built"
                     } else {
                         "every step is cached; nothing was built"
                     }
-                );
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             return Err(failure(&src, &e).into());
@@ -302,7 +302,7 @@ fn build_in(
             );
         }
     }
-    println!("{id}");
+    outln!("{id}")?;
     Ok(ExitCode::SUCCESS)
 }
 

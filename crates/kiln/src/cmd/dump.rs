@@ -22,6 +22,6 @@ pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         message: e.kind.to_string(),
         hint: e.hint,
     })?;
-    println!("{}", kiln_syntax::dump(&df));
+    outln!("{}", kiln_syntax::dump(&df))?;
     Ok(ExitCode::SUCCESS)
 }

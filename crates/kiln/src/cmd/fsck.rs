@@ -17,18 +17,18 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let report = store.fsck(args.repair)?;
     for p in &report.problems {
-        println!("problem: {p}");
+        outln!("problem: {p}")?;
     }
     for r in &report.removed {
-        println!("removed: {r}");
+        outln!("removed: {r}")?;
     }
-    println!(
+    outln!(
         "checked {} blobs and {} index entries: {} problems{}",
         report.blobs_checked,
         report.images_checked,
         report.problems.len(),
         if args.repair { ", repaired" } else { "" }
-    );
+    )?;
     if report.problems.is_empty() || args.repair {
         Ok(ExitCode::SUCCESS)
     } else {

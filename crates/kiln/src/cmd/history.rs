@@ -51,7 +51,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = vec![[
@@ -86,6 +86,6 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             h.comment.clone().unwrap_or_default(),
         ]);
     }
-    print_table(&table);
+    print_table(&table)?;
     Ok(ExitCode::SUCCESS)
 }

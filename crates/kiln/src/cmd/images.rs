@@ -59,7 +59,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     }
     if args.quiet {
         for (_, _, image, _, _) in &rows {
-            println!("{}", image.id().short());
+            outln!("{}", image.id().short())?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -77,7 +77,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = vec![[
@@ -96,12 +96,12 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             human_size(size),
         ]);
     }
-    print_table(&table);
+    print_table(&table)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints rows with columns padded to their widest cell, three spaces apart (as Docker).
-pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) -> Result<(), crate::StdoutError> {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -116,8 +116,9 @@ pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) {
                 line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
             }
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end())?;
     }
+    Ok(())
 }
 
 /// A size as Docker prints it: decimal units, three significant digits (`4.26MB`, `0B`).

@@ -67,6 +67,6 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         )?
     };
     let image = kiln_oci::Image::read(&store, &descriptor, reference.into_iter().collect())?;
-    println!("{}", image.id());
+    outln!("{}", image.id())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,6 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             "Size": image.content_size(&store)?,
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -29,12 +29,12 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     };
     for image in kiln_oci::load(&store, &args.input, &LoadOptions { media_types })? {
         if args.quiet {
-            println!("{}", image.id);
+            outln!("{}", image.id)?;
         } else if image.tags.is_empty() {
-            println!("Loaded image ID: {}", image.id);
+            outln!("Loaded image ID: {}", image.id)?;
         } else {
             for t in &image.tags {
-                println!("Loaded image: {}", t.familiar());
+                outln!("Loaded image: {}", t.familiar())?;
             }
         }
     }

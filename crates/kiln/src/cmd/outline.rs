@@ -175,8 +175,8 @@ pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let outline = Outline::new(&plan, &src, ignore.source());
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&outline)?),
-        Format::Text => print!("{}", outline.text()),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&outline)?)?,
+        Format::Text => out!("{}", outline.text())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -51,13 +51,13 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let cache = Cache::open(&store)?;
     let report = cache.prune(keep, older_than, args.all, &|_| false)?;
-    println!(
+    outln!(
         "removed {} cache records, {} layers, {} snapshots; freed {}",
         report.removed.len(),
         report.deleted_blobs.len(),
         report.deleted_snapshots.len(),
         human_size(report.freed)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -66,13 +66,16 @@ pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
     let cache = Cache::open(&store)?;
     let report = cache.du()?;
     if args.verbose {
-        println!(
+        outln!(
             "{:<20} {:>10} {:>10} {:>9}",
-            "KEY", "LAYER", "SNAPSHOT", "IN IMAGE"
-        );
+            "KEY",
+            "LAYER",
+            "SNAPSHOT",
+            "IN IMAGE"
+        )?;
         for r in &report.records {
             let key = r.key.to_string();
-            println!(
+            outln!(
                 "{:<20} {:>10} {:>10} {:>9}",
                 &key[7..19],
                 r.layer
@@ -80,17 +83,17 @@ pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
                     .map_or_else(|| "-".into(), |l| human_size(l.descriptor.size)),
                 r.snapshot_size.map_or_else(|| "-".into(), human_size),
                 if r.in_image { "yes" } else { "no" }
-            );
+            )?;
         }
     }
-    println!("records:      {}", report.records.len());
-    println!("layers:       {}", human_size(report.blob_bytes));
-    println!("snapshots:    {}", human_size(report.snapshot_bytes));
-    println!(
+    outln!("records:      {}", report.records.len())?;
+    outln!("layers:       {}", human_size(report.blob_bytes))?;
+    outln!("snapshots:    {}", human_size(report.snapshot_bytes))?;
+    outln!(
         "shared:       {} (held by images too)",
         human_size(report.shared_bytes)
-    );
-    println!("reclaimable:  {}", human_size(report.reclaimable()));
+    )?;
+    outln!("reclaimable:  {}", human_size(report.reclaimable()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,10 +22,10 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             .filter(|r| image.tags.contains(r));
         let (removed, deleted) = store.remove(&image, only.as_ref())?;
         for r in removed {
-            println!("Untagged: {}", r.familiar());
+            outln!("Untagged: {}", r.familiar())?;
         }
         for d in deleted {
-            println!("Deleted: {d}");
+            outln!("Deleted: {d}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
