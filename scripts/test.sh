@@ -19,4 +19,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The docs build without a warning (broken links included), and the fuzz targets compile.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+cargo check --manifest-path fuzz/Cargo.toml --locked --bins
+# The tests; `crates/kiln/tests/workspace.rs` also checks that crate dependencies point down
+# the layers of crates/README.md and that every dependency's licence is allowed.
 cargo test --workspace --locked

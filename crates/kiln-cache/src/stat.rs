@@ -173,7 +173,7 @@ fn load_rows(db: &Path, root_id: &str) -> Result<Known, CacheError> {
 }
 
 impl StatCachedHasher<'_> {
-    /// Sets the racy window (see the [module docs](self)); zero trusts every row whose stat
+    /// Sets the racy window (see the module docs); zero trusts every row whose stat
     /// matches, which is right only on filesystems with exact timestamps (and in tests).
     #[must_use]
     pub fn with_racy_window(mut self, window: Duration) -> Self {

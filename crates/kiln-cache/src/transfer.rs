@@ -109,7 +109,7 @@ pub struct ImportReport {
 }
 
 impl Cache {
-    /// Exports every record whose layer is in the store (see the [module docs](self)).
+    /// Exports every record whose layer is in the store (see the module docs).
     pub fn export(&self, dir: &Path) -> Result<ExportReport, CacheError> {
         self.export_keys(dir, None)
     }

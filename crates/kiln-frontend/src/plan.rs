@@ -106,7 +106,8 @@ pub struct Stage {
     pub deps: Vec<Dep>,
     /// Images referenced by `COPY --from` or `RUN --mount from=` (not stages).
     pub image_refs: Vec<String>,
-    /// The ARGs the stage uses, with their values (see [`Plan::used_args`]).
+    /// The ARGs the stage uses, with their values: those its instructions (and, for a stage
+    /// based on another, that stage's) expand, and the global ARGs its FROM references.
     pub used_args: Vec<ResolvedArg>,
     /// Whether the target needs this stage.
     pub needed: bool,
