@@ -24,8 +24,8 @@ fn metadata(no_deps: bool) -> serde_json::Value {
     serde_json::from_str(&run(&mut cmd)).unwrap()
 }
 
-/// The layer of each crate in `crates/README.md`'s table (`| 2 | \`kiln-oci\` | ...`);
-/// `None` for the `test` row.
+/// The layer of each crate in `crates/README.md`'s table (a row such as `| 2 | kiln-oci |`,
+/// the name in backticks); `None` for the `test` row.
 fn layers() -> BTreeMap<String, Option<u32>> {
     let readme = std::fs::read_to_string(workspace_root().join("crates/README.md")).unwrap();
     readme
