@@ -64,7 +64,7 @@ fn dependencies_point_down_the_layers_of_crates_readme() {
                 // Only tests use the test support crate.
                 (_, None) if dev => {}
                 (_, None) => {
-                    problems.push(format!("`{name}` depends on `{dep}` outside its tests"))
+                    problems.push(format!("`{name}` depends on `{dep}` outside its tests"));
                 }
                 (Some(m), Some(t)) if t > m && !dev => problems.push(format!(
                     "`{name}` (layer {m}) depends on `{dep}` (layer {t}): arrows point down"
