@@ -55,6 +55,9 @@ pub struct BuildRequest<'a> {
     /// `--explain`: run nothing, report for every step whether it is cached or why it would
     /// run, and change nothing in the store.
     pub explain: bool,
+    /// How RUN steps get their filesystems (`--snapshotter`); `None` probes: overlay where it
+    /// works.
+    pub snapshotter: Option<Snapshotter>,
 }
 
 /// What a built stage leaves for the stages that use it.
@@ -243,12 +246,7 @@ fn build_plan(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
             hint: Some("kiln builds for the machine it runs on; drop `--platform`".into()),
         }));
     }
-    let snapshotter = Snapshotter::choose(req.store.root()).map_err(|message| {
-        whole(StepError::Invalid {
-            message,
-            hint: None,
-        })
-    })?;
+    let snapshotter = Snapshotter::choose(req.store.root(), req.snapshotter);
     let sink = LayerSink::new(req.store, req.media, Compression::default()).map_err(whole)?;
     let shared = Shared {
         req,

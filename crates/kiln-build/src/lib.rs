@@ -9,6 +9,8 @@
 //! (`kiln-layer`) or store blobs (`kiln-oci`), and it never prints: progress goes out as
 //! events through the [`Reporter`] trait, which the binary renders.
 
+#![forbid(unsafe_code)]
+
 mod cache_step;
 mod context;
 mod copy_step;

@@ -459,6 +459,9 @@ fn secret(input: &MountInput<'_>, m: &Mount, out: &mut PreparedMounts) -> Result
     let found = input.secrets.iter().find(|s| s.id == id);
     let content = match found.map(|s| &s.source) {
         Some(SecretSource::File(p)) if p.is_file() => Some(FileContent::Host(p.clone())),
+        // `--secret id=X,env=VAR` names a variable of kiln's own environment, read only when
+        // a step mounts it (never kept): the one setting read this deep, by design.
+        #[allow(clippy::disallowed_methods)]
         Some(SecretSource::Env(var)) => std::env::var_os(var).map(|v| {
             FileContent::Inline(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
         }),

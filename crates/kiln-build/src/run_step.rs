@@ -29,27 +29,17 @@ pub enum Snapshotter {
 }
 
 impl Snapshotter {
-    /// `KILN_SNAPSHOTTER=overlay|naive` when set; otherwise overlay when this process can
-    /// mount it and `root` (the store) is not itself on an overlayfs, whose directories
-    /// overlay refuses as upper dirs.
-    pub fn choose(root: &Path) -> Result<Self, String> {
-        match std::env::var("KILN_SNAPSHOTTER").ok().as_deref() {
-            Some("naive") => return Ok(Self::Naive),
-            Some("overlay") => return Ok(Self::Overlay),
-            Some("") | None => {}
-            Some(other) => {
-                return Err(format!(
-                    "unknown snapshotter `{other}` in KILN_SNAPSHOTTER (overlay or naive)"
-                ));
-            }
-        }
-        Ok(
+    /// `requested` when given (the command line's `--snapshotter`); otherwise overlay when
+    /// this process can mount it and `root` (the store) is not itself on an overlayfs, whose
+    /// directories overlay refuses as upper dirs.
+    pub fn choose(root: &Path, requested: Option<Self>) -> Self {
+        requested.unwrap_or_else(|| {
             if kiln_sandbox::overlay_available() && !on_overlayfs(root) {
                 Self::Overlay
             } else {
                 Self::Naive
-            },
-        )
+            }
+        })
     }
 }
 

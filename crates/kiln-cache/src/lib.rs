@@ -11,6 +11,8 @@
 //! and config in the store before recording them here. Layers are opaque blobs to it and
 //! configs opaque canonical JSON.
 
+#![forbid(unsafe_code)]
+
 pub mod canon;
 mod db;
 mod error;

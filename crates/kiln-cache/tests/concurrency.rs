@@ -1,5 +1,8 @@
 //! Several kiln processes (and threads) writing and reading one `cache.db` at once.
 
+// Tests and benchmarks read their own settings from the environment.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::process::Command;

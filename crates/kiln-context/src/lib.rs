@@ -15,6 +15,8 @@
 //! `filter.go` (MIT). Their behaviour is re-implemented here, not their code; the shared
 //! corpus in `conformance/dockerignore` pins it down.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod glob_syntax;
 mod go_regex;

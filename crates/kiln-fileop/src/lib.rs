@@ -20,6 +20,8 @@
 //! build time (created directories, heredoc files, downloads without `Last-Modified`) gets
 //! [`CopyOp::created_mtime`] instead; extended attributes are not copied.
 
+#![forbid(unsafe_code)]
+
 pub mod archive;
 pub mod chown;
 mod error;

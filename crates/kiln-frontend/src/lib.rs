@@ -5,6 +5,8 @@
 //! exist, what each instruction says after variable expansion, which stages a target needs
 //! and in which order. It does not know how a step runs, where images come from, or files.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod expand;
 mod flags;

@@ -10,6 +10,8 @@
 //! The crate deliberately knows nothing of images, manifests, stores, Dockerfiles or how a
 //! build step ran: it sees files and tar streams only.
 
+#![forbid(unsafe_code)]
+
 pub mod apply;
 pub mod compress;
 pub mod diff;
@@ -26,5 +28,5 @@ pub use compress::{Compression, decompress};
 pub use diff::{DiffError, DiffOptions, DiffStats, NewTree, diff};
 pub use digest::{Digest, DigestParseError, HashingReader, HashingWriter, digest_reader};
 pub use entry::{Entry, EntryKind};
-pub use pack::{PackOptions, pack_dir, source_date_epoch_from_env};
+pub use pack::{PackOptions, pack_dir};
 pub use writer::{LayerDigests, LayerWriter, PackError, compress_tar};

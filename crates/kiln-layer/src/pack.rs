@@ -21,11 +21,6 @@ pub struct PackOptions {
     pub source_date_epoch: Option<i64>,
 }
 
-/// `SOURCE_DATE_EPOCH` from the environment, when set to an integer.
-pub fn source_date_epoch_from_env() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
-}
-
 /// Packs everything under `root` (not `root` itself) into a layer written to `out`.
 ///
 /// Entries come in depth-first order with each directory's children sorted by name bytes, so

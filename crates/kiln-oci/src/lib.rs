@@ -10,6 +10,8 @@
 //! steps, RUN or registries; it moves and checks bytes that others produce, using `kiln-layer`
 //! for tar streams.
 
+#![forbid(unsafe_code)]
+
 pub mod archive;
 pub mod canonical;
 pub mod config;

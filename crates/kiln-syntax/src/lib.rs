@@ -8,6 +8,8 @@
 //! Every node keeps the byte range it came from ([`TextRange`]); [`LineIndex`] turns ranges
 //! into lines and columns when an error is rendered.
 
+#![forbid(unsafe_code)]
+
 mod ast;
 mod directives;
 mod dump;

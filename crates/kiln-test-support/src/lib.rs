@@ -3,6 +3,10 @@
 //! It knows where the shared conformance corpus lives and the CI policy for tests that
 //! cannot run: under `CI=true` a missing prerequisite is a failure, never a skip.
 
+// Tests and benchmarks read their own settings from the environment.
+#![allow(clippy::disallowed_methods)]
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 /// Whether the tests run in CI (`CI=true`), where missing prerequisites must fail.

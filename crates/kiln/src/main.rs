@@ -1,6 +1,10 @@
 //! The `kiln` command line: parses arguments, calls into the library crates and renders their
 //! results and errors. Data goes to stdout; progress, warnings and errors go to stderr.
 
+#![forbid(unsafe_code)]
+// The binary is where settings are read from the environment (clippy.toml bans it elsewhere).
+#![allow(clippy::disallowed_methods)]
+
 /// `println!` to stdout, as a `Result`: writing to a closed stdout (`kiln images | head`)
 /// is an error the caller returns, and `main` ends quietly on it, as ripgrep does.
 macro_rules! outln {
@@ -36,6 +40,14 @@ struct Cli {
     /// The default is `/var/lib/kiln` for root and `$XDG_DATA_HOME/kiln` otherwise.
     #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+
+    /// How RUN steps (and `kiln run`) get their root filesystem: `overlay` mounts the
+    /// image's layers under a fresh upper dir, `naive` copies them into a plain directory.
+    ///
+    /// The default probes: overlay where this process can mount it and the store is not
+    /// itself on overlayfs (inside a container, say), naive otherwise.
+    #[arg(long, global = true, env = "KILN_SNAPSHOTTER", value_name = "NAME")]
+    snapshotter: Option<SnapshotterArg>,
 
     #[command(subcommand)]
     command: Command,
@@ -77,20 +89,37 @@ enum Command {
     DebugDump(cmd::dump::Args),
 }
 
+/// `--snapshotter`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SnapshotterArg {
+    /// An overlay mount over the layers' snapshots.
+    Overlay,
+    /// A full copy of the layers, diffed afterwards.
+    Naive,
+}
+
 /// Global settings every command may use.
 #[derive(Debug)]
 pub struct Globals {
     /// The store root, resolved from `--root`, `KILN_ROOT` or the default.
     pub root: PathBuf,
+    /// `--snapshotter` / `KILN_SNAPSHOTTER`; `None` probes.
+    pub snapshotter: Option<kiln_build::Snapshotter>,
 }
 
 impl Globals {
-    fn from_cli(root: Option<PathBuf>) -> Self {
+    fn from_cli(root: Option<PathBuf>, snapshotter: Option<SnapshotterArg>) -> Self {
         let root = root.unwrap_or_else(default_root);
         // Absolute, because build steps run in threads and processes with working
         // directories of their own.
         let root = std::path::absolute(&root).unwrap_or(root);
-        Self { root }
+        Self {
+            root,
+            snapshotter: snapshotter.map(|s| match s {
+                SnapshotterArg::Overlay => kiln_build::Snapshotter::Overlay,
+                SnapshotterArg::Naive => kiln_build::Snapshotter::Naive,
+            }),
+        }
     }
 }
 
@@ -125,7 +154,7 @@ fn main() -> ExitCode {
     // `kiln __sandbox-init SPEC`: the re-executed init of a RUN step (single-threaded here).
     kiln_sandbox::init::main_if_init();
     let cli = Cli::parse();
-    let globals = Globals::from_cli(cli.root);
+    let globals = Globals::from_cli(cli.root, cli.snapshotter);
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&globals, &args),
         Command::Prune(args) => cmd::prune::prune(&globals, &args),
@@ -171,4 +200,9 @@ impl std::error::Error for StdoutError {}
 fn closed_stdout(err: &anyhow::Error) -> bool {
     err.downcast_ref::<StdoutError>()
         .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, when set to an integer.
+pub(crate) fn source_date_epoch_from_env() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
 }

@@ -110,13 +110,14 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         .root
         .join("tmp")
         .join(format!("context-{}", std::process::id()));
-    let result = build_in(&store, args, &outputs, &tags, &scratch);
+    let result = build_in(&store, globals, args, &outputs, &tags, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
 fn build_in(
     store: &Store,
+    globals: &Globals,
     args: &Args,
     outputs: &[Output],
     tags: &[Reference],
@@ -217,6 +218,7 @@ fn build_in(
         source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
         reporter: reporter.as_ref(),
         secrets: &args.secret,
+        snapshotter: globals.snapshotter,
     };
     // A local export goes into an empty directory only, checked before anything is built:
     // writing over what is there could follow its links out of it. (BuildKit's local exporter
@@ -447,6 +449,6 @@ fn source_date_epoch(
                 "invalid SOURCE_DATE_EPOCH `{v}`\nhint: give the seconds since 1970-01-01 UTC, as `--build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`"
             )
         }),
-        None => Ok(kiln_layer::source_date_epoch_from_env()),
+        None => Ok(crate::source_date_epoch_from_env()),
     }
 }

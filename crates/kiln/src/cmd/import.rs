@@ -45,7 +45,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             MediaTypes::Oci
         },
-        created: kiln_layer::source_date_epoch_from_env(),
+        created: crate::source_date_epoch_from_env(),
         config,
         comment: Some(
             args.message

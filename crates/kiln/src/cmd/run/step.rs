@@ -87,8 +87,9 @@ impl Step {
         image: &Image,
         process: Process,
         network: Network,
+        requested: Option<Snapshotter>,
     ) -> anyhow::Result<Self> {
-        let snapshotter = Snapshotter::choose(store.root()).map_err(anyhow::Error::msg)?;
+        let snapshotter = Snapshotter::choose(store.root(), requested);
         let snaps = Snapshots::new(store)?;
         let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
         let dirs = StepDirs::new(store.root())?;
@@ -171,7 +172,7 @@ pub fn commit_layer(
     } else {
         MediaTypes::Oci
     };
-    let epoch = kiln_layer::source_date_epoch_from_env();
+    let epoch = crate::source_date_epoch_from_env();
     let mut txn = store.txn()?;
     let writer = txn.blob_writer()?;
     let opts = DiffOptions {
