@@ -10,12 +10,14 @@
 //! into it, resolves `USER` from the image's own `/etc/passwd` and `/etc/group` ([`user`]), and
 //! executes the process as pid 1 of a fresh pid namespace; the step's exit code, stdout and stderr come
 //! back to the caller, and when it ends every process and mount of it is gone. Kernel calls go
-//! through the [`sys::Syscall`] trait, recorded by [`fake::RecordingSyscall`] in tests.
+//! through the [`sys::Syscall`] trait, recorded by `fake::RecordingSyscall` in tests (built
+//! for this crate's tests and with the `fake` feature, never in a release of kiln).
 //!
 //! The crate deliberately knows nothing of layers, tar, whiteouts as a format, images or
 //! stores: it is given directories and leaves the upper dir (or the plain directory) holding
 //! the step's changes for someone else to diff.
 
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod init;
 pub mod mounts;

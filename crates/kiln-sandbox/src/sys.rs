@@ -1,6 +1,6 @@
 //! The narrow door to the kernel: every call the sandbox setup makes goes through [`Syscall`],
 //! so the setup sequence can be recorded and checked without privileges
-//! ([`crate::fake::RecordingSyscall`]) and run for real by [`LinuxSyscall`].
+//! (`fake::RecordingSyscall`, with the `fake` feature) and run for real by [`LinuxSyscall`].
 //!
 //! `fork` and `waitpid` stay outside: they shape the process tree, not the sandbox's contents,
 //! and a fake of them would test nothing.
