@@ -30,15 +30,9 @@ mod view;
 pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
 pub use error::{BuildError, StepError};
-pub use executor::{BuildOutcome, BuildRequest, StageResult, StageSummary, build};
-pub use image_config::{
-    HISTORY_COMMENT, MetaState, apply_metadata, default_path, empty_image, ensure_path,
-    history_entry, run_created_by, with_shell,
-};
+pub use executor::{BuildOutcome, BuildRequest, StageSummary, build};
 pub use layers::Layer;
 pub use output::{Output, parse_output};
-pub use ports::parse_ports;
 pub use progress::{Event, Reporter, StepId};
 pub use run_mount::{MountError, Secret, SecretSource, parse_secret};
 pub use run_step::Snapshotter;
-pub use signal::parse_signal;
