@@ -34,5 +34,8 @@ pub use executor::{BuildOutcome, BuildRequest, StageSummary, build};
 pub use layers::Layer;
 pub use output::{Output, parse_output};
 pub use progress::{Event, Reporter, StepId};
-pub use run_mount::{MountError, Secret, SecretSource, parse_secret};
+pub use run_mount::{
+    CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
+    remove_cache_mount,
+};
 pub use run_step::Snapshotter;

@@ -25,7 +25,9 @@
 //! `<key>` is the sha256 (hex) of: a version byte (1), then the cache id, then, for a cache
 //! seeded with `from`, the source path and each snapshot directory of the seed (topmost
 //! first), each item as its length (u64, little endian) and its bytes. A seeded cache is thus
-//! a different cache for each seed, as in BuildKit.
+//! a different cache for each seed, as in BuildKit. `id` is rewritten at each use: its mtime
+//! says when the cache was last used, for [`cache_mounts`] and [`remove_cache_mount`]
+//! (`kiln du` and `kiln prune`).
 
 use std::fs;
 use std::io;
@@ -36,6 +38,99 @@ use kiln_frontend::instruction::{Mount, MountType, Sharing};
 use kiln_sandbox::{FileContent, MountKind, MountSpec};
 
 use crate::error::StepError;
+
+/// A cache mount of the store, as `kiln du` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheMountUsage {
+    /// Its directory's name under `cache-mounts/` (see the module docs).
+    pub key: String,
+    /// The cache id (`id=`, or the target when none was given).
+    pub id: String,
+    /// Bytes its files take (regular files' sizes).
+    pub size: u64,
+    /// When a step last used it.
+    pub last_used: std::time::SystemTime,
+}
+
+/// Every cache mount of the store at `store_root`, least recently used first.
+pub fn cache_mounts(store_root: &Path) -> Result<Vec<CacheMountUsage>, MountError> {
+    let root = store_root.join("cache-mounts");
+    let entries = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read", &root)(e)),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let dir = e.map_err(io_err("read", &root))?.path();
+        let id_file = dir.join("id");
+        let (Ok(id), Ok(meta)) = (fs::read_to_string(&id_file), fs::metadata(&id_file)) else {
+            continue; // being made, or not a cache
+        };
+        out.push(CacheMountUsage {
+            key: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            id,
+            size: tree_size(&dir.join("data")),
+            last_used: meta.modified().map_err(io_err("stat", &id_file))?,
+        });
+    }
+    out.sort_by_key(|c| c.last_used);
+    Ok(out)
+}
+
+/// The sizes of the regular files under `dir` (hard links once).
+fn tree_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// Removes the cache mount `key` of the store at `store_root`, unless a step is using it
+/// now (its lock is held): `Ok(false)` then. The directory is renamed away first, so no step
+/// ever mounts a half-removed cache.
+pub fn remove_cache_mount(store_root: &Path, key: &str) -> Result<bool, MountError> {
+    let dir = store_root.join("cache-mounts").join(key);
+    let lock_path = dir.join("lock");
+    let lock = match fs::OpenOptions::new().write(true).open(&lock_path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("open", &lock_path)(e)),
+    };
+    if let Some(l) = &lock
+        && l.try_lock().is_err()
+    {
+        return Ok(false);
+    }
+    let gone = store_root
+        .join("cache-mounts")
+        .join(format!("removing-{key}-{}", std::process::id()));
+    match fs::rename(&dir, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io_err("remove", &dir)(e)),
+    }
+    drop(lock);
+    fs::remove_dir_all(&gone).map_err(io_err("remove", &gone))?;
+    Ok(true)
+}
 
 /// A secret given to the build with `--secret`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -319,3 +319,40 @@ fn shebang_heredoc_runs_from_dev_pipes_and_leaves_no_trace() {
     assert_eq!(read(&out, "second"), "second\n");
     assert!(!out.join("dev/pipes").exists());
 }
+
+/// `kiln du` shows RUN cache mounts and `kiln prune` removes them, by id, by age or all, as
+/// `docker builder prune` does; they were never collected before (issue 11).
+#[test]
+fn cache_mounts_are_shown_by_du_and_removed_by_prune() {
+    let Some(env) = store_env() else { return };
+    let ctx = env.context(
+        "cache-gc",
+        "FROM busybox\n\
+         RUN --mount=type=cache,id=alpha,target=/a head -c 100000 /dev/zero > /a/blob\n\
+         RUN --mount=type=cache,id=beta,target=/b head -c 3000 /dev/zero > /b/blob\n",
+        &[],
+    );
+    env.build_local(&ctx, &[], &[]);
+    let du = ok(&Mounts::kiln(&env, &["du", "-v"], &[]));
+    assert!(du.contains("cache mounts: 2 (103kB)"), "{du}");
+    assert!(du.contains("alpha") && du.contains("beta"), "{du}");
+    let pruned = ok(&Mounts::kiln(&env, &["prune", "--filter", "id=alpha"], &[]));
+    assert!(
+        pruned.contains("removed 1 cache mounts; freed 100kB"),
+        "{pruned}"
+    );
+    let du = ok(&Mounts::kiln(&env, &["du", "-v"], &[]));
+    assert!(
+        du.contains("cache mounts: 1 (3kB)") && !du.contains("alpha"),
+        "{du}"
+    );
+    // Not older than an hour: kept.
+    let pruned = ok(&Mounts::kiln(&env, &["prune", "--filter", "until=1h"], &[]));
+    assert!(pruned.contains("removed 0 cache mounts"), "{pruned}");
+    let pruned = ok(&Mounts::kiln(&env, &["prune", "--all"], &[]));
+    assert!(
+        pruned.contains("removed 1 cache mounts; freed 3kB"),
+        "{pruned}"
+    );
+    assert!(ok(&Mounts::kiln(&env, &["du"], &[])).contains("cache mounts: 0 (0B)"));
+}

@@ -1,5 +1,7 @@
-//! `kiln prune [--all] [--keep-storage SIZE] [--filter until=DURATION]` and `kiln du`: the
-//! build cache's records, layers and snapshots; what images use always stays.
+//! `kiln prune [--all] [--keep-storage SIZE] [--filter until=DURATION] [--filter id=ID]` and
+//! `kiln du`: the build cache's records, layers and snapshots, and the RUN cache mounts (as
+//! `docker builder prune` counts them); what images use always stays, and so does a cache
+//! mount a running step holds.
 
 use std::process::ExitCode;
 
@@ -17,7 +19,8 @@ pub struct PruneArgs {
     /// Keep at most this much cache (`10GB`, `500MB`, `1.5g`), least recently used first out.
     #[arg(long, value_name = "SIZE")]
     pub keep_storage: Option<String>,
-    /// `until=DURATION`: remove records unused for longer than that (`24h`, `90m`).
+    /// `until=DURATION`: remove records and cache mounts unused for longer than that (`24h`,
+    /// `90m`); `id=ID`: remove the RUN cache mounts with that id (only them).
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
 }
@@ -32,10 +35,15 @@ pub struct DuArgs {
 pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let keep = args.keep_storage.as_deref().map(parse_size).transpose()?;
     let mut older_than = None;
+    let mut ids = Vec::new();
     for f in &args.filter {
+        if let Some(id) = f.strip_prefix("id=") {
+            ids.push(id.to_owned());
+            continue;
+        }
         let Some(d) = f.strip_prefix("until=") else {
             anyhow::bail!(
-                "invalid `--filter {f}`\nhint: kiln knows `--filter until=DURATION`, e.g. `until=24h`"
+                "invalid `--filter {f}`\nhint: kiln knows `--filter until=DURATION` (e.g. `until=24h`) and `--filter id=ID` (a RUN cache mount's id)"
             );
         };
         let (_, dur) = kiln_frontend::instruction::parse_go_duration(d)
@@ -43,20 +51,56 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow::anyhow!("invalid duration `{d}` in `--filter`\nhint: write e.g. `until=24h` or `until=90m`"))?;
         older_than = Some(dur);
     }
-    if !args.all && keep.is_none() && older_than.is_none() {
+    if !args.all && keep.is_none() && older_than.is_none() && ids.is_empty() {
         anyhow::bail!(
-            "say what to remove\nhint: `kiln prune --all`, `--keep-storage SIZE` or `--filter until=DURATION`"
+            "say what to remove\nhint: `kiln prune --all`, `--keep-storage SIZE`, `--filter until=DURATION` or `--filter id=ID`"
         );
     }
     let store = Store::open(&globals.root)?;
     let cache = Cache::open(&store)?;
-    let report = cache.prune(keep, older_than, args.all, &|_| false)?;
+    // `--filter id=` names cache mounts only: records stay unless another flag says so.
+    let records_too = args.all || keep.is_some() || older_than.is_some();
+    if records_too {
+        let report = cache.prune(keep, older_than, args.all, &|_| false)?;
+        outln!(
+            "removed {} cache records, {} layers, {} snapshots; freed {}",
+            report.removed.len(),
+            report.deleted_blobs.len(),
+            report.deleted_snapshots.len(),
+            human_size(report.freed)
+        )?;
+    }
+    // Cache mounts, least recently used first: what the flags select, then with
+    // `--keep-storage` more until what stays (records included) fits.
+    let mounts = kiln_build::cache_mounts(store.root())?;
+    let now = std::time::SystemTime::now();
+    let mut left = if keep.is_some() {
+        cache.du()?.reclaimable() + mounts.iter().map(|m| m.size).sum::<u64>()
+    } else {
+        0
+    };
+    let (mut removed, mut freed, mut busy) = (0, 0, 0);
+    for m in &mounts {
+        let old = older_than.is_some_and(|d| now.duration_since(m.last_used).is_ok_and(|a| a > d));
+        let over = keep.is_some_and(|k| left > k);
+        if args.all || old || over || ids.contains(&m.id) {
+            if kiln_build::remove_cache_mount(store.root(), &m.key)? {
+                removed += 1;
+                freed += m.size;
+                left = left.saturating_sub(m.size);
+            } else {
+                busy += 1;
+            }
+        }
+    }
     outln!(
-        "removed {} cache records, {} layers, {} snapshots; freed {}",
-        report.removed.len(),
-        report.deleted_blobs.len(),
-        report.deleted_snapshots.len(),
-        human_size(report.freed)
+        "removed {removed} cache mounts; freed {}{}",
+        human_size(freed),
+        if busy > 0 {
+            format!(" ({busy} in use by a running step kept)")
+        } else {
+            String::new()
+        }
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -94,6 +138,19 @@ pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
         human_size(report.shared_bytes)
     )?;
     outln!("reclaimable:  {}", human_size(report.reclaimable()))?;
+    let mounts = kiln_build::cache_mounts(store.root())?;
+    if args.verbose && !mounts.is_empty() {
+        outln!("{:<14} {:>10}  ID", "CACHE MOUNT", "SIZE")?;
+        for m in &mounts {
+            let short = m.key.get(..12).unwrap_or(&m.key);
+            outln!("{short:<14} {:>10}  {}", human_size(m.size), m.id)?;
+        }
+    }
+    outln!(
+        "cache mounts: {} ({})",
+        mounts.len(),
+        human_size(mounts.iter().map(|m| m.size).sum())
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
