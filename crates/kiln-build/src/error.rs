@@ -62,6 +62,9 @@ pub enum StepError {
         #[source]
         source: Box<kiln_oci::StoreError>,
     },
+    /// An ONBUILD trigger of the base image cannot fire.
+    #[error(transparent)]
+    Trigger(#[from] kiln_frontend::TriggerError),
     /// A stage this one needs failed.
     #[error("stage `{0}` it depends on failed")]
     DependencyFailed(String),

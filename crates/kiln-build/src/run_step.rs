@@ -74,7 +74,7 @@ pub fn run_args(run: &Run) -> (Vec<String>, Option<(String, String)>) {
     if files.is_empty() || args.len() != 1 || !run.command.prepend_shell {
         return (args, None);
     }
-    if matches!(kiln_syntax::parse_heredoc_word(&args[0]), Ok(Some(_))) {
+    if run.command.is_heredoc_script() {
         let data = files[0].content.clone();
         if data.starts_with("#!") {
             return (

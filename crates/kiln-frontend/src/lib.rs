@@ -17,7 +17,7 @@ mod scope;
 
 pub use error::{ErrorKind, InstructionError};
 pub use expand::{ArgContext, Expanded, expand_command};
-pub use instruction::{Command, CommandKind, parse_instruction};
+pub use instruction::{Command, CommandKind, TriggerError, parse_instruction, parse_trigger};
 pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, PlanWarning, Stage, plan};
 pub use platform::{Platform, automatic_args, is_proxy_arg};
 pub use scope::{ArgOrigin, ResolvedArg, Scope};

@@ -167,15 +167,12 @@ impl Plan {
             .iter()
             .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
             .collect();
-        let Ok(parsed) = kiln_syntax::parse(trigger) else {
+        let Ok(commands) = crate::instruction::parse_trigger(trigger) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for inst in &parsed.instructions {
-            let Ok(cmd) = parse_instruction(inst) else {
-                continue;
-            };
-            for (reference, kind, span) in stage_refs(&cmd).unwrap_or_default() {
+        for cmd in &commands {
+            for (reference, kind, span) in stage_refs(cmd).unwrap_or_default() {
                 if let Ok(Some(i)) = resolve_ref(&reference, kind, &names, self.stages.len(), span)
                 {
                     out.push(i);

@@ -350,3 +350,23 @@ fn every_error_has_a_hint() {
         Some("`COPY` takes --from, --chown, --chmod, --link, --parents, --exclude")
     );
 }
+
+/// ONBUILD triggers as image configs store them are parsed here, not by the executor: a
+/// heredoc trigger keeps its body, and a bad one says which trigger and why.
+#[test]
+fn stored_triggers_parse_into_the_instructions_they_fire() {
+    let fired = kiln_frontend::parse_trigger("RUN <<EOF\necho hi\nEOF").unwrap();
+    assert_eq!(fired.len(), 1);
+    let kiln_frontend::CommandKind::Run(run) = &fired[0].kind else {
+        panic!("{:?}", fired[0].kind)
+    };
+    assert!(run.command.is_heredoc_script());
+    assert_eq!(run.command.files[0].content, "echo hi\n");
+    let err = kiln_frontend::parse_trigger("COPY --bogus a b").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid ONBUILD trigger `COPY --bogus a b` of the base image"
+    );
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("unknown flag: --bogus"), "{cause}");
+}

@@ -46,7 +46,9 @@ struct Cli {
     ///
     /// The default probes: overlay where this process can mount it and the store is not
     /// itself on overlayfs (inside a container, say), naive otherwise.
-    #[arg(long, global = true, env = "KILN_SNAPSHOTTER", value_name = "NAME")]
+    ///
+    /// `KILN_SNAPSHOTTER` says the same when the flag is not given (empty: probe).
+    #[arg(long, global = true, value_name = "NAME")]
     snapshotter: Option<SnapshotterArg>,
 
     #[command(subcommand)]
@@ -108,18 +110,34 @@ pub struct Globals {
 }
 
 impl Globals {
-    fn from_cli(root: Option<PathBuf>, snapshotter: Option<SnapshotterArg>) -> Self {
+    fn from_cli(
+        root: Option<PathBuf>,
+        snapshotter: Option<SnapshotterArg>,
+    ) -> anyhow::Result<Self> {
         let root = root.unwrap_or_else(default_root);
         // Absolute, because build steps run in threads and processes with working
         // directories of their own.
         let root = std::path::absolute(&root).unwrap_or(root);
-        Self {
+        let snapshotter = match snapshotter {
+            Some(s) => Some(s),
+            None => match std::env::var("KILN_SNAPSHOTTER") {
+                Ok(v) if !v.is_empty() => Some(
+                    <SnapshotterArg as clap::ValueEnum>::from_str(&v, true).map_err(|_| {
+                        anyhow::anyhow!(
+                            "unknown snapshotter `{v}` in KILN_SNAPSHOTTER\nhint: `overlay` or `naive`, or leave it empty to probe"
+                        )
+                    })?,
+                ),
+                _ => None,
+            },
+        };
+        Ok(Self {
             root,
             snapshotter: snapshotter.map(|s| match s {
                 SnapshotterArg::Overlay => kiln_build::Snapshotter::Overlay,
                 SnapshotterArg::Naive => kiln_build::Snapshotter::Naive,
             }),
-        }
+        })
     }
 }
 
@@ -154,7 +172,13 @@ fn main() -> ExitCode {
     // `kiln __sandbox-init SPEC`: the re-executed init of a RUN step (single-threaded here).
     kiln_sandbox::init::main_if_init();
     let cli = Cli::parse();
-    let globals = Globals::from_cli(cli.root, cli.snapshotter);
+    let globals = match Globals::from_cli(cli.root, cli.snapshotter) {
+        Ok(g) => g,
+        Err(err) => {
+            diagnostics::print_error(&err);
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&globals, &args),
         Command::Prune(args) => cmd::prune::prune(&globals, &args),

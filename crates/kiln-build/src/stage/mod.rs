@@ -120,19 +120,9 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         .unwrap_or_default();
     let mut commands: Vec<Command> = Vec::new();
     for t in &triggers {
-        let parsed = kiln_syntax::parse(t).map_err(|e| {
-            fail(
-                from,
-                StepError::Invalid {
-                    message: format!("invalid ONBUILD trigger `{t}` of the base image: {e}"),
-                    hint: None,
-                },
-                Vec::new(),
-            )
-        })?;
-        for inst in &parsed.instructions {
-            let mut cmd = kiln_frontend::parse_instruction(inst)
-                .map_err(|e| fail(from, e.into(), Vec::new()))?;
+        let fired = kiln_frontend::parse_trigger(t)
+            .map_err(|e| fail(from, StepError::Trigger(e), Vec::new()))?;
+        for mut cmd in fired {
             cmd.span = from.span;
             commands.push(cmd);
         }

@@ -80,6 +80,59 @@ pub struct CommandLine {
     pub files: Vec<Heredoc>,
 }
 
+impl CommandLine {
+    /// Whether the command is a lone heredoc (`RUN <<EOF` with nothing else on the line): its
+    /// body is then the script itself, as BuildKit runs it.
+    pub fn is_heredoc_script(&self) -> bool {
+        self.prepend_shell
+            && !self.files.is_empty()
+            && self.args.len() == 1
+            && matches!(kiln_syntax::parse_heredoc_word(&self.args[0]), Ok(Some(_)))
+    }
+}
+
+/// Why an ONBUILD trigger of a base image cannot fire.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// It is not Dockerfile text.
+    #[error("invalid ONBUILD trigger `{text}` of the base image")]
+    Syntax {
+        /// The trigger as the image config stores it.
+        text: String,
+        /// Why.
+        #[source]
+        source: kiln_syntax::ParseError,
+    },
+    /// Its instruction is not valid.
+    #[error("invalid ONBUILD trigger `{text}` of the base image")]
+    Instruction {
+        /// The trigger as the image config stores it.
+        text: String,
+        /// Why.
+        #[source]
+        source: Box<InstructionError>,
+    },
+}
+
+/// An ONBUILD trigger as an image config stores it (`COPY a b`, or `RUN <<EOF` with its
+/// body and terminator on the lines after), parsed into the instructions it fires.
+pub fn parse_trigger(text: &str) -> Result<Vec<Command>, TriggerError> {
+    let parsed = kiln_syntax::parse(text).map_err(|source| TriggerError::Syntax {
+        text: text.to_owned(),
+        source,
+    })?;
+    parsed
+        .instructions
+        .iter()
+        .map(|inst| {
+            parse_instruction(inst).map_err(|source| TriggerError::Instruction {
+                text: text.to_owned(),
+                source: Box::new(source),
+            })
+        })
+        .collect()
+}
+
 /// FROM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct From {
