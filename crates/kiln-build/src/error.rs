@@ -58,9 +58,9 @@ pub enum StepError {
     BaseNotFound {
         /// The reference as written after expansion.
         name: String,
-        /// The store error.
+        /// The resolver's error.
         #[source]
-        source: Box<kiln_oci::StoreError>,
+        source: crate::resolve::ResolveError,
     },
     /// An ONBUILD trigger of the base image cannot fire.
     #[error(transparent)]

@@ -21,8 +21,10 @@ use crate::run_step::Snapshotter;
 
 /// Everything a build needs besides the plan's own contents.
 pub struct BuildRequest<'a> {
-    /// The store: base images come from it, the result goes into it.
+    /// The store: the result goes into it.
     pub store: &'a Store,
+    /// Where base images and `--from=<image>` come from (the store, today).
+    pub resolver: &'a dyn crate::resolve::ImageResolver,
     /// The planned Dockerfile.
     pub plan: &'a Plan,
     /// The context directory.
@@ -123,6 +125,8 @@ struct Slot {
 /// State shared by the stage threads.
 pub(crate) struct Shared<'a> {
     pub req: &'a BuildRequest<'a>,
+    /// The images the build names, resolved before the stages started.
+    pub images: crate::resolve::Images<'a>,
     pub sink: LayerSink<'a>,
     pub snapshotter: Snapshotter,
     pub overlay: bool,
@@ -183,14 +187,17 @@ impl Shared<'_> {
 /// The plan with the stages that base images' ONBUILD triggers read scheduled too: those
 /// triggers are only known from the images' configs, so the planner could not see them.
 /// `None` when no trigger reads a stage the plan does not run already.
-fn with_trigger_stages(req: &BuildRequest<'_>) -> Option<Plan> {
+fn with_trigger_stages(
+    req: &BuildRequest<'_>,
+    images: &crate::resolve::Images<'_>,
+) -> Option<Plan> {
     let mut extra = Vec::new();
     for stage in req.plan.stages.iter().filter(|s| s.needed) {
         let kiln_frontend::Base::Image(name) = &stage.base else {
             continue;
         };
-        // A base that cannot be read now fails its stage later, with its own message.
-        let Ok(image) = req.store.resolve(name) else {
+        // A base that cannot be resolved fails its stage later, with its own message.
+        let Ok(image) = images.get(name) else {
             continue;
         };
         let triggers = image
@@ -219,16 +226,28 @@ fn with_trigger_stages(req: &BuildRequest<'_>) -> Option<Plan> {
 
 /// Build the plan's target.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
-    match with_trigger_stages(req) {
-        Some(plan) => build_plan(&BuildRequest {
-            plan: &plan,
-            ..*req
-        }),
-        None => build_plan(req),
+    // Every image the build names, resolved once, before any stage starts.
+    let images = crate::resolve::Images::for_plan(req.resolver, req.plan);
+    match with_trigger_stages(req, &images) {
+        Some(plan) => {
+            // Stages only the triggers read may name images of their own.
+            let images = crate::resolve::Images::for_plan(req.resolver, &plan);
+            build_plan(
+                &BuildRequest {
+                    plan: &plan,
+                    ..*req
+                },
+                images,
+            )
+        }
+        None => build_plan(req, images),
     }
 }
 
-fn build_plan(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
+fn build_plan(
+    req: &BuildRequest<'_>,
+    images: crate::resolve::Images<'_>,
+) -> Result<BuildOutcome, BuildError> {
     let whole = |error: StepError| BuildError {
         stage: req.plan.stages[req.plan.target].label(),
         instruction: String::new(),
@@ -250,6 +269,7 @@ fn build_plan(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
     let sink = LayerSink::new(req.store, req.media, Compression::default()).map_err(whole)?;
     let shared = Shared {
         req,
+        images,
         sink,
         overlay: snapshotter == Snapshotter::Overlay,
         snapshotter,

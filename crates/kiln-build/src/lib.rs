@@ -21,6 +21,7 @@ mod layers;
 mod output;
 mod ports;
 mod progress;
+mod resolve;
 mod run_mount;
 mod run_step;
 mod signal;
@@ -34,6 +35,7 @@ pub use executor::{BuildOutcome, BuildRequest, StageSummary, build};
 pub use layers::Layer;
 pub use output::{Output, parse_output};
 pub use progress::{Event, Reporter, StepId};
+pub use resolve::{ImageResolver, ResolveError};
 pub use run_mount::{
     CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
     remove_cache_mount,

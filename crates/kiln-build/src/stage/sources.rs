@@ -55,12 +55,11 @@ pub(super) fn image_layers(
     name: &str,
 ) -> Result<(kiln_oci::Image, Vec<std::path::PathBuf>), StepError> {
     let image = sh
-        .req
-        .store
-        .resolve(name)
-        .map_err(|e| StepError::BaseNotFound {
+        .images
+        .get(name)
+        .map_err(|source| StepError::BaseNotFound {
             name: name.to_owned(),
-            source: Box::new(e),
+            source,
         })?;
     let lowers = sh
         .sink

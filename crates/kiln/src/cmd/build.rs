@@ -202,6 +202,7 @@ fn build_in(
         cache: Some(&cache_use),
         explain: args.explain,
         store,
+        resolver: store,
         plan: &plan,
         context: &ctx.dir,
         ignore: &ignore,
