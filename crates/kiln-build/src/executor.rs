@@ -25,6 +25,9 @@ pub struct BuildRequest<'a> {
     pub store: &'a Store,
     /// Where base images and `--from=<image>` come from (the store, today).
     pub resolver: &'a dyn crate::resolve::ImageResolver,
+    /// How `ADD <url>` downloads (`kiln_http::Client`, with the proxies and CA roots the
+    /// caller configured).
+    pub fetcher: &'a (dyn kiln_fileop::Fetcher + Sync),
     /// The planned Dockerfile.
     pub plan: &'a Plan,
     /// The context directory.
@@ -130,7 +133,7 @@ pub(crate) struct Shared<'a> {
     pub sink: LayerSink<'a>,
     pub snapshotter: Snapshotter,
     pub overlay: bool,
-    pub fetcher: kiln_fileop::HttpFetcher,
+    pub fetcher: &'a (dyn kiln_fileop::Fetcher + Sync),
     pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
     /// Context files hashed through the cache's stat cache.
     pub stat: Option<kiln_cache::StatCachedHasher<'a>>,
@@ -273,7 +276,7 @@ fn build_plan(
         sink,
         overlay: snapshotter == Snapshotter::Overlay,
         snapshotter,
-        fetcher: kiln_fileop::HttpFetcher::default(),
+        fetcher: req.fetcher,
         cache: req.cache,
         stat: match req.cache {
             Some(c) => Some(c.cache.stat_hasher(req.context).map_err(|e| {

@@ -1,14 +1,9 @@
-//! ADD of `http(s)://` URLs: the [`Fetcher`] trait, a small HTTP/1.1 fetcher (TLS through
-//! rustls with the ring provider), and the BuildKit rules for the downloaded file (name, mode
-//! `0600`, `Last-Modified`, `--checksum`).
-//!
-//! `https://` trusts the certificates in the file `SSL_CERT_FILE` names when it is set (as
-//! OpenSSL and Go do), else the system bundle `/etc/ssl/certs/ca-certificates.crt`.
+//! ADD of `http(s)://` URLs: the [`Fetcher`] trait, implemented by kiln's HTTP(S) client
+//! ([`kiln_http::Client`]: proxies, the system's CA roots), and the BuildKit rules for the
+//! downloaded file (name, mode `0600`, `Last-Modified`, `--checksum`).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
@@ -36,6 +31,9 @@ pub enum FetchError {
         /// The status line's code.
         status: u16,
     },
+    /// The HTTP(S) client failed.
+    #[error(transparent)]
+    Http(#[from] kiln_http::HttpError),
     /// The connection or the response failed.
     #[error("transfer failed")]
     Io(#[from] io::Error),
@@ -48,215 +46,14 @@ pub trait Fetcher {
     fn fetch(&self, url: &str, out: &mut dyn Write) -> Result<FetchMeta, FetchError>;
 }
 
-/// An `http://` and `https://` fetcher on `std::net` and rustls: GET, `Content-Length` or
-/// chunked or read-to-close bodies, up to 10 redirects.
-#[derive(Debug, Clone)]
-pub struct HttpFetcher {
-    /// Connect and read timeout; the default is 30 s.
-    pub timeout: Duration,
-    /// The PEM bundle of CA certificates for `https://`; the default, `None`, is the file
-    /// `SSL_CERT_FILE` names, else `/etc/ssl/certs/ca-certificates.crt`.
-    pub ca_file: Option<std::path::PathBuf>,
-}
-
-impl Default for HttpFetcher {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(30),
-            ca_file: None,
-        }
-    }
-}
-
-impl Fetcher for HttpFetcher {
+/// Downloads through kiln's HTTP(S) client ([`kiln_http::Client`]: redirects, timeouts, the
+/// system's CA roots and the proxies the caller configured).
+impl Fetcher for kiln_http::Client {
     fn fetch(&self, url: &str, out: &mut dyn Write) -> Result<FetchMeta, FetchError> {
-        let mut url = url.to_owned();
-        for _ in 0..10 {
-            let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-                (true, r)
-            } else if let Some(r) = url.strip_prefix("http://") {
-                (false, r)
-            } else {
-                return Err(FetchError::Unsupported(url.clone()));
-            };
-            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let path = if path.is_empty() { "/" } else { path };
-            let addr = if host.contains(':') {
-                host.to_owned()
-            } else {
-                format!("{host}:{}", if tls { 443 } else { 80 })
-            };
-            let tcp = TcpStream::connect(&addr)?;
-            tcp.set_read_timeout(Some(self.timeout))?;
-            tcp.set_write_timeout(Some(self.timeout))?;
-            let mut stream = if tls {
-                let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-                Conn::Tls(Box::new(tls_stream(name, tcp, self.ca_file.as_deref())?))
-            } else {
-                Conn::Plain(tcp)
-            };
-            let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kiln\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(request.as_bytes())?;
-            stream.flush()?;
-            let mut r = BufReader::new(stream);
-            let mut line = String::new();
-            r.read_line(&mut line)?;
-            let status: u16 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| io::Error::other("malformed status line"))?;
-            let mut headers = Vec::new();
-            loop {
-                line.clear();
-                r.read_line(&mut line)?;
-                let l = line.trim_end();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = l.split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-                }
-            }
-            let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-            if (300..400).contains(&status)
-                && let Some(loc) = header("location")
-            {
-                url = if loc.starts_with("http") {
-                    loc.clone()
-                } else {
-                    format!("{}://{host}{loc}", if tls { "https" } else { "http" })
-                };
-                continue;
-            }
-            if !(200..300).contains(&status) {
-                return Err(FetchError::Status { status });
-            }
-            let meta = FetchMeta {
-                last_modified: header("last-modified").and_then(|v| parse_http_date(v)),
-            };
-            if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-                copy_chunked(&mut r, out)?;
-            } else if let Some(len) = header("content-length").and_then(|v| v.parse().ok()) {
-                let n = io::copy(&mut (&mut r).take(len), out)?;
-                if n != len {
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                }
-            } else {
-                io::copy(&mut r, out)?;
-            }
-            return Ok(meta);
-        }
-        Err(io::Error::other("too many redirects").into())
-    }
-}
-
-/// A connection: plain TCP or TLS over it.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(buf),
-            // Many servers close a `Connection: close` response without TLS's close_notify;
-            // the body's own framing (or the end of a read-to-close body) decides.
-            Self::Tls(s) => match s.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.write(buf),
-            Self::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.flush(),
-            Self::Tls(s) => s.flush(),
-        }
-    }
-}
-
-/// A TLS client stream to `host` over `tcp`, trusting `ca_file`, else `SSL_CERT_FILE`, else
-/// the system bundle.
-fn tls_stream(
-    host: &str,
-    tcp: TcpStream,
-    ca_file: Option<&std::path::Path>,
-) -> io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let bundle = ca_file.map_or_else(
-        // OpenSSL's own variable, honoured as every TLS client here does; it goes with the
-        // hand-written HTTP client, which the seams issue replaces with a maintained one.
-        #[allow(clippy::disallowed_methods)]
-        || {
-            std::env::var_os("SSL_CERT_FILE").map_or_else(
-                || "/etc/ssl/certs/ca-certificates.crt".into(),
-                std::path::PathBuf::from,
-            )
-        },
-        std::path::Path::to_path_buf,
-    );
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&bundle).map_err(|e| {
-        io::Error::other(format!(
-            "cannot read CA certificates from `{}`: {e}",
-            bundle.display()
-        ))
-    })?;
-    for cert in certs.flatten() {
-        // Certificates the verifier cannot use are skipped, as system bundles have some.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(io::Error::other(format!(
-            "no usable CA certificate in `{}` (set SSL_CERT_FILE to a PEM bundle)",
-            bundle.display()
-        )));
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| io::Error::other(format!("invalid TLS server name `{host}`: {e}")))?;
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
-        .map_err(io::Error::other)?;
-    Ok(rustls::StreamOwned::new(conn, tcp))
-}
-
-fn copy_chunked(r: &mut impl BufRead, out: &mut dyn Write) -> io::Result<()> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line)?;
-        let size_text = line.trim().split(';').next().unwrap_or("");
-        let size = u64::from_str_radix(size_text, 16)
-            .map_err(|_| io::Error::other("malformed chunk size"))?;
-        if size == 0 {
-            return Ok(());
-        }
-        let n = io::copy(&mut r.take(size), out)?;
-        if n != size {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        line.clear();
-        r.read_line(&mut line)?;
+        let response = self.get(url, out)?;
+        Ok(FetchMeta {
+            last_modified: response.last_modified.as_deref().and_then(parse_http_date),
+        })
     }
 }
 

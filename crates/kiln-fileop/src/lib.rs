@@ -39,7 +39,7 @@ mod write;
 pub use archive::{ArchiveCompression, detect_compression, is_archive};
 pub use chown::{ChownSpec, IdOrName};
 pub use error::FileOpError;
-pub use fetch::{FetchError, FetchMeta, Fetcher, HttpFetcher};
+pub use fetch::{FetchError, FetchMeta, Fetcher};
 pub use merkle::{ContentHasher, MerkleHash, ReadingHasher, sha256_reader};
 pub use op::{CopyOp, Inputs, ModeChange, OctalMode, OpKind, Source};
 pub use plan::Origin;

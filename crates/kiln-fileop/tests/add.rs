@@ -8,9 +8,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use common::*;
-use kiln_fileop::{
-    CopyOp, FileOpError, HttpFetcher, OctalMode, OpKind, ReadingHasher, Source, SourceRoot,
-};
+use kiln_fileop::{CopyOp, FileOpError, OctalMode, OpKind, ReadingHasher, Source, SourceRoot};
 
 fn tar_bytes(entries: &[(&str, &str)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -214,7 +212,7 @@ fn url_op(url: &str, dest: &str, checksum: Option<String>) -> CopyOp {
 #[test]
 fn urls_download_to_0600_with_last_modified_and_checked_digest() {
     let base = serve(b"payload", 4);
-    let fetcher = HttpFetcher::default();
+    let fetcher = kiln_http::Client::new(&kiln_http::ClientOptions::default()).unwrap();
     let (m, _) = run_with(
         &url_op(&format!("{base}/dir/file.tgz"), "/dl/", None),
         None,
@@ -276,7 +274,7 @@ fn url_archives_are_not_extracted_unless_unpack_is_true() {
     let tgz: &'static [u8] =
         Box::leak(compress("gzip", &tar_bytes(&[("in", "side")])).into_boxed_slice());
     let base = serve(tgz, 2);
-    let fetcher = HttpFetcher::default();
+    let fetcher = kiln_http::Client::new(&kiln_http::ClientOptions::default()).unwrap();
     let url = format!("{base}/a.tar.gz");
     let (m, _) = run_with(&url_op(&url, "/d/", None), None, None, Some(&fetcher)).unwrap();
     assert_eq!(paths(&m), ["d", "d/a.tar.gz"]);
@@ -449,10 +447,14 @@ fn https_urls_download_with_the_trusted_ca_and_refuse_others() {
     let Some((base, ca, mut child)) = https_server(tmp.path(), "over tls\n") else {
         return;
     };
-    let fetcher = HttpFetcher {
-        ca_file: Some(ca),
-        ..HttpFetcher::default()
+    let client = |ca_file| {
+        kiln_http::Client::new(&kiln_http::ClientOptions {
+            ca_file,
+            ..kiln_http::ClientOptions::default()
+        })
+        .unwrap()
     };
+    let fetcher = client(ca);
     let digest = format!("{}", kiln_layer::Digest::of(b"over tls\n"));
     let result = run_with(
         &url_op(&format!("{base}/dir/file.txt"), "/dl/", Some(digest)),
@@ -460,10 +462,7 @@ fn https_urls_download_with_the_trusted_ca_and_refuse_others() {
         None,
         Some(&fetcher),
     );
-    let untrusted = HttpFetcher {
-        ca_file: Some(tmp.path().join("srv.pem")),
-        ..HttpFetcher::default()
-    };
+    let untrusted = client(tmp.path().join("srv.pem"));
     let refused = run_with(
         &url_op(&format!("{base}/dir/file.txt"), "/dl/", None),
         None,

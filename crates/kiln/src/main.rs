@@ -230,3 +230,18 @@ fn closed_stdout(err: &anyhow::Error) -> bool {
 pub(crate) fn source_date_epoch_from_env() -> Option<i64> {
     std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
 }
+
+/// kiln's HTTP(S) client for `ADD <url>`, with the settings of the environment: the proxies
+/// as Docker reads them (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, lowercase
+/// too) and the CA bundle `SSL_CERT_FILE` names (as OpenSSL and Go read it), else the
+/// system's.
+pub(crate) fn http_client() -> anyhow::Result<kiln_http::Client> {
+    let mut opts = kiln_http::ClientOptions {
+        proxies: kiln_http::Proxies::from_vars(|k| std::env::var(k).ok()),
+        ..kiln_http::ClientOptions::default()
+    };
+    if let Some(ca) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        opts.ca_file = ca.into();
+    }
+    Ok(kiln_http::Client::new(&opts)?)
+}

@@ -444,7 +444,7 @@ fn mount_files(
         },
         target: Vec::new(),
         overlay: sh.overlay,
-        fetcher: &sh.fetcher,
+        fetcher: sh.fetcher,
         source_date_epoch: None,
     };
     // Snapshots never change: the store keeps the answer beside them, so a rebuild does not

@@ -383,7 +383,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 source,
                 target: state.lowers(),
                 overlay: sh.overlay,
-                fetcher: &sh.fetcher,
+                fetcher: sh.fetcher,
                 source_date_epoch: epoch,
             };
             let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
@@ -408,7 +408,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 },
                 target: state.lowers(),
                 overlay: sh.overlay,
-                fetcher: &sh.fetcher,
+                fetcher: sh.fetcher,
                 source_date_epoch: epoch,
             };
             let urls = a

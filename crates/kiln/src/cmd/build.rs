@@ -198,11 +198,13 @@ fn build_in(
                 .to_string()
         },
     };
+    let fetcher = crate::http_client()?;
     let req = BuildRequest {
         cache: Some(&cache_use),
         explain: args.explain,
         store,
         resolver: store,
+        fetcher: &fetcher,
         plan: &plan,
         context: &ctx.dir,
         ignore: &ignore,
