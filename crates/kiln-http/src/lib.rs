@@ -144,72 +144,79 @@ pub struct Response {
 }
 
 /// An HTTP(S) client: one agent per route (direct, through the `http://` proxy, through the
-/// `https://` proxy), each keeping its connections.
+/// `https://` proxy), each keeping its connections. The agents, and the CA bundle they trust,
+/// are made on the first download: a build that downloads nothing reads no certificate.
 pub struct Client {
+    opts: ClientOptions,
+    agents: std::sync::OnceLock<Agents>,
+}
+
+/// The agents of a [`Client`], and why the CA bundle could not be read, if it could not.
+struct Agents {
     direct: ureq::Agent,
     http_proxy: Option<ureq::Agent>,
     https_proxy: Option<ureq::Agent>,
-    proxies: Proxies,
+    roots_failed: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("proxies", &self.proxies)
+            .field("proxies", &self.opts.proxies)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
-    /// A client with `opts`. The CA bundle is read once, here; a missing bundle only fails
-    /// the `https://` downloads (an `http://` one needs none).
+    /// A client with `opts`; a proxy setting that is not a URL is an error now, not at the
+    /// first download.
     pub fn new(opts: &ClientOptions) -> Result<Self, HttpError> {
-        let roots = read_roots(&opts.ca_file);
-        let agent = |proxy: Option<&str>| -> Result<ureq::Agent, HttpError> {
-            let proxy = proxy
-                .map(|p| {
-                    ureq::Proxy::new(p).map_err(|source| HttpError::Proxy {
-                        proxy: p.to_owned(),
-                        source: Box::new(source),
-                    })
-                })
-                .transpose()?;
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(match &roots {
-                    Ok(certs) => ureq::tls::RootCerts::new_with_certs(certs),
-                    Err(_) => ureq::tls::RootCerts::new_with_certs(&[]),
-                })
-                .unversioned_rustls_crypto_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .build();
-            Ok(ureq::Agent::config_builder()
-                .tls_config(tls)
-                .proxy(proxy)
-                .max_redirects(10)
-                .user_agent("kiln")
-                .accept_encoding("identity")
-                .timeout_connect(Some(opts.timeout))
-                .timeout_per_read(Some(opts.timeout))
-                .build()
-                .new_agent())
-        };
+        for p in [&opts.proxies.http, &opts.proxies.https]
+            .into_iter()
+            .flatten()
+        {
+            proxy(p)?;
+        }
         Ok(Self {
-            direct: agent(None)?,
-            http_proxy: opts
-                .proxies
-                .http
-                .as_deref()
-                .map(|p| agent(Some(p)))
-                .transpose()?,
-            https_proxy: opts
-                .proxies
-                .https
-                .as_deref()
-                .map(|p| agent(Some(p)))
-                .transpose()?,
-            proxies: opts.proxies.clone(),
+            opts: opts.clone(),
+            agents: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn agents(&self) -> &Agents {
+        self.agents.get_or_init(|| {
+            let roots = read_roots(&self.opts.ca_file);
+            let agent = |p: Option<&str>| {
+                let tls = ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(
+                        roots.as_deref().unwrap_or_default(),
+                    ))
+                    .unversioned_rustls_crypto_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .build();
+                ureq::Agent::config_builder()
+                    .tls_config(tls)
+                    // Checked in `new`.
+                    .proxy(p.and_then(|p| proxy(p).ok()))
+                    .max_redirects(10)
+                    .user_agent("kiln")
+                    .accept_encoding("identity")
+                    .timeout_connect(Some(self.opts.timeout))
+                    .timeout_per_read(Some(self.opts.timeout))
+                    .build()
+                    .new_agent()
+            };
+            let proxies = &self.opts.proxies;
+            Agents {
+                direct: agent(None),
+                http_proxy: proxies.http.as_deref().map(|p| agent(Some(p))),
+                https_proxy: proxies.https.as_deref().map(|p| agent(Some(p))),
+                roots_failed: roots.err().map(|e| {
+                    std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string)
+                }),
+            }
         })
     }
 
@@ -228,14 +235,21 @@ impl Client {
             Some((h, p)) if !p.contains(']') => (h, p.parse().unwrap_or(0)),
             _ => (authority, if https { 443 } else { 80 }),
         };
+        let agents = self.agents();
+        if https && let Some(why) = &agents.roots_failed {
+            return Err(HttpError::Roots {
+                path: self.opts.ca_file.clone(),
+                source: io::Error::other(why.clone()),
+            });
+        }
         let proxied = if https {
-            self.https_proxy.as_ref()
+            agents.https_proxy.as_ref()
         } else {
-            self.http_proxy.as_ref()
+            agents.http_proxy.as_ref()
         };
         let agent = match proxied {
-            Some(a) if !self.proxies.bypasses(host, port) => a,
-            _ => &self.direct,
+            Some(a) if !self.opts.proxies.bypasses(host, port) => a,
+            _ => &agents.direct,
         };
         let mut response = agent.get(url).call().map_err(|e| match e {
             ureq::Error::StatusCode(status) => HttpError::Status { status },
@@ -257,6 +271,14 @@ impl Client {
         })?;
         Ok(Response { last_modified })
     }
+}
+
+/// A proxy setting as ureq takes it.
+fn proxy(p: &str) -> Result<ureq::Proxy, HttpError> {
+    ureq::Proxy::new(p).map_err(|source| HttpError::Proxy {
+        proxy: p.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 /// The certificates of a PEM bundle.

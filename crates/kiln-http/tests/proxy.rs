@@ -124,3 +124,23 @@ fn statuses_and_schemes_are_errors_that_say_so() {
         "{err}"
     );
 }
+
+/// The CA bundle is read at the first `https://` download, and a missing one says so there
+/// (not as a handshake failure); `http://` needs none.
+#[test]
+fn a_missing_ca_bundle_is_named_by_https_downloads_only() {
+    let c = kiln_http::Client::new(&kiln_http::ClientOptions {
+        ca_file: "/nonexistent/ca.pem".into(),
+        ..kiln_http::ClientOptions::default()
+    })
+    .unwrap();
+    let err = c.get("https://127.0.0.1:1/x", &mut Vec::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read the CA certificates in `/nonexistent/ca.pem`"
+    );
+    let (origin, _) = serve("plain");
+    let mut out = Vec::new();
+    c.get(&format!("http://{origin}/f"), &mut out).unwrap();
+    assert_eq!(out, b"plain");
+}
