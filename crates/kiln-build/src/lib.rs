@@ -40,4 +40,4 @@ pub use run_mount::{
     CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
     remove_cache_mount,
 };
-pub use run_step::Snapshotter;
+pub use run_step::{Snapshotter, StepRoot};

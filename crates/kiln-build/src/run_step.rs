@@ -43,6 +43,132 @@ impl Snapshotter {
     }
 }
 
+/// The filesystem a RUN-like step runs in and whose changes become its layer, made the same
+/// way for a build's RUN and for `kiln run`: under `dir`, `state/` (the spec, `/etc/hosts`
+/// and `/etc/resolv.conf`), `rootfs/` (the mount point) and either `upper/` and `work/` over
+/// the lower dirs (overlay) or `tree/`, a copy of them (naive), marked right after copying so
+/// the diff can tell what the step touched.
+pub struct StepRoot {
+    dir: PathBuf,
+    lowers: Vec<PathBuf>,
+    snapshotter: Snapshotter,
+    rootfs: Rootfs,
+    hosts: PathBuf,
+    resolv_conf: PathBuf,
+    settled_before: Option<(i64, i64)>,
+}
+
+impl StepRoot {
+    /// Prepares the step's directories under `dir` (which must exist) over `lowers` (snapshot
+    /// dirs, topmost first, each once), with `/etc/hosts` naming `hostname`.
+    pub fn prepare(
+        dir: &Path,
+        lowers: Vec<PathBuf>,
+        snapshotter: Snapshotter,
+        hostname: &str,
+    ) -> Result<Self, StepError> {
+        let state = dir.join("state");
+        for d in ["state", "upper", "work", "rootfs"] {
+            let p = dir.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| StepError::io("create", &p, e))?;
+        }
+        let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&state, hostname)?;
+        let mut settled_before = None;
+        let rootfs = match snapshotter {
+            Snapshotter::Overlay => {
+                let mut lower = lowers.clone();
+                if lower.is_empty() {
+                    let empty = dir.join("empty");
+                    std::fs::create_dir_all(&empty)
+                        .map_err(|e| StepError::io("create", &empty, e))?;
+                    lower.push(empty);
+                }
+                Rootfs::Overlay {
+                    lower,
+                    upper: dir.join("upper"),
+                    work: dir.join("work"),
+                }
+            }
+            Snapshotter::Naive => {
+                let full = dir.join("tree");
+                std::fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
+                kiln_layer::overlay::copy_merged(&lowers, &full).map_err(|e| {
+                    StepError::Invalid {
+                        message: format!("cannot prepare the step's filesystem: {e}"),
+                        hint: None,
+                    }
+                })?;
+                settled_before = Some(
+                    kiln_layer::diff::settle_mark(dir)
+                        .map_err(|e| StepError::io("create a file in", dir, e))?,
+                );
+                Rootfs::Bind { dir: full }
+            }
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            lowers,
+            snapshotter,
+            rootfs,
+            hosts,
+            resolv_conf,
+            settled_before,
+        })
+    }
+
+    /// The sandbox spec of `process` in this filesystem.
+    pub fn spec(
+        &self,
+        hostname: &str,
+        network: Network,
+        process: Process,
+        mounts: Vec<MountSpec>,
+    ) -> Spec {
+        Spec {
+            rootfs: self.rootfs.clone(),
+            mountpoint: self.dir.join("rootfs"),
+            hosts: self.hosts.clone(),
+            resolv_conf: self.resolv_conf.clone(),
+            hostname: hostname.to_owned(),
+            network,
+            process,
+            mounts,
+        }
+    }
+
+    /// Where the spec and the init's error report live.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Writes what the step changed as a layer to `out`. With `mount_points`, the layer
+    /// carries the `/dev`, `/proc` and `/sys` mount points the lowers lack, as a BuildKit RUN
+    /// layer does ([`keep_mount_points`]); `docker commit`'s layers do not.
+    pub fn diff<W: std::io::Write>(
+        &self,
+        out: W,
+        compression: kiln_layer::Compression,
+        source_date_epoch: Option<i64>,
+        mount_points: bool,
+    ) -> Result<(W, kiln_layer::LayerDigests), StepError> {
+        let (upper, full) = (self.dir.join("upper"), self.dir.join("tree"));
+        let (tree, tree_dir) = match self.snapshotter {
+            Snapshotter::Overlay => (NewTree::Upper(&upper), &upper),
+            Snapshotter::Naive => (NewTree::Full(&full), &full),
+        };
+        if mount_points {
+            keep_mount_points(&self.lowers, tree_dir)?;
+        }
+        let opts = DiffOptions {
+            compression,
+            source_date_epoch,
+            settled_before: self.settled_before,
+        };
+        let (written, digests, _) = kiln_layer::diff::diff(tree, &self.lowers, out, &opts)?;
+        Ok((written, digests))
+    }
+}
+
 /// Whether `path` is on an overlayfs, by the longest matching mount point.
 fn on_overlayfs(path: &Path) -> bool {
     let (Ok(mounts), Ok(path)) = (
@@ -133,50 +259,13 @@ pub fn run_step(
 ) -> Result<Option<Layer>, (StepError, Vec<String>)> {
     let no_tail = |e: StepError| (e, Vec::new());
     let dir = sink.scratch_dir("run").map_err(no_tail)?;
-    let (state, upper, work, mnt) = (
-        dir.join("state"),
-        dir.join("upper"),
-        dir.join("work"),
-        dir.join("rootfs"),
-    );
-    for d in [&state, &upper, &work, &mnt] {
-        std::fs::create_dir_all(d).map_err(|e| no_tail(StepError::io("create", d, e)))?;
-    }
-    let (hosts, resolv_conf) =
-        kiln_sandbox::write_etc_files(&state, "buildkitsandbox").map_err(|e| no_tail(e.into()))?;
-    let full = dir.join("tree");
-    let mut settled_before = None;
-    let rootfs = match input.snapshotter {
-        Snapshotter::Overlay => {
-            let mut lower = input.lowers.clone();
-            if lower.is_empty() {
-                let empty = dir.join("empty");
-                std::fs::create_dir_all(&empty)
-                    .map_err(|e| no_tail(StepError::io("create", &empty, e)))?;
-                lower.push(empty);
-            }
-            Rootfs::Overlay {
-                lower,
-                upper: upper.clone(),
-                work,
-            }
-        }
-        Snapshotter::Naive => {
-            std::fs::create_dir_all(&full)
-                .map_err(|e| no_tail(StepError::io("create", &full, e)))?;
-            kiln_layer::overlay::copy_merged(&input.lowers, &full).map_err(|e| {
-                no_tail(StepError::Invalid {
-                    message: format!("cannot prepare the step's filesystem: {e}"),
-                    hint: None,
-                })
-            })?;
-            settled_before = Some(
-                kiln_layer::diff::settle_mark(&dir)
-                    .map_err(|e| no_tail(StepError::io("create a file in", &dir, e)))?,
-            );
-            Rootfs::Bind { dir: full.clone() }
-        }
-    };
+    let root = StepRoot::prepare(
+        &dir,
+        input.lowers.clone(),
+        input.snapshotter,
+        "buildkitsandbox",
+    )
+    .map_err(no_tail)?;
     let mut mounts = input.mounts.clone();
     if let Some((name, body)) = &input.script {
         // BuildKit mounts the script read-only at /dev/pipes/NAME (mode 0755); here it is a
@@ -196,14 +285,10 @@ pub fn run_step(
         NetworkMode::Host => Network::Host,
         NetworkMode::None => Network::None,
     };
-    let spec = Spec {
-        rootfs,
-        mountpoint: mnt,
-        hosts,
-        resolv_conf,
-        hostname: "buildkitsandbox".into(),
+    let spec = root.spec(
+        "buildkitsandbox",
         network,
-        process: Process {
+        Process {
             args: input.argv.clone(),
             env: input.env.clone(),
             cwd: input.cwd.clone(),
@@ -211,7 +296,8 @@ pub fn run_step(
             terminal: false,
         },
         mounts,
-    };
+    );
+    let state = root.state();
     let mut running = input
         .launcher
         .spawn(
@@ -243,26 +329,17 @@ pub fn run_step(
             tail,
         ));
     }
-    let tree_dir = match input.snapshotter {
-        Snapshotter::Overlay => &upper,
-        Snapshotter::Naive => &full,
-    };
-    keep_mount_points(&input.lowers, tree_dir).map_err(no_tail)?;
-    let tree = match input.snapshotter {
-        Snapshotter::Overlay => NewTree::Upper(&upper),
-        Snapshotter::Naive => NewTree::Full(&full),
-    };
     let file = sink.layer_path();
     let out =
         std::fs::File::create(&file).map_err(|e| no_tail(StepError::io("create", &file, e)))?;
-    let opts = DiffOptions {
-        compression: sink.compression(),
-        source_date_epoch: input.source_date_epoch,
-        settled_before,
-    };
-    let (mut written, digests, _) =
-        kiln_layer::diff::diff(tree, &input.lowers, std::io::BufWriter::new(out), &opts)
-            .map_err(|e| no_tail(e.into()))?;
+    let (mut written, digests) = root
+        .diff(
+            std::io::BufWriter::new(out),
+            sink.compression(),
+            input.source_date_epoch,
+            true,
+        )
+        .map_err(no_tail)?;
     std::io::Write::flush(&mut written).map_err(|e| no_tail(StepError::io("write", &file, e)))?;
     drop(written);
     // A step that changed nothing still has its (empty) layer, as in BuildKit since v0.10
@@ -278,7 +355,7 @@ pub fn run_step(
 /// BuildKit's RUN layers carry the `/dev`, `/proc` and `/sys` mount points its runtime made
 /// when the rootfs lacked them (0755 directories owned by root); kiln's sandbox removes its
 /// own, so they are made here, and only when no lower layer has them.
-fn keep_mount_points(lowers: &[PathBuf], tree: &Path) -> Result<(), StepError> {
+pub fn keep_mount_points(lowers: &[PathBuf], tree: &Path) -> Result<(), StepError> {
     use std::os::unix::fs::DirBuilderExt as _;
     for name in ["dev", "proc", "sys"] {
         let exists = lowers

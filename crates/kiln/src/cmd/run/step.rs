@@ -1,18 +1,17 @@
 //! One RUN-like step over an image of the store: snapshots as lower dirs, the sandbox, the diff
-//! of what it changed and, on request, that diff committed as a new image.
-//!
-//! Note to future maintainers: this is the executor `kiln-build` needs for RUN; it lives in the
-//! binary only until the build crate takes it over.
+//! of what it changed and, on request, that diff committed as a new image. The step's
+//! filesystem, spec and diff are a build's RUN's ([`kiln_build::StepRoot`]); only the hostname
+//! differs (`kiln`, where a build step is `buildkitsandbox`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::Context;
-use kiln_layer::{Compression, DiffOptions, NewTree};
+use kiln_layer::Compression;
 use kiln_oci::config::History;
 use kiln_oci::{Descriptor, Image, MediaTypes, Reference, Snapshots, Store};
-use kiln_sandbox::{Launcher, Network, Process, Rootfs, Running, Spec};
+use kiln_sandbox::{Launcher, Network, Process, Running, Spec};
 
 pub use kiln_build::Snapshotter;
 
@@ -31,15 +30,8 @@ impl StepDirs {
         let base = root
             .join("steps")
             .join(format!("{}-{nanos}", std::process::id()));
-        for d in ["state", "upper", "work", "rootfs"] {
-            let p = base.join(d);
-            fs::create_dir_all(&p).with_context(|| format!("cannot create `{}`", p.display()))?;
-        }
+        fs::create_dir_all(&base).with_context(|| format!("cannot create `{}`", base.display()))?;
         Ok(Self { base })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.base.join(name)
     }
 }
 
@@ -70,13 +62,13 @@ impl Drop for StepDirs {
     }
 }
 
-/// A prepared step: its directories, lower dirs and spec.
-#[derive(Debug)]
+/// A prepared step: its directories, filesystem and spec (built as a build's RUN builds its
+/// own: [`kiln_build::StepRoot`]).
 pub struct Step {
-    pub dirs: StepDirs,
-    pub lowers: Vec<PathBuf>,
-    pub snapshotter: Snapshotter,
+    pub root: kiln_build::StepRoot,
     pub spec: Spec,
+    /// Removed when the step is dropped.
+    _dirs: StepDirs,
 }
 
 impl Step {
@@ -93,51 +85,21 @@ impl Step {
         let snaps = Snapshots::new(store)?;
         let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
         let dirs = StepDirs::new(store.root())?;
-        let hostname = "kiln".to_owned();
-        let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&dirs.path("state"), &hostname)?;
-        let rootfs = match snapshotter {
-            Snapshotter::Overlay => {
-                let mut lower = lowers.clone();
-                if lower.is_empty() {
-                    let empty = dirs.path("empty");
-                    fs::create_dir(&empty)?;
-                    lower.push(empty);
-                }
-                Rootfs::Overlay {
-                    lower,
-                    upper: dirs.path("upper"),
-                    work: dirs.path("work"),
-                }
-            }
-            Snapshotter::Naive => {
-                let tree = dirs.path("tree");
-                fs::create_dir(&tree)?;
-                kiln_layer::overlay::copy_merged(&lowers, &tree)?;
-                Rootfs::Bind { dir: tree }
-            }
-        };
-        let spec = Spec {
-            rootfs,
-            mountpoint: dirs.path("rootfs"),
-            hosts,
-            resolv_conf,
-            hostname,
-            network,
-            process,
-            mounts: Vec::new(),
-        };
+        // `docker run` names the container's host after it; a build step is `buildkitsandbox`.
+        let hostname = "kiln";
+        let root = kiln_build::StepRoot::prepare(&dirs.base, lowers, snapshotter, hostname)?;
+        let spec = root.spec(hostname, network, process, Vec::new());
         Ok(Self {
-            dirs,
-            lowers,
-            snapshotter,
+            root,
             spec,
+            _dirs: dirs,
         })
     }
 
     /// Starts the step with `stdio`.
     pub fn spawn(&self, stdio: [Stdio; 3]) -> anyhow::Result<Running> {
         let launcher = Launcher::current_exe().context("cannot find the kiln binary")?;
-        Ok(launcher.spawn(&self.spec, &self.dirs.path("state"), stdio)?)
+        Ok(launcher.spawn(&self.spec, &self.root.state(), stdio)?)
     }
 
     /// Writes what the step changed as a layer of a new image on top of `base`, tagged
@@ -149,21 +111,15 @@ impl Step {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> anyhow::Result<Descriptor> {
-        let (upper, full) = (self.dirs.path("upper"), self.dirs.path("tree"));
-        let tree = match self.snapshotter {
-            Snapshotter::Overlay => NewTree::Upper(&upper),
-            Snapshotter::Naive => NewTree::Full(&full),
-        };
-        commit_layer(store, base, tree, &self.lowers, created_by, reference)
+        commit_layer(store, base, &self.root, created_by, reference)
     }
 }
 
-/// Diffs `tree` against `lowers` into the store and writes the image `base` + that layer.
+/// Diffs the step's filesystem into the store and writes the image `base` + that layer.
 pub fn commit_layer(
     store: &Store,
     base: &Image,
-    tree: NewTree<'_>,
-    lowers: &[PathBuf],
+    root: &kiln_build::StepRoot,
     created_by: &str,
     reference: Option<&Reference>,
 ) -> anyhow::Result<Descriptor> {
@@ -175,13 +131,8 @@ pub fn commit_layer(
     let epoch = crate::source_date_epoch_from_env();
     let mut txn = store.txn()?;
     let writer = txn.blob_writer()?;
-    let opts = DiffOptions {
-        compression: Compression::default(),
-        source_date_epoch: epoch,
-        // Naive trees are not marked here: files with equal metadata are compared by content.
-        settled_before: None,
-    };
-    let (writer, digests, _) = kiln_layer::diff(tree, lowers, writer, &opts)?;
+    // As `docker commit`: no runtime mount points in the layer.
+    let (writer, digests) = root.diff(writer, Compression::default(), epoch, false)?;
     let (layer_digest, layer_size) =
         writer.commit(Some((&digests.digest, digests.size)), "step layer")?;
     let now = epoch.unwrap_or_else(|| {
