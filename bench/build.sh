@@ -19,13 +19,7 @@ K="$PWD/target/release/kiln"
 rm -rf "$work"; mkdir -p "$work"
 
 
-base_store="$work/base-store"
-KILN_ROOT="$base_store" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
-"$K" --root "$base_store" run --rm busybox:latest true   # unpack the base snapshot once
-"$K" --root "$base_store" save --format docker -o "$work/bb.tar" busybox:latest
-
-start_dockerd "$work/dockerd"
-"${D[@]}" load -i "$work/bb.tar" > /dev/null
+busybox_bases "$K" "$work"
 
 start_buildah "$work/buildah" vfs "$work/bb.tar"
 

@@ -33,3 +33,16 @@ start_buildah() {
     B=(buildah --root "$1/root" --runroot "$1/run" --storage-driver "$2")
     skopeo copy -q "docker-archive:$3" "containers-storage:[$2@$1/root+$1/run]docker.io/library/busybox:latest" > /dev/null
 }
+
+# busybox_bases K WORK: kiln (the binary K) built in release, a kiln store WORK/base-store
+# holding busybox:latest with its snapshot unpacked, WORK/bb.tar (a `docker save` of it), and
+# a private dockerd that has it loaded (see start_dockerd). Sets base_store.
+busybox_bases() {
+    local k=$1 work=$2
+    base_store="$work/base-store"
+    KILN_ROOT="$base_store" bash scripts/make-busybox-base.sh "$k" busybox:latest > /dev/null
+    "$k" --root "$base_store" run --rm busybox:latest true   # unpack the base snapshot once
+    "$k" --root "$base_store" save --format docker -o "$work/bb.tar" busybox:latest
+    start_dockerd "$work/dockerd"
+    "${D[@]}" load -i "$work/bb.tar" > /dev/null
+}
