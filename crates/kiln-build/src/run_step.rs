@@ -143,7 +143,7 @@ impl StepRoot {
 
     /// Writes what the step changed as a layer to `out`. With `mount_points`, the layer
     /// carries the `/dev`, `/proc` and `/sys` mount points the lowers lack, as a BuildKit RUN
-    /// layer does ([`keep_mount_points`]); `docker commit`'s layers do not.
+    /// layer does (`keep_mount_points`); `docker commit`'s layers do not.
     pub fn diff<W: std::io::Write>(
         &self,
         out: W,
@@ -355,7 +355,7 @@ pub fn run_step(
 /// BuildKit's RUN layers carry the `/dev`, `/proc` and `/sys` mount points its runtime made
 /// when the rootfs lacked them (0755 directories owned by root); kiln's sandbox removes its
 /// own, so they are made here, and only when no lower layer has them.
-pub fn keep_mount_points(lowers: &[PathBuf], tree: &Path) -> Result<(), StepError> {
+fn keep_mount_points(lowers: &[PathBuf], tree: &Path) -> Result<(), StepError> {
     use std::os::unix::fs::DirBuilderExt as _;
     for name in ["dev", "proc", "sys"] {
         let exists = lowers
