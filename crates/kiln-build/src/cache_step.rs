@@ -175,10 +175,7 @@ pub fn lookup(
     keyed: &Keyed,
     snapshots: &Snapshots,
 ) -> Result<Lookup, StepError> {
-    let store_err = |e: kiln_cache::CacheError| StepError::Invalid {
-        message: format!("build cache: {e}"),
-        hint: Some("`kiln prune --all` empties a damaged cache".into()),
-    };
+    let store_err = |e| StepError::Cache(Box::new(e));
     let skip = cache.ignores(stage);
     if !skip && let Some(record) = cache.cache.get(&keyed.key).map_err(store_err)? {
         let layer = match record.output.layer {

@@ -75,23 +75,12 @@ pub struct CopyInput<'a> {
 
 /// The `CopyOp` of an expanded COPY/ADD.
 fn copy_op(input: &CopyInput<'_>) -> Result<CopyOp, StepError> {
-    let chmod: Option<Arc<dyn ModeChange>> =
-        match &input.flags.chmod {
-            None => None,
-            Some(w) => {
-                Some(Arc::new(ChmodMode(Chmod::parse(&w.text).ok_or_else(
-                    || {
-                        StepError::Invalid {
-            message: format!(
-                "invalid chmod parameter: '{}'. it should be octal string and between 0 and 07777",
-                w.text
-            ),
-            hint: Some("write an octal mode such as `0755` or a symbolic one such as `u+x`".into()),
-        }
-                    },
-                )?)))
-            }
-        };
+    let chmod: Option<Arc<dyn ModeChange>> = match &input.flags.chmod {
+        None => None,
+        Some(w) => Some(Arc::new(ChmodMode(
+            Chmod::parse(&w.text).ok_or_else(|| StepError::Chmod(w.text.clone()))?,
+        ))),
+    };
     let mut sources: Vec<Source> = input
         .paths
         .sources

@@ -37,14 +37,73 @@ pub enum StepError {
     /// The step's changes could not be turned into a layer.
     #[error(transparent)]
     Diff(#[from] kiln_layer::diff::DiffError),
-    /// An instruction is invalid once expanded (a bad substitution, port, signal ...).
-    #[error("{message}")]
-    Invalid {
-        /// BuildKit's words where it has some.
-        message: String,
-        /// What would be valid.
-        hint: Option<String>,
+    /// An instruction is invalid once expanded (a bad substitution, a stored trigger ...),
+    /// in BuildKit's words.
+    #[error(transparent)]
+    Instruction(Box<kiln_frontend::InstructionError>),
+    /// `--chmod` that is neither an octal mode up to 07777 nor a symbolic one.
+    #[error("invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777")]
+    Chmod(String),
+    /// EXPOSE with a port that is not one (BuildKit's message).
+    #[error("{0}")]
+    Port(String),
+    /// STOPSIGNAL with a signal that is not one (BuildKit's message).
+    #[error("{0}")]
+    Signal(String),
+    /// A stage's `FROM --platform` is not a platform.
+    #[error("invalid platform `{value}`: {reason}")]
+    Platform {
+        /// The value, expanded.
+        value: String,
+        /// Why.
+        reason: String,
     },
+    /// The build is for another machine than this one.
+    #[error("cannot build for `{wanted}` on `{host}`")]
+    ForeignPlatform {
+        /// `--platform`.
+        wanted: String,
+        /// This machine's.
+        host: String,
+    },
+    /// A base image's config names a `diff_id` that is not a digest.
+    #[error("base image `{image}` has an invalid diff_id `{diff_id}`")]
+    BadDiffId {
+        /// The image, as named.
+        image: String,
+        /// The value.
+        diff_id: String,
+        /// Why.
+        #[source]
+        source: kiln_layer::DigestParseError,
+    },
+    /// Layers could not be merged into a plain directory (the fallback without overlayfs).
+    #[error("cannot merge the layers {purpose}")]
+    Merge {
+        /// What the merged tree was for.
+        purpose: &'static str,
+        /// Why.
+        #[source]
+        source: Box<kiln_layer::overlay::OverlayError>,
+    },
+    /// A read-only overlay view of a stage could not be mounted.
+    #[error("cannot {action} for a read-only view of the stage")]
+    View {
+        /// What failed.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The build context could not be read.
+    #[error("cannot read the build context")]
+    Context(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
+    /// A layer could not be written.
+    #[error("cannot write the layer")]
+    Pack(#[source] kiln_layer::PackError),
+    /// The build cache failed.
+    #[error("build cache")]
+    Cache(#[source] Box<kiln_cache::CacheError>),
     /// A RUN step exited with a non-zero code.
     #[error("process {command:?} did not complete successfully: exit code: {code}")]
     RunFailed {
@@ -64,7 +123,7 @@ pub enum StepError {
     },
     /// An ONBUILD trigger of the base image cannot fire.
     #[error(transparent)]
-    Trigger(#[from] kiln_frontend::TriggerError),
+    Trigger(Box<kiln_frontend::TriggerError>),
     /// A stage this one needs failed.
     #[error("stage `{0}` it depends on failed")]
     DependencyFailed(String),
@@ -109,21 +168,22 @@ impl StepError {
             Self::BaseNotFound { name, .. } => Some(format!(
                 "kiln builds from images in its store: `kiln load -i image.tar` or `kiln import rootfs.tar {name}` first (registry pulls are not supported yet)"
             )),
-            Self::Invalid { hint, .. } => hint.clone(),
+            Self::Instruction(e) => e.hint.clone(),
+            Self::Chmod(_) => {
+                Some("write an octal mode such as `0755` or a symbolic one such as `u+x`".into())
+            }
+            Self::ForeignPlatform { .. } => {
+                Some("kiln builds for the machine it runs on; drop `--platform`".into())
+            }
+            Self::View { .. } => {
+                Some("kiln needs root and overlayfs for multi-layer COPY views".into())
+            }
+            Self::Cache(_) => Some("`kiln prune --all` empties a damaged cache".into()),
             Self::Mount(e) => e.hint(),
             Self::StageNotScheduled(name) => Some(format!(
                 "build stage `{name}` as the target first, or name it in a `COPY --from={name}` of this stage"
             )),
             _ => None,
-        }
-    }
-}
-
-impl From<kiln_frontend::InstructionError> for StepError {
-    fn from(e: kiln_frontend::InstructionError) -> Self {
-        Self::Invalid {
-            message: e.kind.to_string(),
-            hint: e.hint,
         }
     }
 }
@@ -143,4 +203,10 @@ pub struct BuildError {
     pub error: Box<StepError>,
     /// The last lines of the step's output (RUN).
     pub output_tail: Vec<String>,
+}
+
+impl From<kiln_frontend::InstructionError> for StepError {
+    fn from(e: kiln_frontend::InstructionError) -> Self {
+        Self::Instruction(Box::new(e))
+    }
 }

@@ -140,7 +140,9 @@ pub(crate) struct Shared<'a> {
     /// Steps to record once the build's blobs are published.
     pub pending: crate::cache_step::PendingRecords,
     /// The context as COPY reads it (walked once for `.dockerignore`, shared by every step).
-    pub context_root: std::sync::OnceLock<Result<kiln_fileop::SourceRoot, String>>,
+    pub context_root: std::sync::OnceLock<
+        Result<kiln_fileop::SourceRoot, Arc<dyn std::error::Error + Send + Sync>>,
+    >,
     pub next_step: AtomicUsize,
     pub failed: AtomicBool,
     /// Cache mounts emptied by this build under `--no-cache` ([`crate::run_mount`]).
@@ -259,13 +261,9 @@ fn build_plan(
         output_tail: Vec::new(),
     };
     if req.platform.architecture != Platform::host().architecture || req.platform.os != "linux" {
-        return Err(whole(StepError::Invalid {
-            message: format!(
-                "cannot build for `{}` on `{}`",
-                req.platform,
-                Platform::host()
-            ),
-            hint: Some("kiln builds for the machine it runs on; drop `--platform`".into()),
+        return Err(whole(StepError::ForeignPlatform {
+            wanted: req.platform.to_string(),
+            host: Platform::host().to_string(),
         }));
     }
     let snapshotter = Snapshotter::choose(req.store.root(), req.snapshotter);
@@ -279,12 +277,11 @@ fn build_plan(
         fetcher: req.fetcher,
         cache: req.cache,
         stat: match req.cache {
-            Some(c) => Some(c.cache.stat_hasher(req.context).map_err(|e| {
-                whole(StepError::Invalid {
-                    message: format!("build cache: {e}"),
-                    hint: None,
-                })
-            })?),
+            Some(c) => Some(
+                c.cache
+                    .stat_hasher(req.context)
+                    .map_err(|e| whole(StepError::Cache(Box::new(e))))?,
+            ),
             None => None,
         },
         pending: crate::cache_step::PendingRecords::default(),

@@ -134,10 +134,6 @@ pub fn apply_metadata(
             line.args.clone()
         }
     };
-    let invalid = |message: String| StepError::Invalid {
-        message,
-        hint: None,
-    };
     let text = match kind {
         CommandKind::Env(kvs) => {
             let c = container(cfg);
@@ -183,7 +179,7 @@ pub fn apply_metadata(
             // `2375`), so the history text lists them in that order.
             let mut specs: Vec<String> = ws.iter().map(|w| w.text.clone()).collect();
             specs.sort();
-            let ports = crate::ports::parse_ports(&specs).map_err(invalid)?;
+            let ports = crate::ports::parse_ports(&specs).map_err(StepError::Port)?;
             let exposed = container(cfg)
                 .exposed_ports
                 .get_or_insert_with(BTreeMap::new);
@@ -206,7 +202,7 @@ pub fn apply_metadata(
             )
         }
         CommandKind::StopSignal(w) => {
-            crate::signal::parse_signal(&w.text).map_err(invalid)?;
+            crate::signal::parse_signal(&w.text).map_err(StepError::Signal)?;
             container(cfg).stop_signal = Some(w.text.clone());
             format!("STOPSIGNAL {}", w.text)
         }

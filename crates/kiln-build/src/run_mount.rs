@@ -512,11 +512,8 @@ fn filtered_context(input: &MountInput<'_>) -> Result<PathBuf, StepError> {
     }
     let root = input.scratch.join("context");
     fs::create_dir_all(&root).map_err(|e| StepError::io("create", &root, e))?;
-    let entries =
-        kiln_context::walk(input.context, input.ignore).map_err(|e| StepError::Invalid {
-            message: format!("cannot read the build context: {e}"),
-            hint: None,
-        })?;
+    let entries = kiln_context::walk(input.context, input.ignore)
+        .map_err(|e| StepError::Context(std::sync::Arc::new(e)))?;
     for e in entries {
         let from = input.context.join(&e.relative);
         let to = root.join(&e.relative);
@@ -705,9 +702,9 @@ fn make_cache(
         let full = dest.with_extension("seed");
         let _ = fs::remove_dir_all(&full);
         fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
-        kiln_layer::overlay::copy_merged(lowers, &full).map_err(|e| StepError::Invalid {
-            message: format!("cannot seed the cache mount from `{from}`: {e}"),
-            hint: None,
+        kiln_layer::overlay::copy_merged(lowers, &full).map_err(|source| StepError::Merge {
+            purpose: "to seed the cache mount",
+            source: Box::new(source),
         })?;
         let found = resolve_scoped(&full, source)
             .filter(|p| p.is_dir())

@@ -92,10 +92,10 @@ impl StepRoot {
             Snapshotter::Naive => {
                 let full = dir.join("tree");
                 std::fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
-                kiln_layer::overlay::copy_merged(&lowers, &full).map_err(|e| {
-                    StepError::Invalid {
-                        message: format!("cannot prepare the step's filesystem: {e}"),
-                        hint: None,
+                kiln_layer::overlay::copy_merged(&lowers, &full).map_err(|source| {
+                    StepError::Merge {
+                        purpose: "for the step's filesystem",
+                        source: Box::new(source),
                     }
                 })?;
                 settled_before = Some(

@@ -32,9 +32,11 @@ pub fn with_merged<R: Send>(
         }),
         _ => {
             let merged = scratch.join("merged");
-            kiln_layer::overlay::copy_merged(lower, &merged).map_err(|e| StepError::Invalid {
-                message: format!("cannot merge the layers for a read-only view: {e}"),
-                hint: None,
+            kiln_layer::overlay::copy_merged(lower, &merged).map_err(|source| {
+                StepError::Merge {
+                    purpose: "for a read-only view",
+                    source: Box::new(source),
+                }
             })?;
             Ok(f(&merged))
         }
@@ -50,10 +52,7 @@ fn overlay_view<R>(
     use nix::mount::{MsFlags, mount};
     let mnt = scratch.join("view");
     std::fs::create_dir_all(&mnt).map_err(|e| StepError::io("create", &mnt, e))?;
-    let fail = |what: &str, e: nix::Error| StepError::Invalid {
-        message: format!("cannot {what} for a read-only view of the stage: {e}"),
-        hint: Some("kiln needs root and overlayfs for multi-layer COPY views".into()),
-    };
+    let fail = |action: &'static str, source: nix::Error| StepError::View { action, source };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| fail("unshare the mount namespace", e))?;
     mount(

@@ -121,7 +121,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
     let mut commands: Vec<Command> = Vec::new();
     for t in &triggers {
         let fired = kiln_frontend::parse_trigger(t)
-            .map_err(|e| fail(from, StepError::Trigger(e), Vec::new()))?;
+            .map_err(|e| fail(from, StepError::Trigger(Box::new(e)), Vec::new()))?;
         for mut cmd in fired {
             cmd.span = from.span;
             commands.push(cmd);
@@ -268,9 +268,9 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
     let stage = &req.plan.stages[index];
     let created = req.source_date_epoch.map(kiln_oci::import::rfc3339);
     let platform = match &stage.platform {
-        Some(p) => Platform::parse(p).map_err(|message| StepError::Invalid {
-            message,
-            hint: None,
+        Some(p) => Platform::parse(p).map_err(|reason| StepError::Platform {
+            value: p.clone(),
+            reason,
         })?,
         None => req.platform.clone(),
     };
@@ -316,11 +316,10 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
                 .zip(lowers.iter().rev())
             {
                 let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
-                    .map_err(|e| StepError::Invalid {
-                        message: format!(
-                            "base image `{name}` has an invalid diff_id `{diff_id}`: {e}"
-                        ),
-                        hint: None,
+                    .map_err(|source| StepError::BadDiffId {
+                        image: name.clone(),
+                        diff_id: diff_id.clone(),
+                        source,
                     })?;
                 layers.push(Layer {
                     descriptor: d.clone(),
@@ -625,10 +624,7 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
     };
     let file = sh.sink.layer_path();
     let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
-    let pack_err = |e: kiln_layer::PackError| StepError::Invalid {
-        message: e.to_string(),
-        hint: None,
-    };
+    let pack_err = StepError::Pack;
     let mut w = LayerWriter::new(std::io::BufWriter::new(out), sh.sink.compression())
         .map_err(pack_err)?
         .source_date_epoch(sh.req.source_date_epoch);

@@ -14,14 +14,12 @@ pub(super) fn context_root<'s>(
 ) -> Result<&'s kiln_fileop::SourceRoot, StepError> {
     sh.context_root
         .get_or_init(|| {
-            kiln_fileop::SourceRoot::context(sh.req.context.to_owned(), sh.req.ignore)
-                .map_err(|e| e.to_string())
+            kiln_fileop::SourceRoot::context(sh.req.context.to_owned(), sh.req.ignore).map_err(
+                |e| std::sync::Arc::new(e) as std::sync::Arc<dyn std::error::Error + Send + Sync>,
+            )
         })
         .as_ref()
-        .map_err(|message| StepError::Invalid {
-            message: message.clone(),
-            hint: None,
-        })
+        .map_err(|e| StepError::Context(std::sync::Arc::clone(e)))
 }
 
 /// Wait for the stages a `COPY --from` or `RUN --mount from=` reads.
