@@ -232,11 +232,11 @@ fn with_trigger_stages(
 /// Build the plan's target.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
     // Every image the build names, resolved once, before any stage starts.
-    let images = crate::resolve::Images::for_plan(req.resolver, req.plan);
+    let mut images = crate::resolve::Images::for_plan(req.resolver, req.plan);
     match with_trigger_stages(req, &images) {
         Some(plan) => {
             // Stages only the triggers read may name images of their own.
-            let images = crate::resolve::Images::for_plan(req.resolver, &plan);
+            images.add_plan(&plan);
             build_plan(
                 &BuildRequest {
                     plan: &plan,

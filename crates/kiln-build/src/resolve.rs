@@ -34,21 +34,28 @@ pub(crate) struct Images<'a> {
 impl<'a> Images<'a> {
     /// Resolves what `plan`'s needed stages name.
     pub(crate) fn for_plan(resolver: &'a dyn ImageResolver, plan: &Plan) -> Self {
-        let mut found = HashMap::new();
+        let mut images = Self {
+            resolver,
+            resolved: HashMap::new(),
+        };
+        images.add_plan(plan);
+        images
+    }
+
+    /// Resolves what `plan`'s needed stages name and is not resolved yet (a plan grown by
+    /// the stages ONBUILD triggers read).
+    pub(crate) fn add_plan(&mut self, plan: &Plan) {
         for stage in plan.stages.iter().filter(|s| s.needed) {
             let base = match &stage.base {
                 Base::Image(name) => Some(name),
                 Base::Scratch | Base::Stage(_) => None,
             };
             for name in base.into_iter().chain(&stage.image_refs) {
-                found
-                    .entry(name.clone())
-                    .or_insert_with(|| resolver.resolve(name));
+                if !self.resolved.contains_key(name) {
+                    let found = self.resolver.resolve(name);
+                    self.resolved.insert(name.clone(), found);
+                }
             }
-        }
-        Self {
-            resolver,
-            resolved: found,
         }
     }
 

@@ -53,6 +53,7 @@ pub struct StepRoot {
     lowers: Vec<PathBuf>,
     snapshotter: Snapshotter,
     rootfs: Rootfs,
+    hostname: String,
     hosts: PathBuf,
     resolv_conf: PathBuf,
     settled_before: Option<(i64, i64)>,
@@ -110,6 +111,7 @@ impl StepRoot {
             lowers,
             snapshotter,
             rootfs,
+            hostname: hostname.to_owned(),
             hosts,
             resolv_conf,
             settled_before,
@@ -117,19 +119,13 @@ impl StepRoot {
     }
 
     /// The sandbox spec of `process` in this filesystem.
-    pub fn spec(
-        &self,
-        hostname: &str,
-        network: Network,
-        process: Process,
-        mounts: Vec<MountSpec>,
-    ) -> Spec {
+    pub fn spec(&self, network: Network, process: Process, mounts: Vec<MountSpec>) -> Spec {
         Spec {
             rootfs: self.rootfs.clone(),
             mountpoint: self.dir.join("rootfs"),
             hosts: self.hosts.clone(),
             resolv_conf: self.resolv_conf.clone(),
-            hostname: hostname.to_owned(),
+            hostname: self.hostname.clone(),
             network,
             process,
             mounts,
@@ -286,7 +282,6 @@ pub fn run_step(
         NetworkMode::None => Network::None,
     };
     let spec = root.spec(
-        "buildkitsandbox",
         network,
         Process {
             args: input.argv.clone(),

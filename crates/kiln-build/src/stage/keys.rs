@@ -9,7 +9,7 @@ use kiln_frontend::DepKind;
 use kiln_layer::Digest;
 
 use super::State;
-use super::sources::{context_root, image_layers, stage_ref};
+use super::sources::{context_root, from_source};
 use crate::cache_step::{self, KeyParts, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
@@ -150,32 +150,44 @@ pub(super) fn copy_parts(
     if sh.cache.is_none() {
         return Ok(Some(KeyParts::default()));
     }
+    let instruction = copy_instruction(kw, input, from);
     let files = match &input.source {
         CopySource::Context { .. } => copy_merkle(&sh.sink, input, context_hasher(sh))?,
-        // A stage's or image's snapshots never change: the store keeps the selection's hash
-        // beside them, so an unchanged source is read once, not on every build. The selector
-        // is the whole instruction and the destination's stack, which the selection depends
-        // on too.
-        CopySource::Layers { lowers, .. } => sh.sink.snapshots().selection(
-            lowers,
-            &Canonical::extend(copy_instruction(kw, input, from))
+        // The selection depends on the instruction and on the destination's stack too.
+        CopySource::Layers { lowers, .. } => {
+            let selector = Canonical::extend(instruction.clone())
                 .list(
                     "merkle-v1-target",
                     input.target.iter().filter_map(|p| p.to_str()),
                 )
-                .finish(),
-            decode_merkle,
-            || {
-                copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher)
-                    .map(|m| (m.clone(), encode_merkle(&m)))
-            },
-        )?,
+                .finish();
+            layers_merkle(sh, input, lowers, &selector)?
+        }
     };
     Ok(Some(KeyParts {
-        instruction: copy_instruction(kw, input, from),
+        instruction,
         files: Some(files),
         ..KeyParts::default()
     }))
+}
+
+/// The Merkle hash of what `input` selects from `lowers`, a stage's or image's snapshots.
+/// Snapshots never change, so the store keeps it beside them under `selector`
+/// ([`kiln_oci::Snapshots::selection`]): an unchanged source is read once, not on every build.
+fn layers_merkle(
+    sh: &Shared<'_>,
+    input: &CopyInput<'_>,
+    lowers: &[std::path::PathBuf],
+    selector: &str,
+) -> Result<kiln_fileop::MerkleHash, StepError> {
+    sh.sink
+        .snapshots()
+        .selection(lowers, selector, decode_merkle, || {
+            copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher).map(|m| {
+                let bytes = encode_merkle(&m);
+                (m, bytes)
+            })
+        })
 }
 
 /// How context files are hashed: through the stat cache when the build has one.
@@ -411,12 +423,12 @@ fn mount_files(
     if sh.cache.is_none() {
         return Ok(None);
     }
-    let (lowers, description) = match stage_ref(sh.req.plan, from, DepKind::MountFrom) {
-        Some(i) => (sh.wait(i)?.lowers(), format!("stage `{from}`")),
-        None => (
-            kiln_layer::overlay::unique_stack(image_layers(sh, from)?.1),
-            format!("image `{from}`"),
-        ),
+    let CopySource::Layers {
+        lowers,
+        description,
+    } = from_source(sh, from, DepKind::MountFrom)?
+    else {
+        return Ok(None);
     };
     let source = kiln_context::clean_path(&format!("/{}", source.unwrap_or_default()));
     if source.contains(['*', '?', '[', '\\']) {
@@ -432,6 +444,7 @@ fn mount_files(
         link: true,
         ..CopyFlags::default()
     };
+    let selector = format!("mount-merkle-v1 {}", paths.sources[0].text);
     let input = CopyInput {
         paths: &paths,
         flags: &flags,
@@ -439,7 +452,7 @@ fn mount_files(
         kind: kiln_fileop::OpKind::Copy,
         workdir: "/".into(),
         source: CopySource::Layers {
-            lowers,
+            lowers: lowers.clone(),
             description,
         },
         target: Vec::new(),
@@ -447,28 +460,9 @@ fn mount_files(
         fetcher: sh.fetcher,
         source_date_epoch: None,
     };
-    // Snapshots never change: the store keeps the answer beside them, so a rebuild does not
-    // read the mounted files again.
-    let lowers = match &input.source {
-        CopySource::Layers { lowers, .. } => lowers.clone(),
-        CopySource::Context { .. } => Vec::new(),
-    };
-    Ok(sh
-        .sink
-        .snapshots()
-        .selection(
-            &lowers,
-            &format!("mount-merkle-v1 {}", paths.sources[0].text),
-            decode_merkle,
-            || {
-                copy_merkle(&sh.sink, &input, &kiln_fileop::ReadingHasher).map(|m| {
-                    let bytes = encode_merkle(&m);
-                    (m, bytes)
-                })
-            },
-        )
-        .map(|m| m.root)
-        .ok())
+    Ok(layers_merkle(sh, &input, &lowers, &selector)
+        .ok()
+        .map(|m| m.root))
 }
 
 /// A Merkle hash as kept in a snapshot's `selections/` ([`kiln_oci::Snapshots::selection`]):

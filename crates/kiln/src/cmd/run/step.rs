@@ -86,9 +86,8 @@ impl Step {
         let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
         let dirs = StepDirs::new(store.root())?;
         // `docker run` names the container's host after it; a build step is `buildkitsandbox`.
-        let hostname = "kiln";
-        let root = kiln_build::StepRoot::prepare(&dirs.base, lowers, snapshotter, hostname)?;
-        let spec = root.spec(hostname, network, process, Vec::new());
+        let root = kiln_build::StepRoot::prepare(&dirs.base, lowers, snapshotter, "kiln")?;
+        let spec = root.spec(network, process, Vec::new());
         Ok(Self {
             root,
             spec,
