@@ -35,6 +35,7 @@ use std::path::{Component, Path, PathBuf};
 
 use kiln_context::IgnoreRules;
 use kiln_frontend::instruction::{Mount, MountType, Sharing};
+use kiln_oci::Layout;
 use kiln_sandbox::{FileContent, MountKind, MountSpec};
 
 use crate::error::StepError;
@@ -52,9 +53,9 @@ pub struct CacheMountUsage {
     pub last_used: std::time::SystemTime,
 }
 
-/// Every cache mount of the store at `store_root`, least recently used first.
-pub fn cache_mounts(store_root: &Path) -> Result<Vec<CacheMountUsage>, MountError> {
-    let root = store_root.join("cache-mounts");
+/// Every cache mount of the store laid out as `layout`, least recently used first.
+pub fn cache_mounts(layout: &Layout) -> Result<Vec<CacheMountUsage>, MountError> {
+    let root = layout.cache_mounts();
     let entries = match fs::read_dir(&root) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -62,18 +63,17 @@ pub fn cache_mounts(store_root: &Path) -> Result<Vec<CacheMountUsage>, MountErro
     };
     let mut out = Vec::new();
     for e in entries {
-        let dir = e.map_err(io_err("read", &root))?.path();
-        let id_file = dir.join("id");
+        let name = e.map_err(io_err("read", &root))?.file_name();
+        let Some(key) = name.to_str() else { continue };
+        let dir = layout.cache_mount(key);
+        let id_file = dir.id();
         let (Ok(id), Ok(meta)) = (fs::read_to_string(&id_file), fs::metadata(&id_file)) else {
             continue; // being made, or not a cache
         };
         out.push(CacheMountUsage {
-            key: dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            key: key.to_owned(),
             id,
-            size: tree_size(&dir.join("data")),
+            size: tree_size(&dir.data()),
             last_used: meta.modified().map_err(io_err("stat", &id_file))?,
         });
     }
@@ -103,12 +103,12 @@ fn tree_size(dir: &Path) -> u64 {
     total
 }
 
-/// Removes the cache mount `key` of the store at `store_root`, unless a step is using it
-/// now (its lock is held): `Ok(false)` then. The directory is renamed away first, so no step
-/// ever mounts a half-removed cache.
-pub fn remove_cache_mount(store_root: &Path, key: &str) -> Result<bool, MountError> {
-    let dir = store_root.join("cache-mounts").join(key);
-    let lock_path = dir.join("lock");
+/// Removes the cache mount `key` of the store laid out as `layout`, unless a step is using
+/// it now (its lock is held): `Ok(false)` then. The directory is renamed away first, so no
+/// step ever mounts a half-removed cache.
+pub fn remove_cache_mount(layout: &Layout, key: &str) -> Result<bool, MountError> {
+    let mount = layout.cache_mount(key);
+    let (dir, lock_path) = (mount.dir(), mount.lock());
     let lock = match fs::OpenOptions::new().write(true).open(&lock_path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -119,13 +119,13 @@ pub fn remove_cache_mount(store_root: &Path, key: &str) -> Result<bool, MountErr
     {
         return Ok(false);
     }
-    let gone = store_root
-        .join("cache-mounts")
+    let gone = layout
+        .cache_mounts()
         .join(format!("removing-{key}-{}", std::process::id()));
-    match fs::rename(&dir, &gone) {
+    match fs::rename(dir, &gone) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(io_err("remove", &dir)(e)),
+        Err(e) => return Err(io_err("remove", dir)(e)),
     }
     drop(lock);
     fs::remove_dir_all(&gone).map_err(io_err("remove", &gone))?;
@@ -255,8 +255,8 @@ pub(crate) struct MountInput<'a> {
     pub ignore: &'a IgnoreRules,
     /// `--secret`s.
     pub secrets: &'a [Secret],
-    /// The store's root (for `cache-mounts/`).
-    pub store_root: &'a Path,
+    /// The store's paths (for its cache mounts).
+    pub layout: &'a Layout,
     /// Whether overlayfs can be used (else throw-away copies).
     pub overlay: bool,
     /// A fresh directory for this step's throw-away parts; removed when the mounts are.
@@ -630,17 +630,18 @@ fn cache_dir(
         &id,
         seed.as_ref().map(|(_, s, l)| (s.as_str(), l.as_slice())),
     );
-    let dir = input.store_root.join("cache-mounts").join(&key);
-    fs::create_dir_all(&dir).map_err(|e| StepError::io("create", &dir, e))?;
-    let _ = fs::write(dir.join("id"), &id);
-    let lock_path = dir.join("lock");
+    let mount = input.layout.cache_mount(&key);
+    let dir = mount.dir();
+    fs::create_dir_all(dir).map_err(|e| StepError::io("create", dir, e))?;
+    let _ = fs::write(mount.id(), &id);
+    let lock_path = mount.lock();
     let lock = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
         .map_err(|e| StepError::io("open", &lock_path, e))?;
-    let data = dir.join("data");
+    let data = mount.data();
     let empty_now = input.empty_caches.is_some_and(|done| {
         done.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

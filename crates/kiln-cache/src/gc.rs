@@ -296,25 +296,18 @@ impl Cache {
 
     /// Disk usage of the snapshot of `diff_id`, `None` when there is none.
     fn snapshot_size(&self, diff_id: &Digest) -> Result<Option<u64>, CacheError> {
-        let dir = self.snapshot_dir(diff_id);
-        match fs::read_to_string(dir.join("diff_id")) {
-            Ok(s) if s.trim() == diff_id.to_string() => {
+        let snapshot = self.store().layout().snapshot(diff_id);
+        let dir = snapshot.dir();
+        match snapshot.holds(diff_id) {
+            Ok(Some(true)) => {
                 let mut seen = HashSet::new();
                 Ok(Some(
-                    disk_usage(&dir, &mut seen).map_err(io_err("measure", &dir))?,
+                    disk_usage(dir, &mut seen).map_err(io_err("measure", dir))?,
                 ))
             }
             Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("read", dir.join("diff_id"))(e)),
+            Err(e) => Err(io_err("read", snapshot.marker())(e)),
         }
-    }
-
-    fn snapshot_dir(&self, diff_id: &Digest) -> std::path::PathBuf {
-        self.store()
-            .root()
-            .join("snapshots")
-            .join(kiln_oci::Snapshots::id(diff_id))
     }
 
     /// Removes the snapshot of `diff_id` (renamed away first, so that it vanishes at once);
@@ -323,13 +316,14 @@ impl Cache {
         let Some(size) = self.snapshot_size(diff_id)? else {
             return Ok(None);
         };
-        let dir = self.snapshot_dir(diff_id);
+        let snapshot = self.store().layout().snapshot(diff_id);
+        let dir = snapshot.dir();
         let doomed = dir.with_file_name(format!(
             "gc-{}-{}",
-            kiln_oci::Snapshots::id(diff_id),
+            kiln_oci::Layout::snapshot_id(diff_id),
             std::process::id()
         ));
-        fs::rename(&dir, &doomed).map_err(io_err("rename away", &dir))?;
+        fs::rename(dir, &doomed).map_err(io_err("rename away", dir))?;
         make_writable(&doomed);
         fs::remove_dir_all(&doomed).map_err(io_err("remove", &doomed))?;
         Ok(Some(size))

@@ -86,7 +86,7 @@ pub struct Cache {
 impl Cache {
     /// Opens the cache of `store` (`ROOT/cache.db`), creating or migrating it.
     pub fn open(store: &Store) -> Result<Self, CacheError> {
-        let path = store.root().join("cache.db");
+        let path = store.layout().cache_db();
         let conn = crate::db::open(&path)?;
         Ok(Self {
             store: store.clone(),

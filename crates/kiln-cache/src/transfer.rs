@@ -229,7 +229,7 @@ impl Cache {
     /// lacks, marked used now. `dir` is only read.
     pub fn import(&self, dir: &Path) -> Result<ImportReport, CacheError> {
         let not_export = |path: PathBuf, reason: String| CacheError::NotExport { path, reason };
-        let index_path = dir.join("index.json");
+        let index_path = kiln_oci::Layout::new(dir).index();
         let index: Index =
             serde_json::from_slice(&fs::read(&index_path).map_err(io_err("read", &index_path))?)
                 .map_err(|e| not_export(index_path.clone(), format!("not valid JSON: {e}")))?;
@@ -320,7 +320,7 @@ impl Cache {
 }
 
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs/sha256").join(digest.hex())
+    kiln_oci::Layout::new(dir).blob(digest)
 }
 
 /// Reads a small blob of a layout and checks its digest and size.

@@ -160,12 +160,12 @@ fn an_uncompressed_layer_loses_blob_and_snapshot() {
     let old_snapshot = store
         .root()
         .join("snapshots")
-        .join(kiln_oci::Snapshots::id(&l.diff_id));
+        .join(kiln_oci::Layout::snapshot_id(&l.diff_id));
     l.diff_id = l.descriptor.digest.clone();
     let snapshot = store
         .root()
         .join("snapshots")
-        .join(kiln_oci::Snapshots::id(&l.diff_id));
+        .join(kiln_oci::Layout::snapshot_id(&l.diff_id));
     std::fs::rename(&old_snapshot, &snapshot).unwrap();
     std::fs::write(snapshot.join("diff_id"), l.diff_id.to_string()).unwrap();
     cache

@@ -33,4 +33,4 @@ pub use media::MediaTypes;
 pub use model::{Descriptor, Index, Manifest};
 pub use reference::{Reference, ReferenceError};
 pub use snapshot::{SnapshotError, Snapshots};
-pub use store::{FsckReport, Problem, Store};
+pub use store::{CacheMountDir, FsckReport, Layout, Problem, SnapshotDir, Store};

@@ -27,7 +27,7 @@ use kiln_layer::{Digest, HashingReader};
 use crate::error::StoreError;
 use crate::image::Image;
 use crate::model::Descriptor;
-use crate::store::Store;
+use crate::store::{Layout, SnapshotDir, Store};
 
 /// Errors of preparing snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ pub struct Snapshots {
 impl Snapshots {
     /// The snapshots of `store` (the directory is created when missing).
     pub fn new(store: &Store) -> Result<Self, SnapshotError> {
-        let dir = store.root().join("snapshots");
+        let dir = store.layout().snapshots();
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         Ok(Self {
             store: store.clone(),
@@ -121,11 +121,6 @@ impl Snapshots {
     /// `snapshots/` itself: the directory the sandbox makes lower dirs relative to.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The short id of the snapshot of a layer with this `diff_id`.
-    pub fn id(diff_id: &Digest) -> &str {
-        &diff_id.hex()[..12]
     }
 
     /// The unpacked tree of `layer` (whose uncompressed digest is `diff_id`), unpacking it
@@ -154,14 +149,14 @@ impl Snapshots {
         diff_id: &Digest,
         fill: impl FnOnce(&Path) -> Result<(), SnapshotError>,
     ) -> Result<PathBuf, SnapshotError> {
-        let home = self.dir.join(Self::id(diff_id));
+        let home = self.store.layout().snapshot(diff_id);
         if let Some(path) = existing(&home, diff_id)? {
             return Ok(path);
         }
         let tmp = self.dir.join(format!(
             "tmp-{}-{}-{}",
             std::process::id(),
-            Self::id(diff_id),
+            Layout::snapshot_id(diff_id),
             TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&tmp);
@@ -170,21 +165,21 @@ impl Snapshots {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        match fs::rename(&tmp, &home) {
+        match fs::rename(&tmp, home.dir()) {
             Ok(()) => {}
             // Another process or thread finished first: use theirs.
-            Err(e) if home.is_dir() => {
+            Err(e) if home.dir().is_dir() => {
                 let _ = fs::remove_dir_all(&tmp);
                 if existing(&home, diff_id)?.is_none() {
-                    return Err(io_err("rename into place", &home)(e));
+                    return Err(io_err("rename into place", home.dir())(e));
                 }
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
-                return Err(io_err("rename into place", &home)(e));
+                return Err(io_err("rename into place", home.dir())(e));
             }
         }
-        Ok(home.join("fs"))
+        Ok(home.tree())
     }
 
     /// Something a caller derives from what the stack `lowers` (snapshot `fs` dirs of this
@@ -220,7 +215,7 @@ impl Snapshots {
             key.extend_from_slice(&(part.len() as u64).to_le_bytes());
             key.extend_from_slice(part);
         }
-        let dir = home.join("selections");
+        let dir = SnapshotDir::at(home).selections();
         let memo = dir.join(Digest::of(&key).hex());
         if let Some(v) = fs::read(&memo).ok().and_then(|b| decode(&b)) {
             return Ok(v);
@@ -294,7 +289,7 @@ impl Snapshots {
         diff_id: &Digest,
         tmp: &Path,
     ) -> Result<(), SnapshotError> {
-        let fs_dir = tmp.join("fs");
+        let fs_dir = SnapshotDir::at(tmp).tree();
         fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
         let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, reader))
             .map_err(io_err("read", path))?;
@@ -315,7 +310,7 @@ impl Snapshots {
                 actual,
             });
         }
-        let marker = tmp.join("diff_id");
+        let marker = SnapshotDir::at(tmp).marker();
         fs::write(&marker, diff_id.to_string()).map_err(io_err("write", &marker))?;
         Ok(())
     }
@@ -325,15 +320,18 @@ impl Snapshots {
 static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The tree of a complete snapshot at `home`, `None` when there is none.
-fn existing(home: &Path, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {
-    match fs::read_to_string(home.join("diff_id")) {
-        Ok(found) if found.trim() == diff_id.to_string() => Ok(Some(home.join("fs"))),
-        Ok(found) => Err(SnapshotError::Collision {
-            path: home.to_owned(),
-            found: found.trim().to_owned(),
+fn existing(home: &SnapshotDir, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {
+    match home.holds(diff_id) {
+        Ok(Some(true)) => Ok(Some(home.tree())),
+        Ok(Some(false)) => Err(SnapshotError::Collision {
+            path: home.dir().to_owned(),
+            found: fs::read_to_string(home.marker())
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             wanted: diff_id.clone(),
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("read", &home.join("diff_id"))(e)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(io_err("read", &home.marker())(e)),
     }
 }

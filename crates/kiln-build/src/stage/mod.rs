@@ -491,7 +491,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     context: req.context,
                     ignore: req.ignore,
                     secrets: req.secrets,
-                    store_root: req.store.root(),
+                    layout: req.store.layout(),
                     overlay: sh.overlay,
                     scratch: scratch.to_path_buf(),
                     layers_of: &layers_of,

@@ -35,7 +35,7 @@ pub fn layer(store: &Store, seed: &str, size: usize) -> LayerRef {
     let snap = store
         .root()
         .join("snapshots")
-        .join(kiln_oci::Snapshots::id(&diff_id));
+        .join(kiln_oci::Layout::snapshot_id(&diff_id));
     fs::create_dir_all(snap.join("fs")).unwrap();
     fs::write(snap.join("fs/file"), &bytes).unwrap();
     fs::write(snap.join("diff_id"), diff_id.to_string()).unwrap();
@@ -58,7 +58,7 @@ pub fn has_snapshot(store: &Store, l: &LayerRef) -> bool {
     store
         .root()
         .join("snapshots")
-        .join(kiln_oci::Snapshots::id(&l.diff_id))
+        .join(kiln_oci::Layout::snapshot_id(&l.diff_id))
         .join("diff_id")
         .exists()
 }

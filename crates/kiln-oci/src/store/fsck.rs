@@ -124,7 +124,7 @@ impl Store {
         let mut report = FsckReport::default();
         let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
 
-        let tmp = self.root.join("tmp");
+        let tmp = self.layout.tmp();
         for entry in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
             let path = entry.map_err(io_err("read", &tmp))?.path();
             if is_live_txn(&path) {
@@ -144,7 +144,7 @@ impl Store {
             }
         }
 
-        let blobs = self.root.join("blobs/sha256");
+        let blobs = self.layout.blobs();
         let mut bad = Vec::new();
         for entry in fs::read_dir(&blobs).map_err(io_err("read", &blobs))? {
             let path = entry.map_err(io_err("read", &blobs))?.path();

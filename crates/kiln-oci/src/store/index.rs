@@ -31,7 +31,7 @@ pub struct ImageEntry {
 impl Store {
     /// Takes the store lock, waiting for other holders (in this or other processes).
     pub fn lock(&self) -> Result<LockGuard, StoreError> {
-        let path = self.root.join("lock");
+        let path = self.layout.lock();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -45,7 +45,7 @@ impl Store {
 
     /// Reads `index.json` (a consistent snapshot: it only ever changes by rename).
     pub fn index(&self) -> Result<Index, StoreError> {
-        let path = self.root.join("index.json");
+        let path = self.layout.index();
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
             what: format!("`{}`", path.display()),
@@ -59,7 +59,7 @@ impl Store {
             what: "the new `index.json`".to_owned(),
             source,
         })?;
-        self.write_atomic(&self.root.join("index.json"), &bytes)
+        self.write_atomic(&self.layout.index(), &bytes)
     }
 
     /// Every image in the index, tagged or not, grouped by descriptor, in index order.
@@ -188,7 +188,7 @@ impl Store {
                     deleted.push(digest);
                 }
             }
-            sync_dir(&self.root.join("blobs/sha256"))?;
+            sync_dir(&self.layout.blobs())?;
         }
         self.write_index_locked(&index)?;
         Ok((removed, deleted))

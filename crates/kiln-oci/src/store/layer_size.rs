@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
-use std::path::PathBuf;
 
 use kiln_layer::Digest;
 
@@ -76,7 +75,7 @@ impl Store {
     /// one, else read from the blob and recorded. A record that cannot be written (a read-only
     /// store) is not an error; the size is read again next time.
     pub fn layer_size(&self, blob: &Digest) -> Result<u64, StoreError> {
-        let record = self.layer_size_path(blob);
+        let record = self.layout.layer_size(blob);
         if let Ok(text) = fs::read_to_string(&record)
             && let Ok(size) = text.trim().parse()
         {
@@ -93,11 +92,6 @@ impl Store {
         Ok(size)
     }
 
-    /// Where the content size of `blob` is recorded (whether or not it is).
-    pub fn layer_size_path(&self, blob: &Digest) -> PathBuf {
-        self.root.join("layer-sizes/sha256").join(blob.hex())
-    }
-
     /// Deletes the blob `digest` and its layer-size record. A blob that is not there is not
     /// an error. The caller holds the store lock or otherwise knows nothing refers to it.
     pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
@@ -107,7 +101,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("remove", path)(e)),
         }
-        let record = self.layer_size_path(digest);
+        let record = self.layout.layer_size(digest);
         match fs::remove_file(&record) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", record)(e)),
             _ => Ok(()),

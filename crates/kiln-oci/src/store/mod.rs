@@ -1,22 +1,18 @@
 //! The content store: an OCI image layout with kiln's own state beside it.
 //!
-//! On-disk layout of a store root (everything kiln writes there):
-//! ```text
-//! oci-layout            {"imageLayoutVersion":"1.0.0"}
-//! index.json            OCI index; one entry per tag (`org.opencontainers.image.ref.name`
-//!                       holds the normalized reference, e.g. docker.io/library/busybox:latest),
-//!                       plus untagged entries for images loaded without a name
-//! blobs/sha256/<hex>    content-addressed blobs; a file is there only once complete, fsynced
-//!                       and verified against its name
-//! lock                  flock(2) target: held exclusively while index.json changes and while
-//!                       blobs are published or removed
-//! tmp/txn-*/            a transaction's staged blobs, each directory with a `.lock` held by its
-//!                       live owner (what `fsck --repair` may remove is exactly what is unlocked)
-//! tmp/index-*.json      index.json being replaced (only exists under `lock`)
-//! layer-sizes/sha256/<hex>
-//!                       the size Docker shows for layer blob <hex> (its unpacked content), in
-//!                       decimal; written the first time a command asks (`Store::layer_size`)
-//! ```
+//! Where things live under the root is [`Layout`]'s alone to say; what the OCI part holds:
+//! - `index.json` has one entry per tag (`org.opencontainers.image.ref.name` holds the
+//!   normalized reference, e.g. docker.io/library/busybox:latest), plus untagged entries for
+//!   images loaded without a name;
+//! - a blob is in `blobs/sha256/` only once complete, fsynced and verified against its name;
+//! - `lock` (flock(2)) is held exclusively while index.json changes and while blobs are
+//!   published or removed;
+//! - `tmp/txn-*/` is a transaction's staged blobs, each directory with a `.lock` held by its
+//!   live owner (what `fsck --repair` may remove is exactly what is unlocked);
+//!   `tmp/index-*.json` is index.json being replaced (only under `lock`);
+//! - `layer-sizes/sha256/<hex>` is the size Docker shows for that layer blob (its unpacked
+//!   content), in decimal, written the first time a command asks (`Store::layer_size`).
+//!
 //! Every change is a [`Txn`]: blobs are written and verified in the transaction's staging
 //! directory, then, under `lock`, renamed into `blobs/` and `index.json` is replaced by atomic
 //! rename. A failed or dropped transaction leaves the store exactly as it was.
@@ -24,6 +20,7 @@
 mod fsck;
 mod index;
 mod layer_size;
+mod layout;
 mod txn;
 
 use std::fs::{self, File};
@@ -35,6 +32,7 @@ use kiln_layer::{Digest, HashingReader};
 pub use fsck::{FsckReport, Problem};
 pub use index::{ImageEntry, LockGuard, add_untagged, set_tag};
 pub use layer_size::content_size;
+pub use layout::{CacheMountDir, Layout, SnapshotDir};
 pub use txn::{BlobWriter, Txn};
 
 use crate::error::{StoreError, io_err};
@@ -44,20 +42,19 @@ const LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// A store rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    layout: Layout,
 }
 
 impl Store {
     /// Opens the store at `root`, creating an empty layout when the directory is missing or
     /// empty. An existing `oci-layout` of another version is refused.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        fs::create_dir_all(root.join("blobs/sha256"))
-            .map_err(io_err("create", root.join("blobs/sha256")))?;
-        fs::create_dir_all(root.join("tmp")).map_err(io_err("create", root.join("tmp")))?;
-        let store = Self {
-            root: root.to_owned(),
-        };
-        let layout = root.join("oci-layout");
+        let paths = Layout::new(root);
+        for dir in [paths.blobs(), paths.tmp()] {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        }
+        let store = Self { layout: paths };
+        let layout = store.layout.oci_layout();
         match fs::read(&layout) {
             Ok(bytes) => {
                 let v: serde_json::Value =
@@ -78,9 +75,9 @@ impl Store {
             }
             Err(e) => return Err(io_err("read", &layout)(e)),
         }
-        if !root.join("index.json").exists() {
+        if !store.layout.index().exists() {
             let _lock = store.lock()?;
-            if !root.join("index.json").exists() {
+            if !store.layout.index().exists() {
                 store.write_index_locked(&crate::model::Index::default())?;
             }
         }
@@ -89,12 +86,17 @@ impl Store {
 
     /// The store's root directory.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    /// Where everything lives under the root.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Where the blob `digest` lives (whether or not it is there).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(digest.hex())
+        self.layout.blob(digest)
     }
 
     /// Whether the blob is in the store.
@@ -143,7 +145,7 @@ impl Store {
 
     /// Writes `bytes` to `path` by way of a temporary file in `tmp/`, fsync and rename.
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = self.root.join("tmp").join(format!(
+        let tmp = self.layout.tmp().join(format!(
             "{}-{}.json",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("file"),
             unique()
@@ -153,7 +155,7 @@ impl Store {
             io::Write::write_all(&mut f, bytes).map_err(io_err("write", &tmp))?;
             f.sync_all().map_err(io_err("fsync", &tmp))?;
             fs::rename(&tmp, path).map_err(io_err("rename into place", path))?;
-            sync_dir(path.parent().unwrap_or(&self.root))
+            sync_dir(path.parent().unwrap_or(self.layout.root()))
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

@@ -27,7 +27,7 @@ pub struct Txn<'s> {
 
 impl<'s> Txn<'s> {
     pub(super) fn new(store: &'s Store) -> Result<Self, StoreError> {
-        let dir = store.root.join("tmp").join(format!("txn-{}", unique()));
+        let dir = store.layout.tmp_unique("txn");
         fs::create_dir(&dir).map_err(io_err("create", &dir))?;
         let lock_path = dir.join(".lock");
         let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
@@ -182,7 +182,7 @@ impl<'s> Txn<'s> {
                 });
             }
         }
-        let blobs = self.store.root.join("blobs/sha256");
+        let blobs = self.store.layout.blobs();
         for digest in self.staged.keys() {
             let dest = self.store.blob_path(digest);
             if !dest.exists() {

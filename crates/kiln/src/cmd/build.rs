@@ -106,10 +106,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|n| Reference::parse(n).map_err(|e| anyhow::anyhow!("invalid tag `{n}`: {e}\nhint: tags look like `name`, `name:tag` or `registry/name:tag`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let scratch = globals
-        .root
-        .join("tmp")
-        .join(format!("context-{}", std::process::id()));
+    let scratch = store.layout().tmp_unique("context");
     let result = build_in(&store, globals, args, &outputs, &tags, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -389,10 +386,7 @@ fn export(
             )
         }
         Output::Tar { dest } => {
-            let tmp = store
-                .root()
-                .join("tmp")
-                .join(format!("export-{}", std::process::id()));
+            let tmp = store.layout().tmp_unique("export");
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp)?;
             let lowers: Vec<PathBuf> = outcome

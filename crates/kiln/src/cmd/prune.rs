@@ -72,7 +72,7 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     }
     // Cache mounts, least recently used first: what the flags select, then with
     // `--keep-storage` more until what stays (records included) fits.
-    let mounts = kiln_build::cache_mounts(store.root())?;
+    let mounts = kiln_build::cache_mounts(store.layout())?;
     let now = std::time::SystemTime::now();
     let mut left = if keep.is_some() {
         cache.du()?.reclaimable() + mounts.iter().map(|m| m.size).sum::<u64>()
@@ -84,7 +84,7 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         let old = older_than.is_some_and(|d| now.duration_since(m.last_used).is_ok_and(|a| a > d));
         let over = keep.is_some_and(|k| left > k);
         if args.all || old || over || ids.contains(&m.id) {
-            if kiln_build::remove_cache_mount(store.root(), &m.key)? {
+            if kiln_build::remove_cache_mount(store.layout(), &m.key)? {
                 removed += 1;
                 freed += m.size;
                 left = left.saturating_sub(m.size);
@@ -138,7 +138,7 @@ pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
         human_size(report.shared_bytes)
     )?;
     outln!("reclaimable:  {}", human_size(report.reclaimable()))?;
-    let mounts = kiln_build::cache_mounts(store.root())?;
+    let mounts = kiln_build::cache_mounts(store.layout())?;
     if args.verbose && !mounts.is_empty() {
         outln!("{:<14} {:>10}  ID", "CACHE MOUNT", "SIZE")?;
         for m in &mounts {

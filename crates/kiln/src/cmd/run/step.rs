@@ -22,13 +22,13 @@ pub struct StepDirs {
 }
 
 impl StepDirs {
-    fn new(root: &Path) -> anyhow::Result<Self> {
-        remove_stale(&root.join("steps"));
+    fn new(layout: &kiln_oci::Layout) -> anyhow::Result<Self> {
+        remove_stale(&layout.steps());
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let base = root
-            .join("steps")
+        let base = layout
+            .steps()
             .join(format!("{}-{nanos}", std::process::id()));
         fs::create_dir_all(&base).with_context(|| format!("cannot create `{}`", base.display()))?;
         Ok(Self { base })
@@ -84,7 +84,7 @@ impl Step {
         let snapshotter = Snapshotter::choose(store.root(), requested);
         let snaps = Snapshots::new(store)?;
         let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
-        let dirs = StepDirs::new(store.root())?;
+        let dirs = StepDirs::new(store.layout())?;
         // `docker run` names the container's host after it; a build step is `buildkitsandbox`.
         let root = kiln_build::StepRoot::prepare(&dirs.base, lowers, snapshotter, "kiln")?;
         let spec = root.spec(network, process, Vec::new());
