@@ -14,7 +14,6 @@ use kiln_layer::Digest;
 
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
-use crate::view::with_merged;
 
 /// `--chmod` as kiln-fileop wants it.
 #[derive(Debug)]
@@ -65,8 +64,8 @@ pub struct CopyInput<'a> {
     pub source: CopySource<'a>,
     /// The stage's layers (snapshots, topmost first).
     pub target: Vec<PathBuf>,
-    /// Whether overlay views can be mounted.
-    pub overlay: bool,
+    /// How the views of layers are made.
+    pub snapshotter: crate::snapshotter::Snapshotter,
     /// Downloads.
     pub fetcher: &'a (dyn Fetcher + Sync),
     /// `SOURCE_DATE_EPOCH`.
@@ -139,20 +138,20 @@ fn with_plan<R: Send>(
     let target_scratch = scratch.join("target");
     match &input.source {
         CopySource::Context { root } => {
-            with_merged(&input.target, &target_scratch, input.overlay, |t| {
-                plan_in(Some(root), t)
-            })?
+            input
+                .snapshotter
+                .view(&input.target, &target_scratch, |t| plan_in(Some(root), t))?
         }
         CopySource::Layers {
             lowers,
             description,
         } => {
             let source_scratch = scratch.join("source");
-            with_merged(lowers, &source_scratch, input.overlay, |src| {
+            input.snapshotter.view(lowers, &source_scratch, |src| {
                 let root = SourceRoot::rootfs(src, description.clone());
-                with_merged(&input.target, &target_scratch, input.overlay, |t| {
-                    plan_in(Some(&root), t)
-                })
+                input
+                    .snapshotter
+                    .view(&input.target, &target_scratch, |t| plan_in(Some(&root), t))
             })??
         }
     }

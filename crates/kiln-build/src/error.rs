@@ -87,14 +87,8 @@ pub enum StepError {
         source: Box<kiln_layer::overlay::OverlayError>,
     },
     /// A read-only overlay view of a stage could not be mounted.
-    #[error("cannot {action} for a read-only view of the stage")]
-    View {
-        /// What failed.
-        action: &'static str,
-        /// Why.
-        #[source]
-        source: nix::Error,
-    },
+    #[error("cannot mount a read-only view of the stage")]
+    View(#[source] kiln_sandbox::SetupError),
     /// The build context could not be read.
     #[error("cannot read the build context")]
     Context(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
@@ -175,7 +169,7 @@ impl StepError {
             Self::ForeignPlatform { .. } => {
                 Some("kiln builds for the machine it runs on; drop `--platform`".into())
             }
-            Self::View { .. } => {
+            Self::View(_) => {
                 Some("kiln needs root and overlayfs for multi-layer COPY views".into())
             }
             Self::Cache(_) => Some("`kiln prune --all` empties a damaged cache".into()),

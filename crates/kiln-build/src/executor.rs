@@ -17,7 +17,7 @@ use kiln_sandbox::{Launcher, Network};
 use crate::error::{BuildError, StepError};
 use crate::layers::{Layer, LayerSink};
 use crate::progress::Reporter;
-use crate::run_step::Snapshotter;
+use crate::snapshotter::Snapshotter;
 
 /// Everything a build needs besides the plan's own contents.
 pub struct BuildRequest<'a> {
@@ -60,9 +60,8 @@ pub struct BuildRequest<'a> {
     /// `--explain`: run nothing, report for every step whether it is cached or why it would
     /// run, and change nothing in the store.
     pub explain: bool,
-    /// How RUN steps get their filesystems (`--snapshotter`); `None` probes: overlay where it
-    /// works.
-    pub snapshotter: Option<Snapshotter>,
+    /// How steps get their filesystems (`--snapshotter`, or [`Snapshotter::choose`]'s probe).
+    pub snapshotter: Snapshotter,
 }
 
 /// What a built stage leaves for the stages that use it.
@@ -132,7 +131,6 @@ pub(crate) struct Shared<'a> {
     pub images: crate::resolve::Images<'a>,
     pub sink: LayerSink<'a>,
     pub snapshotter: Snapshotter,
-    pub overlay: bool,
     pub fetcher: &'a (dyn kiln_fileop::Fetcher + Sync),
     pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
     /// Context files hashed through the cache's stat cache.
@@ -266,14 +264,12 @@ fn build_plan(
             host: Platform::host().to_string(),
         }));
     }
-    let snapshotter = Snapshotter::choose(req.store.root(), req.snapshotter);
     let sink = LayerSink::new(req.store, req.media, Compression::default()).map_err(whole)?;
     let shared = Shared {
         req,
         images,
         sink,
-        overlay: snapshotter == Snapshotter::Overlay,
-        snapshotter,
+        snapshotter: req.snapshotter,
         fetcher: req.fetcher,
         cache: req.cache,
         stat: match req.cache {

@@ -25,8 +25,8 @@ mod resolve;
 mod run_mount;
 mod run_step;
 mod signal;
+mod snapshotter;
 mod stage;
-mod view;
 
 pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
@@ -40,4 +40,5 @@ pub use run_mount::{
     CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
     remove_cache_mount,
 };
-pub use run_step::{Snapshotter, StepRoot};
+pub use run_step::StepRoot;
+pub use snapshotter::Snapshotter;

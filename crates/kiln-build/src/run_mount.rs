@@ -39,6 +39,7 @@ use kiln_oci::Layout;
 use kiln_sandbox::{FileContent, MountKind, MountSpec};
 
 use crate::error::StepError;
+use crate::snapshotter::Snapshotter;
 
 /// A cache mount of the store, as `kiln du` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,8 +258,8 @@ pub(crate) struct MountInput<'a> {
     pub secrets: &'a [Secret],
     /// The store's paths (for its cache mounts).
     pub layout: &'a Layout,
-    /// Whether overlayfs can be used (else throw-away copies).
-    pub overlay: bool,
+    /// How layers are mounted (overlays, or throw-away copies).
+    pub snapshotter: Snapshotter,
     /// A fresh directory for this step's throw-away parts; removed when the mounts are.
     pub scratch: PathBuf,
     /// The snapshots of a stage or image named by `from=` (topmost first).
@@ -389,13 +390,14 @@ pub(crate) fn prepare(input: &MountInput<'_>) -> Result<PreparedMounts, StepErro
                                 read_only: true,
                             }
                         } else {
-                            layers_mount(input.overlay, &[root], &found, &path, false, &scratch)?
+                            input
+                                .snapshotter
+                                .mount(&[root], &found, &path, false, &scratch)?
                         }
                     }
                     Some(from) => {
                         let lowers = (input.layers_of)(from)?;
-                        layers_mount(
-                            input.overlay,
+                        input.snapshotter.mount(
                             &lowers,
                             &PathBuf::new(),
                             &path,
@@ -432,76 +434,6 @@ pub(crate) fn prepare(input: &MountInput<'_>) -> Result<PreparedMounts, StepErro
         }
     }
     Ok(out)
-}
-
-/// A mount of `path` in the merged `lowers`: an overlay (writable into `scratch` unless
-/// `read_only`), or without overlayfs a throw-away merged copy. `found` is the resolved source
-/// when `lowers` is one host directory (the context), used for the copy.
-fn layers_mount(
-    overlay: bool,
-    lowers: &[PathBuf],
-    found: &Path,
-    path: &str,
-    read_only: bool,
-    scratch: &Path,
-) -> Result<MountKind, MountError> {
-    fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
-    if lowers.is_empty() {
-        let empty = scratch.join("empty");
-        fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
-        return Ok(MountKind::Bind {
-            root: empty,
-            path: path.to_owned(),
-            read_only,
-        });
-    }
-    if overlay {
-        let (up, work, view) = (
-            scratch.join("up"),
-            scratch.join("work"),
-            scratch.join("view"),
-        );
-        for d in [&up, &work, &view] {
-            fs::create_dir_all(d).map_err(io_err("create", d))?;
-        }
-        return Ok(MountKind::Overlay {
-            lower: lowers.to_vec(),
-            upper: (!read_only).then_some((up, work)),
-            mountpoint: view,
-            path: path.to_owned(),
-            read_only,
-        });
-    }
-    // No overlayfs: a copy, which the step may change at will.
-    let tree = scratch.join("tree");
-    fs::create_dir_all(&tree).map_err(io_err("create", &tree))?;
-    let copy_err = |e: kiln_layer::overlay::OverlayError| MountError::Io {
-        action: "copy the mount source into",
-        path: tree.clone(),
-        source: io::Error::other(e.to_string()),
-    };
-    if found.as_os_str().is_empty() {
-        kiln_layer::overlay::copy_merged(lowers, &tree).map_err(copy_err)?;
-        return Ok(MountKind::Bind {
-            root: tree,
-            path: path.to_owned(),
-            read_only,
-        });
-    }
-    if found.is_dir() {
-        kiln_layer::overlay::copy_merged(&[found.to_owned()], &tree).map_err(copy_err)?;
-        return Ok(MountKind::Bind {
-            root: tree,
-            path: String::new(),
-            read_only,
-        });
-    }
-    fs::copy(found, tree.join("file")).map_err(io_err("copy", found))?;
-    Ok(MountKind::Bind {
-        root: tree,
-        path: "file".into(),
-        read_only,
-    })
 }
 
 /// The context as a bind source: itself when nothing is ignored, else a copy (hard links

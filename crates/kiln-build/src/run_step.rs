@@ -18,30 +18,7 @@ use kiln_sandbox::{FileContent, Launcher, MountKind, MountSpec, Network, Process
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
 use crate::progress::{Event, Reporter, StepId};
-
-/// How a step's filesystem is made and diffed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Snapshotter {
-    /// An overlay mount over the snapshots; the upper dir is the diff.
-    Overlay,
-    /// A full copy of the merged snapshots, bind-mounted, diffed against them afterwards.
-    Naive,
-}
-
-impl Snapshotter {
-    /// `requested` when given (the command line's `--snapshotter`); otherwise overlay when
-    /// this process can mount it and `root` (the store) is not itself on an overlayfs, whose
-    /// directories overlay refuses as upper dirs.
-    pub fn choose(root: &Path, requested: Option<Self>) -> Self {
-        requested.unwrap_or_else(|| {
-            if kiln_sandbox::overlay_available() && !on_overlayfs(root) {
-                Self::Overlay
-            } else {
-                Self::Naive
-            }
-        })
-    }
-}
+use crate::snapshotter::Snapshotter;
 
 /// The filesystem a RUN-like step runs in and whose changes become its layer, made the same
 /// way for a build's RUN and for `kiln run`: under `dir`, `state/` (the spec, `/etc/hosts`
@@ -74,38 +51,7 @@ impl StepRoot {
             std::fs::create_dir_all(&p).map_err(|e| StepError::io("create", &p, e))?;
         }
         let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&state, hostname)?;
-        let mut settled_before = None;
-        let rootfs = match snapshotter {
-            Snapshotter::Overlay => {
-                let mut lower = lowers.clone();
-                if lower.is_empty() {
-                    let empty = dir.join("empty");
-                    std::fs::create_dir_all(&empty)
-                        .map_err(|e| StepError::io("create", &empty, e))?;
-                    lower.push(empty);
-                }
-                Rootfs::Overlay {
-                    lower,
-                    upper: dir.join("upper"),
-                    work: dir.join("work"),
-                }
-            }
-            Snapshotter::Naive => {
-                let full = dir.join("tree");
-                std::fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
-                kiln_layer::overlay::copy_merged(&lowers, &full).map_err(|source| {
-                    StepError::Merge {
-                        purpose: "for the step's filesystem",
-                        source: Box::new(source),
-                    }
-                })?;
-                settled_before = Some(
-                    kiln_layer::diff::settle_mark(dir)
-                        .map_err(|e| StepError::io("create a file in", dir, e))?,
-                );
-                Rootfs::Bind { dir: full }
-            }
-        };
+        let (rootfs, settled_before) = snapshotter.rootfs(dir, &lowers)?;
         Ok(Self {
             dir: dir.to_owned(),
             lowers,
@@ -163,29 +109,6 @@ impl StepRoot {
         let (written, digests, _) = kiln_layer::diff::diff(tree, &self.lowers, out, &opts)?;
         Ok((written, digests))
     }
-}
-
-/// Whether `path` is on an overlayfs, by the longest matching mount point.
-fn on_overlayfs(path: &Path) -> bool {
-    let (Ok(mounts), Ok(path)) = (
-        std::fs::read_to_string("/proc/self/mountinfo"),
-        std::fs::canonicalize(path),
-    ) else {
-        return false;
-    };
-    let mut best: Option<(usize, bool)> = None;
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(mount_point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
-        else {
-            continue;
-        };
-        let fstype = fields.get(sep + 1).copied().unwrap_or("");
-        if path.starts_with(mount_point) && best.is_none_or(|(len, _)| mount_point.len() >= len) {
-            best = Some((mount_point.len(), fstype == "overlay"));
-        }
-    }
-    best.is_some_and(|(_, overlay)| overlay)
 }
 
 /// The argv a RUN executes, before the shell is prepended: heredocs resolved as BuildKit does.

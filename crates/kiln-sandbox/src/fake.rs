@@ -138,6 +138,10 @@ fn opts(o: MountOpts) -> String {
 }
 
 impl Syscall for RecordingSyscall {
+    fn unshare_thread_mounts(&self) -> io::Result<()> {
+        self.record("unshare-thread mnt,fs".to_owned())
+    }
+
     fn unshare(&self, ns: Namespaces) -> io::Result<()> {
         let mut v = Vec::new();
         if ns.pid {

@@ -27,8 +27,10 @@ pub mod setup;
 pub mod spec;
 pub mod sys;
 pub mod user;
+pub mod view;
 
 pub use run::{Launcher, Running, SandboxError, Stopper, overlay_available, write_etc_files};
 pub use setup::SetupError;
 pub use spec::{FileContent, MountKind, MountSpec, Network, Process, Rootfs, Spec};
 pub use user::{User, UserError};
+pub use view::mount_private_view;

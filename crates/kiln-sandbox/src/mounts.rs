@@ -146,7 +146,7 @@ fn bind_at(
 
 /// Mounts the overlay of `lower` (and `upper`) at `mountpoint`; returns the directory to take
 /// the source from (the lone lower dir itself when there is nothing to stack).
-fn overlay(
+pub(crate) fn overlay(
     sys: &dyn Syscall,
     lower: &[PathBuf],
     upper: Option<&(PathBuf, PathBuf)>,

@@ -108,6 +108,9 @@ pub const DEFAULT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
 pub trait Syscall {
     /// `unshare` of the namespaces in `ns`.
     fn unshare(&self, ns: Namespaces) -> io::Result<()>;
+    /// `unshare(CLONE_NEWNS | CLONE_FS)` for the calling thread alone: from then on its
+    /// mounts, working directory and root are its own, and its mounts vanish with it.
+    fn unshare_thread_mounts(&self) -> io::Result<()>;
     /// `sethostname`.
     fn set_hostname(&self, name: &str) -> io::Result<()>;
     /// `mount --make-rprivate target`: nothing mounted later propagates back to the host.
@@ -204,6 +207,15 @@ impl Syscall for LinuxSyscall {
         // process that has started no threads), so no other thread's view of the process's
         // namespaces, files or cwd can be invalidated.
         unsafe { rustix::thread::unshare_unsafe(flags) }?;
+        Ok(())
+    }
+
+    fn unshare_thread_mounts(&self) -> io::Result<()> {
+        // SAFETY: only the mount namespace and the filesystem attributes (cwd, root, umask)
+        // are unshared, and only for the calling thread: no file descriptor another thread
+        // holds changes meaning (CLONE_FILES, the reason rustix calls this unsafe, is not
+        // among the flags).
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS | UnshareFlags::FS) }?;
         Ok(())
     }
 

@@ -110,6 +110,14 @@ pub struct Globals {
 }
 
 impl Globals {
+    /// The snapshotter of this command's steps in `store`: the one asked for, or what the
+    /// probe finds. Commands ask once and pass the answer on.
+    pub fn snapshotter(&self, store: &kiln_oci::Store) -> kiln_build::Snapshotter {
+        kiln_build::Snapshotter::choose(store.root(), self.snapshotter)
+    }
+}
+
+impl Globals {
     fn from_cli(
         root: Option<PathBuf>,
         snapshotter: Option<SnapshotterArg>,

@@ -456,7 +456,7 @@ fn mount_files(
             description,
         },
         target: Vec::new(),
-        overlay: sh.overlay,
+        snapshotter: sh.snapshotter,
         fetcher: sh.fetcher,
         source_date_epoch: None,
     };

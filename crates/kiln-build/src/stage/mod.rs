@@ -27,7 +27,6 @@ use crate::layers::Layer;
 use crate::progress::Event;
 use crate::run_mount;
 use crate::run_step::{RunInput, run_args, run_step};
-use crate::view::with_merged;
 
 mod keys;
 mod sources;
@@ -381,7 +380,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 workdir: workdir(state),
                 source,
                 target: state.lowers(),
-                overlay: sh.overlay,
+                snapshotter: sh.snapshotter,
                 fetcher: sh.fetcher,
                 source_date_epoch: epoch,
             };
@@ -406,7 +405,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     root: context_root(sh).map_err(no_tail)?,
                 },
                 target: state.lowers(),
-                overlay: sh.overlay,
+                snapshotter: sh.snapshotter,
                 fetcher: sh.fetcher,
                 source_date_epoch: epoch,
             };
@@ -492,7 +491,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                     ignore: req.ignore,
                     secrets: req.secrets,
                     layout: req.store.layout(),
-                    overlay: sh.overlay,
+                    snapshotter: sh.snapshotter,
                     scratch: scratch.to_path_buf(),
                     layers_of: &layers_of,
                     empty_caches: fresh_caches.then_some(&sh.emptied_caches),
@@ -593,7 +592,7 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
     let user = state.container().user.unwrap_or_default();
     let epoch = sh.req.source_date_epoch.unwrap_or(0);
     let missing: Result<Option<MissingDirs>, StepError> =
-        with_merged(&state.lowers(), &scratch, sh.overlay, |root| {
+        sh.snapshotter.view(&state.lowers(), &scratch, |root| {
             let (mut existing, mut missing) = (Vec::new(), Vec::new());
             let mut path = String::new();
             for part in wd.split('/').filter(|p| !p.is_empty()) {

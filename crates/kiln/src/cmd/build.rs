@@ -218,7 +218,7 @@ fn build_in(
         source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
         reporter: reporter.as_ref(),
         secrets: &args.secret,
-        snapshotter: globals.snapshotter,
+        snapshotter: globals.snapshotter(store),
     };
     // A local export goes into an empty directory only, checked before anything is built:
     // writing over what is there could follow its links out of it. (BuildKit's local exporter

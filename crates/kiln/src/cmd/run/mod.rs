@@ -158,7 +158,13 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         NetworkArg::None => Network::None,
     };
     let created_by = format!("kiln run {}", process.args.join(" "));
-    let step = step::Step::prepare(&store, &image, process, network, globals.snapshotter)?;
+    let step = step::Step::prepare(
+        &store,
+        &image,
+        process,
+        network,
+        globals.snapshotter(&store),
+    )?;
 
     // Ctrl-C and SIGTERM stop the step (its processes and mounts go with it), then kiln exits.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -79,9 +79,8 @@ impl Step {
         image: &Image,
         process: Process,
         network: Network,
-        requested: Option<Snapshotter>,
+        snapshotter: Snapshotter,
     ) -> anyhow::Result<Self> {
-        let snapshotter = Snapshotter::choose(store.root(), requested);
         let snaps = Snapshots::new(store)?;
         let lowers = kiln_layer::overlay::unique_stack(snaps.ensure_image(image)?);
         let dirs = StepDirs::new(store.layout())?;
