@@ -105,6 +105,8 @@ pub enum StepError {
         command: String,
         /// Its exit code.
         code: i32,
+        /// Its filesystem, when the build was asked to keep a failed step's.
+        kept: Option<Box<crate::run_step::KeptStep>>,
     },
     /// The base image is not in the store.
     #[error("base image `{name}` is not in the store")]

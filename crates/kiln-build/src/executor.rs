@@ -60,6 +60,9 @@ pub struct BuildRequest<'a> {
     /// `--explain`: run nothing, report for every step whether it is cached or why it would
     /// run, and change nothing in the store.
     pub explain: bool,
+    /// Keep the filesystem of a RUN whose process fails, under the store's `failed-steps/`
+    /// (`--keep-failed`); the error names it.
+    pub keep_failed: bool,
     /// How steps get their filesystems (`--snapshotter`, or [`Snapshotter::choose`]'s probe).
     pub snapshotter: Snapshotter,
 }

@@ -40,5 +40,5 @@ pub use run_mount::{
     CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
     remove_cache_mount,
 };
-pub use run_step::StepRoot;
+pub use run_step::{KeptStep, StepRoot};
 pub use snapshotter::Snapshotter;

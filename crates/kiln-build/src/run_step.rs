@@ -20,6 +20,15 @@ use crate::layers::{Layer, LayerSink};
 use crate::progress::{Event, Reporter, StepId};
 use crate::snapshotter::Snapshotter;
 
+/// A failed step's filesystem, kept for a look inside ([`StepRoot::keep`]).
+#[derive(Debug, Clone)]
+pub struct KeptStep {
+    /// Its directory (under the store's `failed-steps/`), with `spec.json`.
+    pub dir: PathBuf,
+    /// The step's sandbox spec, its paths inside `dir` (and the snapshots below it).
+    pub spec: Spec,
+}
+
 /// The filesystem a RUN-like step runs in and whose changes become its layer, made the same
 /// way for a build's RUN and for `kiln run`: under `dir`, `state/` (the spec, `/etc/hosts`
 /// and `/etc/resolv.conf`), `rootfs/` (the mount point) and either `upper/` and `work/` over
@@ -76,6 +85,43 @@ impl StepRoot {
             process,
             mounts,
         }
+    }
+
+    /// Moves the step's directories to `to` (a new path on the same filesystem) so that they
+    /// outlive the step, and writes there `spec.json`: `spec` with its paths moved along,
+    /// without the extra mounts (RUN `--mount`s are made per run and gone with the step).
+    /// What a failed RUN's process left is in `upper/` (overlay) or `tree/` (naive), over
+    /// the lower dirs the spec names; a debugger can start a shell in it with the spec.
+    pub fn keep(&self, spec: &Spec, to: &Path) -> Result<KeptStep, StepError> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StepError::io("create", parent, e))?;
+        }
+        std::fs::rename(&self.dir, to).map_err(|e| StepError::io("keep", &self.dir, e))?;
+        let moved = |p: &Path| match p.strip_prefix(&self.dir) {
+            Ok(rel) => to.join(rel),
+            Err(_) => p.to_owned(),
+        };
+        let mut spec = spec.clone();
+        spec.rootfs = match spec.rootfs {
+            Rootfs::Overlay { lower, upper, work } => Rootfs::Overlay {
+                lower: lower.iter().map(|l| moved(l)).collect(),
+                upper: moved(&upper),
+                work: moved(&work),
+            },
+            Rootfs::Bind { dir } => Rootfs::Bind { dir: moved(&dir) },
+        };
+        spec.mountpoint = moved(&spec.mountpoint);
+        spec.hosts = moved(&spec.hosts);
+        spec.resolv_conf = moved(&spec.resolv_conf);
+        spec.mounts.clear();
+        let file = to.join("spec.json");
+        let bytes = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| StepError::io("write", &file, std::io::Error::other(e)))?;
+        std::fs::write(&file, bytes).map_err(|e| StepError::io("write", &file, e))?;
+        Ok(KeptStep {
+            dir: to.to_owned(),
+            spec,
+        })
     }
 
     /// Where the spec and the init's error report live.
@@ -168,6 +214,8 @@ pub struct RunInput<'a> {
     pub snapshotter: Snapshotter,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
+    /// Where to keep the step's filesystem if its process fails (`--keep-failed`).
+    pub keep_failed: Option<PathBuf>,
 }
 
 /// Run the step; its layer, empty when the step changed nothing. On failure, the last lines
@@ -239,10 +287,15 @@ pub fn run_step(
     let tail: Vec<String> = tail.into_inner().unwrap_or_default().into_iter().collect();
     let code = code.map_err(|e| (e.into(), tail.clone()))?;
     if code != 0 {
+        let kept = match &input.keep_failed {
+            Some(to) => Some(Box::new(root.keep(&spec, to).map_err(no_tail)?)),
+            None => None,
+        };
         return Err((
             StepError::RunFailed {
                 command: input.argv.join(" "),
                 code,
+                kept,
             },
             tail,
         ));

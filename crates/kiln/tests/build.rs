@@ -50,6 +50,64 @@ fn failing_step_reports_stage_line_exit_code_and_output_and_stores_nothing() {
     assert!(fsck.status.success(), "{}", text(&fsck.stdout));
 }
 
+/// `--keep-failed`: the failed RUN's filesystem and spec outlive it, in both snapshotters,
+/// and `kiln prune --all` removes them; without the flag nothing is kept.
+#[test]
+fn keep_failed_hands_back_the_failed_steps_filesystem() {
+    let Some(env) = store_env() else { return };
+    let df = "FROM busybox\nRUN echo kept > /marker && mkdir -p /made/here && exit 4\n";
+    let ctx = env.context("keep-failed", df, &[]);
+    let kept_dir = env.store.join("failed-steps");
+    let out = env.kiln(&["build", "-q", ctx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!kept_dir.exists(), "nothing kept without the flag");
+    for snapshotter in ["overlay", "naive"] {
+        let out = env.kiln(&[
+            "--snapshotter",
+            snapshotter,
+            "build",
+            "-q",
+            "--keep-failed",
+            ctx.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains("the step's filesystem is kept"), "{err}");
+        let dirs: Vec<_> = fs::read_dir(&kept_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        let spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(dirs[0].join("spec.json")).unwrap()).unwrap();
+        assert_eq!(
+            spec["process"]["args"][2],
+            "echo kept > /marker && mkdir -p /made/here && exit 4"
+        );
+        let changed = if snapshotter == "overlay" {
+            let upper = spec["rootfs"]["Overlay"]["upper"].as_str().unwrap();
+            assert!(upper.starts_with(dirs[0].to_str().unwrap()), "{upper}");
+            Path::new(upper).to_owned()
+        } else {
+            let tree = spec["rootfs"]["Bind"]["dir"].as_str().unwrap();
+            assert!(
+                Path::new(tree).join("bin/busybox").exists(),
+                "the whole tree"
+            );
+            Path::new(tree).to_owned()
+        };
+        assert_eq!(
+            fs::read_to_string(changed.join("marker")).unwrap(),
+            "kept\n"
+        );
+        assert!(changed.join("made/here").is_dir());
+        assert!(err.contains(&changed.display().to_string()), "{err}");
+        let pruned = ok(&env.kiln(&["prune", "--all"]));
+        assert!(pruned.contains("removed 1 kept failed steps"), "{pruned}");
+        assert_eq!(fs::read_dir(&kept_dir).unwrap().count(), 0);
+    }
+}
+
 #[test]
 fn unused_failing_stage_is_not_built_and_missing_base_is_clear() {
     let Some(env) = store_env() else { return };

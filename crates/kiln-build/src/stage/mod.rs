@@ -473,6 +473,11 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 launcher: req.launcher,
                 snapshotter: sh.snapshotter,
                 source_date_epoch: epoch,
+                keep_failed: req.keep_failed.then(|| {
+                    req.store
+                        .layout()
+                        .failed_step(&format!("{}-step{id}", state.label))
+                }),
             };
             let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
             let fresh_caches = sh.cache.is_some_and(|c| c.ignores(&state.label));

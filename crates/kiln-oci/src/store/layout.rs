@@ -12,6 +12,7 @@
 //!   cache.db                   the step cache's index (kiln-cache)
 //!   cache-mounts/<key>/        a RUN --mount=type=cache: id, lock, data/
 //!   steps/<pid>-<nanos>/       a `kiln run` step's directories
+//!   failed-steps/<name>/       a failed RUN's filesystem and spec (`kiln build --keep-failed`)
 //!   tmp/                       transactions (txn-*), atomic writes, scratch of one command
 //! ```
 
@@ -100,6 +101,17 @@ impl Layout {
     /// The directory of `kiln run` steps.
     pub fn steps(&self) -> PathBuf {
         self.root.join("steps")
+    }
+
+    /// The directory of failed steps' filesystems kept for a look inside.
+    pub fn failed_steps(&self) -> PathBuf {
+        self.root.join("failed-steps")
+    }
+
+    /// A new name in `failed-steps/`: `<what>-<unique>`.
+    pub fn failed_step(&self, what: &str) -> PathBuf {
+        self.failed_steps()
+            .join(format!("{what}-{}", super::unique()))
     }
 
     /// The directory of temporary files and transactions.

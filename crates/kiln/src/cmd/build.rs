@@ -68,6 +68,11 @@ pub struct Args {
     /// Build nothing: say for every step whether it is cached or why it would run.
     #[arg(long)]
     pub explain: bool,
+    /// When a RUN fails, keep its filesystem (what it changed over the layers below, and its
+    /// sandbox spec) under the store's `failed-steps/` for a look inside; `kiln prune --all`
+    /// removes them.
+    #[arg(long)]
+    pub keep_failed: bool,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -199,6 +204,7 @@ fn build_in(
     let req = BuildRequest {
         cache: Some(&cache_use),
         explain: args.explain,
+        keep_failed: args.keep_failed,
         store,
         resolver: store,
         fetcher: &fetcher,
@@ -332,6 +338,26 @@ fn local_cache_dir(spec: &str, key: &str) -> anyhow::Result<PathBuf> {
 /// A failed step as a diagnostic at its instruction, with the exit code and output tail.
 fn failure(src: &DockerfileSource, e: &kiln_build::BuildError) -> SourceError {
     let mut hint = e.error.hint();
+    if let kiln_build::StepError::RunFailed {
+        kept: Some(kept), ..
+    } = &*e.error
+    {
+        let what = match &kept.spec.rootfs {
+            kiln_sandbox::Rootfs::Overlay { upper, .. } => format!(
+                "what it changed is in `{}`, over the layers `{}` names",
+                upper.display(),
+                kept.dir.join("spec.json").display()
+            ),
+            kiln_sandbox::Rootfs::Bind { dir } => {
+                format!("its whole filesystem is in `{}`", dir.display())
+            }
+        };
+        let h = format!("the step's filesystem is kept: {what}");
+        hint = Some(match hint {
+            Some(x) => format!("{x}\n{h}"),
+            None => h,
+        });
+    }
     if !e.output_tail.is_empty() {
         let tail = e.output_tail.join("\n  | ");
         let h = format!("last lines of its output:\n  | {tail}");

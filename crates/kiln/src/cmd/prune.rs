@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use kiln_cache::Cache;
 use kiln_oci::Store;
 
@@ -90,6 +91,21 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
                 left = left.saturating_sub(m.size);
             } else {
                 busy += 1;
+            }
+        }
+    }
+    if args.all {
+        // Failed steps kept by `kiln build --keep-failed`.
+        let dir = store.layout().failed_steps();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut kept = 0;
+            for e in entries.flatten() {
+                std::fs::remove_dir_all(e.path())
+                    .with_context(|| format!("cannot remove `{}`", e.path().display()))?;
+                kept += 1;
+            }
+            if kept > 0 {
+                outln!("removed {kept} kept failed steps")?;
             }
         }
     }
