@@ -134,6 +134,8 @@ pub(super) fn load(
 }
 
 /// Stages the layer file `real` (a resolved path) as it is: its `diff_id` and descriptor.
+/// An uncompressed layer (what `docker save` writes) is read once: the digest its staging
+/// computes is its `diff_id`. A compressed one is read a second time, decompressed.
 fn stage_layer(
     txn: &mut Txn<'_>,
     src: &Source,
@@ -141,6 +143,14 @@ fn stage_layer(
     object: &str,
     opts: &LoadOptions,
 ) -> Result<(Digest, Descriptor), ArchiveError> {
+    let mut head = [0_u8; 4];
+    let n = io::Read::read(&mut src.open(real, object)?, &mut head)
+        .map_err(|e| src.invalid(object, format!("cannot read: {e}")))?;
+    if kiln_layer::compress::detect(&head[..n]) == Compression::None {
+        let (digest, size) = src.stage(txn, real, None, object)?;
+        let layer = Descriptor::new(opts.media_types.layer(Compression::None), digest, size);
+        return Ok((layer.digest.clone(), layer));
+    }
     let (diff_id, compression) = diff_id_of(src, real, object)?;
     let size = src
         .open(real, object)?
