@@ -1,7 +1,7 @@
 //! Build errors: what failed ([`StepError`]), and where ([`BuildError`]: stage, instruction,
 //! location, exit code and the last lines of output).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_syntax::TextRange;
 
@@ -15,16 +15,8 @@ pub enum StepError {
     #[error(transparent)]
     Snapshot(Box<kiln_oci::snapshot::SnapshotError>),
     /// A filesystem operation failed.
-    #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// A COPY or ADD could not be done.
     #[error(transparent)]
     FileOp(#[from] kiln_fileop::FileOpError),
@@ -151,11 +143,11 @@ impl StepError {
     }
 
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
+        Self::Io(kiln_io::IoError {
             action,
             path: path.to_owned(),
             source,
-        }
+        })
     }
 
     /// What to do about it, when something useful can be said.
@@ -205,4 +197,21 @@ impl From<kiln_frontend::InstructionError> for StepError {
     fn from(e: kiln_frontend::InstructionError) -> Self {
         Self::Instruction(Box::new(e))
     }
+}
+
+/// An error and its causes on one line, as the sandbox init reports its own (`cannot start
+/// the sandbox init: Permission denied (os error 13)`); a cause whose text the line holds
+/// already is not said twice.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
 }

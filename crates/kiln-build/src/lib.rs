@@ -30,7 +30,7 @@ mod stage;
 
 pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
-pub use error::{BuildError, StepError};
+pub use error::{BuildError, StepError, one_line};
 pub use executor::{BuildOutcome, BuildRequest, StageSummary, build};
 pub use layers::Layer;
 pub use output::{Output, parse_output};

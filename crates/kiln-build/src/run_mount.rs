@@ -211,16 +211,8 @@ pub enum MountError {
         from: String,
     },
     /// A filesystem operation failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
 }
 
 impl MountError {
@@ -237,11 +229,8 @@ impl MountError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> MountError + 'a {
-    move |source| MountError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| MountError::Io(err(source))
 }
 
 /// What a step's mounts need from the build.

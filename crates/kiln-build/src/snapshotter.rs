@@ -139,10 +139,12 @@ impl Snapshotter {
     ) -> Result<MountKind, MountError> {
         let io_err = |action: &'static str, path: &Path| {
             let path = path.to_owned();
-            move |source: io::Error| MountError::Io {
-                action,
-                path,
-                source,
+            move |source: io::Error| {
+                MountError::Io(kiln_io::IoError {
+                    action,
+                    path,
+                    source,
+                })
             }
         };
         fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
@@ -175,10 +177,12 @@ impl Snapshotter {
         // No overlayfs: a copy, which the step may change at will.
         let tree = scratch.join("tree");
         fs::create_dir_all(&tree).map_err(io_err("create", &tree))?;
-        let copy_err = |e: kiln_layer::overlay::OverlayError| MountError::Io {
-            action: "copy the mount source into",
-            path: tree.clone(),
-            source: io::Error::other(e.to_string()),
+        let copy_err = |e: kiln_layer::overlay::OverlayError| {
+            MountError::Io(kiln_io::IoError {
+                action: "copy the mount source into",
+                path: tree.clone(),
+                source: io::Error::other(e.to_string()),
+            })
         };
         if found.as_os_str().is_empty() {
             kiln_layer::overlay::copy_merged(lowers, &tree).map_err(copy_err)?;

@@ -40,16 +40,8 @@ pub enum CacheError {
         reason: String,
     },
     /// A filesystem operation failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What kiln was doing.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// The content store failed.
     #[error(transparent)]
     Store(#[from] kiln_oci::StoreError),
@@ -76,10 +68,6 @@ pub(crate) fn io_err(
     action: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(io::Error) -> CacheError {
-    let path = path.into();
-    move |source| CacheError::Io {
-        action,
-        path,
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| CacheError::Io(err(source))
 }

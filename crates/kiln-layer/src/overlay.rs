@@ -63,24 +63,13 @@ pub enum OverlayError {
         source: ApplyError,
     },
     /// A filesystem operation failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OverlayError + 'a {
-    move |source| OverlayError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| OverlayError::Io(err(source))
 }
 
 /// Unpacks `layer` into the empty directory `target` as an overlay lower dir: `.wh.NAME`

@@ -9,16 +9,8 @@ use kiln_layer::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A filesystem operation failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What kiln was doing (`create`, `read`, `rename`, ...).
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// The root exists but is not an OCI image layout kiln can use.
     #[error("`{path}` is not an OCI image layout: {reason}")]
     NotLayout {
@@ -96,10 +88,6 @@ pub(crate) fn io_err(
     action: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.into();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| StoreError::Io(err(source))
 }

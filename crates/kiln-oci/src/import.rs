@@ -38,17 +38,21 @@ pub fn import_rootfs<R: Read>(
     opts: &ImportOptions,
 ) -> Result<Descriptor, StoreError> {
     let mut txn = store.txn()?;
-    let (reader, _) = kiln_layer::decompress(rootfs).map_err(|source| StoreError::Io {
-        action: "read",
-        path: "the rootfs tarball".into(),
-        source,
+    let (reader, _) = kiln_layer::decompress(rootfs).map_err(|source| {
+        StoreError::Io(kiln_io::IoError {
+            action: "read",
+            path: "the rootfs tarball".into(),
+            source,
+        })
     })?;
     let writer = txn.blob_writer()?;
     let (writer, digests) =
-        kiln_layer::compress_tar(reader, writer, opts.compression).map_err(|e| StoreError::Io {
-            action: "import",
-            path: "the rootfs tarball".into(),
-            source: std::io::Error::other(e),
+        kiln_layer::compress_tar(reader, writer, opts.compression).map_err(|e| {
+            StoreError::Io(kiln_io::IoError {
+                action: "import",
+                path: "the rootfs tarball".into(),
+                source: std::io::Error::other(e),
+            })
         })?;
     let (layer_digest, layer_size) =
         writer.commit(Some((&digests.digest, digests.size)), "imported layer")?;

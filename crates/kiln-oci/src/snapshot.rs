@@ -36,16 +36,8 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A filesystem operation on the snapshot directory failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// The layer could not be unpacked.
     #[error("cannot unpack layer `{digest}` into a snapshot")]
     Unpack {
@@ -93,11 +85,8 @@ fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
-    move |source| SnapshotError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| SnapshotError::Io(err(source))
 }
 
 /// The snapshot directory of a store.
@@ -251,10 +240,12 @@ impl Snapshots {
         let mut out = Vec::with_capacity(layers.len());
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
             let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
-                .map_err(|e| SnapshotError::Io {
-                    action: "parse the diff_id of",
-                    path: PathBuf::from(layer.digest.to_string()),
-                    source: io::Error::other(e),
+                .map_err(|e| {
+                    SnapshotError::Io(kiln_io::IoError {
+                        action: "parse the diff_id of",
+                        path: PathBuf::from(layer.digest.to_string()),
+                        source: io::Error::other(e),
+                    })
                 })?;
             out.push(self.ensure(layer, &diff_id)?);
         }

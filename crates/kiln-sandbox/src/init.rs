@@ -91,41 +91,51 @@ fn exit_code(status: WaitStatus) -> i32 {
 }
 
 fn fail<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> SetupError + 'a {
-    move |e| SetupError::Io {
-        action,
-        path: path.to_owned(),
-        source: e.into(),
+    move |e| {
+        SetupError::Io(kiln_io::IoError {
+            action,
+            path: path.to_owned(),
+            source: e.into(),
+        })
     }
 }
 
 /// Returns the step's exit code and the error reported on the pipe (empty when none).
 fn outer(spec_path: &Path) -> Result<(i32, String), SetupError> {
-    let bytes = fs::read(spec_path).map_err(|source| SetupError::Io {
-        action: "read the spec",
-        path: spec_path.to_owned(),
-        source,
+    let bytes = fs::read(spec_path).map_err(|source| {
+        SetupError::Io(kiln_io::IoError {
+            action: "read the spec",
+            path: spec_path.to_owned(),
+            source,
+        })
     })?;
-    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| SetupError::Io {
-        action: "parse the spec",
-        path: spec_path.to_owned(),
-        source: std::io::Error::other(e),
+    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| {
+        SetupError::Io(kiln_io::IoError {
+            action: "parse the spec",
+            path: spec_path.to_owned(),
+            source: std::io::Error::other(e),
+        })
     })?;
     // It may hold a secret's bytes ([`crate::FileContent::Inline`]): gone from the disk as
     // soon as it is read.
     let _ = fs::remove_file(spec_path);
     let sys = LinuxSyscall;
     let (err_r, err_w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SetupError::Io {
-            action: "create a pipe for",
-            path: spec_path.to_owned(),
-            source: e.into(),
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+            SetupError::Io(kiln_io::IoError {
+                action: "create a pipe for",
+                path: spec_path.to_owned(),
+                source: e.into(),
+            })
         })?;
     // Closed by `outer` after the fork: `init` sees EOF on it once `outer` is gone.
     let (alive_r, alive_w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SetupError::Io {
-            action: "create a pipe for",
-            path: spec_path.to_owned(),
-            source: e.into(),
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+            SetupError::Io(kiln_io::IoError {
+                action: "create a pipe for",
+                path: spec_path.to_owned(),
+                source: e.into(),
+            })
         })?;
     // SAFETY: this process was exec'd for the init and has started no threads, so the child
     // may run arbitrary code after the fork.
@@ -195,10 +205,12 @@ fn init(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
                 pid: true,
                 ..Namespaces::default()
             })
-            .map_err(|source| SetupError::Io {
-                action: "unshare the pid namespace for",
-                path: spec.mountpoint.clone(),
-                source,
+            .map_err(|source| {
+                SetupError::Io(kiln_io::IoError {
+                    action: "unshare the pid namespace for",
+                    path: spec.mountpoint.clone(),
+                    source,
+                })
             })?;
             Ok(p)
         });
@@ -212,10 +224,12 @@ fn init(spec: &Spec, sys: &dyn Syscall, alive_r: &OwnedFd, err_w: &OwnedFd) -> i
     // SAFETY: the init is single-threaded (forked from a single-threaded process).
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let e = match sys.kill_with_parent().map_err(|source| SetupError::Io {
-                action: "set the parent-death signal of",
-                path: spec.mountpoint.clone(),
-                source,
+            let e = match sys.kill_with_parent().map_err(|source| {
+                SetupError::Io(kiln_io::IoError {
+                    action: "set the parent-death signal of",
+                    path: spec.mountpoint.clone(),
+                    source,
+                })
             }) {
                 Ok(()) => setup::mount_proc(sys)
                     .err()

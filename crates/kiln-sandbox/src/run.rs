@@ -17,16 +17,8 @@ use crate::spec::Spec;
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The step's state directory or spec could not be written or read.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// The init program could not be started.
     #[error("cannot start the sandbox init `{program}`")]
     Spawn {
@@ -88,10 +80,12 @@ impl Launcher {
         stdio: [Stdio; 3],
     ) -> Result<Running, SandboxError> {
         let spec_path = state.join("spec.json");
-        let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Io {
-            action: "serialize the spec into",
-            path: spec_path.clone(),
-            source: io::Error::other(e),
+        let json = serde_json::to_vec(spec).map_err(|e| {
+            SandboxError::Io(kiln_io::IoError {
+                action: "serialize the spec into",
+                path: spec_path.clone(),
+                source: io::Error::other(e),
+            })
         })?;
         // Readable by root only: it may hold secrets (the init deletes it once read).
         let _ = fs::remove_file(&spec_path);
@@ -101,10 +95,12 @@ impl Launcher {
             .mode(0o600)
             .open(&spec_path)
             .and_then(|mut f| io::Write::write_all(&mut f, &json))
-            .map_err(|source| SandboxError::Io {
-                action: "write",
-                path: spec_path.clone(),
-                source,
+            .map_err(|source| {
+                SandboxError::Io(kiln_io::IoError {
+                    action: "write",
+                    path: spec_path.clone(),
+                    source,
+                })
             })?;
         let _ = fs::remove_file(state.join(ERROR_FILE));
         let [input, output, errors] = stdio;
@@ -206,11 +202,11 @@ impl Running {
                 Ok(_) => break,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
-                    return Err(SandboxError::Io {
+                    return Err(SandboxError::Io(kiln_io::IoError {
                         action: "wait for the step in",
                         path: self.state.clone(),
                         source: e.into(),
-                    });
+                    }));
                 }
             }
         }
@@ -222,10 +218,12 @@ impl Running {
             s.pid = None;
             s.stopped
         };
-        let status = self.child.wait().map_err(|source| SandboxError::Io {
-            action: "wait for the step in",
-            path: self.state.clone(),
-            source,
+        let status = self.child.wait().map_err(|source| {
+            SandboxError::Io(kiln_io::IoError {
+                action: "wait for the step in",
+                path: self.state.clone(),
+                source,
+            })
         })?;
         if stopped {
             return Err(SandboxError::Stopped);
@@ -255,10 +253,12 @@ pub fn write_etc_files(state: &Path, hostname: &str) -> Result<(PathBuf, PathBuf
     );
     let resolv_text = fs::read("/etc/resolv.conf").unwrap_or_default();
     for (path, bytes) in [(&hosts, hosts_text.as_bytes()), (&resolv, &resolv_text[..])] {
-        fs::write(path, bytes).map_err(|source| SandboxError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
+        fs::write(path, bytes).map_err(|source| {
+            SandboxError::Io(kiln_io::IoError {
+                action: "write",
+                path: path.clone(),
+                source,
+            })
         })?;
     }
     Ok((hosts, resolv))

@@ -22,16 +22,8 @@ use crate::user::{User, UserError};
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// A kernel call failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What the setup was doing (`mount overlay at`, `pivot_root to`, ...).
-        action: &'static str,
-        /// The path it was working on.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] kiln_io::IoError),
     /// A path inside the rootfs has a symlink loop or a file where a directory should be.
     #[error("cannot resolve `{path}` inside the rootfs: {reason}")]
     Resolve {
@@ -85,11 +77,8 @@ pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> SetupError + 'a {
-    move |source| SetupError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    let err = kiln_io::io_err(action, path);
+    move |source| SetupError::Io(err(source))
 }
 
 /// A mount point the setup created because the image lacked it.
@@ -581,11 +570,11 @@ pub fn remove_stubs(stubs: &[Stub], sys: &dyn Syscall) -> Result<(), SetupError>
                 if s.dir
                     && e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error()) => {}
             Err(source) => {
-                return Err(SetupError::Io {
+                return Err(SetupError::Io(kiln_io::IoError {
                     action: "remove the mount point",
                     path: s.path.clone(),
                     source,
-                });
+                }));
             }
         }
     }

@@ -100,7 +100,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         }
         sh.req.reporter.event(Event::StepFailed {
             id,
-            message: e.to_string(),
+            message: crate::error::one_line(&e),
         });
         fail(from, e, Vec::new())
     })?;
@@ -171,7 +171,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
             Err((e, tail)) => {
                 sh.req.reporter.event(Event::StepFailed {
                     id,
-                    message: e.to_string(),
+                    message: crate::error::one_line(&e),
                 });
                 return Err(fail(cmd, e, tail));
             }

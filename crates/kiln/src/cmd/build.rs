@@ -366,19 +366,7 @@ fn failure(src: &DockerfileSource, e: &kiln_build::BuildError) -> SourceError {
             None => h,
         });
     }
-    // The error and its causes on one line, as the sandbox init reports its own
-    // (`cannot start the sandbox init: Permission denied (os error 13)`); a cause whose text
-    // the message holds already is not said twice.
-    let mut message = format!("stage `{}`: {}", e.stage, e.error);
-    let mut cause = std::error::Error::source(&*e.error);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = c.source();
-    }
+    let message = format!("stage `{}`: {}", e.stage, kiln_build::one_line(&*e.error));
     SourceError {
         file: src.path.clone(),
         source: src.text.clone(),
