@@ -9,8 +9,7 @@ use kiln_oci::{MediaTypes, Reference, SaveFormat, Store};
 use kiln_sandbox::{Launcher, Network};
 
 use crate::Globals;
-use crate::cmd::outline::{DockerfileSource, load_plan};
-use crate::diagnostics::SourceError;
+use crate::cmd::outline::{DockerfileSource, Loaded, load_plan};
 use crate::progress::{self, Mode};
 
 #[derive(Debug, clap::Args)]
@@ -140,7 +139,7 @@ fn build_in(
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let plan = load_plan(&src, &opts)?;
+    let Loaded { plan, .. } = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels = args
@@ -252,7 +251,7 @@ fn build_in(
                 )?;
                 return Ok(ExitCode::SUCCESS);
             }
-            return Err(failure(&src, &e).into());
+            return Err(src.error(e.to_diagnostic()).into());
         }
     };
     for o in outputs {
@@ -329,39 +328,6 @@ fn local_cache_dir(spec: &str, key: &str) -> anyhow::Result<PathBuf> {
             "`type=registry` caches need registry support, which kiln does not have yet\nhint: use `type=local,{key}=DIR`"
         ),
         _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
-    }
-}
-
-/// A failed step as a diagnostic at its instruction, with the exit code and output tail.
-fn failure(src: &DockerfileSource, e: &kiln_build::BuildError) -> SourceError {
-    let mut hint = e.error.hint();
-    if !e.output_tail.is_empty() {
-        let tail = e.output_tail.join("\n  | ");
-        let h = format!("last lines of its output:\n  | {tail}");
-        hint = Some(match hint {
-            Some(x) => format!("{x}\n{h}"),
-            None => h,
-        });
-    }
-    // The error and its causes on one line, as the sandbox init reports its own
-    // (`cannot start the sandbox init: Permission denied (os error 13)`); a cause whose text
-    // the message holds already is not said twice.
-    let mut message = format!("stage `{}`: {}", e.stage, e.error);
-    let mut cause = std::error::Error::source(&*e.error);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = c.source();
-    }
-    SourceError {
-        file: src.path.clone(),
-        source: src.text.clone(),
-        span: e.span,
-        message,
-        hint,
     }
 }
 
