@@ -134,15 +134,6 @@ pub enum StepError {
     /// Another stage failed, so this one stopped.
     #[error("cancelled: another stage failed")]
     Cancelled,
-    /// `--explain`: the step would run, so the stage stops here.
-    #[error("the step would run")]
-    WouldRun,
-    /// `--explain` is done: nothing was built or stored.
-    #[error("explained")]
-    Explained {
-        /// Whether some step would run.
-        would_run: bool,
-    },
 }
 
 impl StepError {

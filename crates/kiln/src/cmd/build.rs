@@ -67,6 +67,10 @@ pub struct Args {
     /// Build nothing: say for every step whether it is cached or why it would run.
     #[arg(long)]
     pub explain: bool,
+    /// How `--explain` reports: `text` (progress lines and a summary on stderr) or `json`
+    /// (one document on stdout). Only with `--explain`.
+    #[arg(long, value_enum, requires = "explain", default_value_t = crate::cmd::outline::Format::Text)]
+    pub format: crate::cmd::outline::Format,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -139,7 +143,7 @@ fn build_in(
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let Loaded { plan, .. } = load_plan(&src, &opts)?;
+    let Loaded { plan, warnings } = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels = args
@@ -200,7 +204,6 @@ fn build_in(
     let fetcher = crate::http_client()?;
     let req = BuildRequest {
         cache: Some(&cache_use),
-        explain: args.explain,
         store,
         resolver: store,
         fetcher: &fetcher,
@@ -235,25 +238,24 @@ fn build_in(
             );
         }
     }
+    if args.explain {
+        let explained = kiln_build::explain(&req);
+        drop(reporter);
+        let explained = explained.map_err(|e| src.error(e.to_diagnostic()))?;
+        match args.format {
+            crate::cmd::outline::Format::Text => {
+                eprintln!("{}", crate::explanation::summary(&explained));
+            }
+            crate::cmd::outline::Format::Json => {
+                let doc = crate::explanation::to_json(&src, &explained, &warnings);
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = kiln_build::build(&req);
     drop(reporter);
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            if let kiln_build::StepError::Explained { would_run } = *e.error {
-                outln!(
-                    "{}",
-                    if would_run {
-                        "some steps would run (see above); nothing was built"
-                    } else {
-                        "every step is cached; nothing was built"
-                    }
-                )?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            return Err(src.error(e.to_diagnostic()).into());
-        }
-    };
+    let outcome = outcome.map_err(|e| src.error(e.to_diagnostic()))?;
     for o in outputs {
         export(store, &outcome, o, tags)?;
     }

@@ -33,7 +33,7 @@ pub struct Args {
     pub context: PathBuf,
 }
 
-/// How `outline` prints.
+/// How `outline` and `build --explain` print.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
     /// For people.
