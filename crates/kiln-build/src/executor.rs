@@ -116,6 +116,10 @@ pub struct BuildOutcome {
     pub cache_keys: Vec<kiln_cache::CacheKey>,
 }
 
+/// How a stage thread ended; `Ok(None)`: an explanation stopped the stage at a step that
+/// would run.
+type StageRun = Result<Option<Arc<StageResult>>, BuildError>;
+
 /// One stage's result, shared between threads.
 #[derive(Default)]
 struct Slot {
@@ -334,9 +338,7 @@ fn build_plan(
         slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),
     };
     let order = req.plan.build_order();
-    // `Ok(None)`: an explanation stopped the stage at a step that would run.
-    type Ran = Result<Option<Arc<StageResult>>, BuildError>;
-    let results: Vec<(usize, Ran)> = std::thread::scope(|s| {
+    let results: Vec<(usize, StageRun)> = std::thread::scope(|s| {
         let handles: Vec<_> = order
             .iter()
             .map(|&i| {

@@ -104,7 +104,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<Option<StageRes
     });
     let from_started = Instant::now();
     let mut current = match base(sh, index) {
-        Ok(state) => state,
+        Ok(started) => started,
         Err(StepError::DependencyFailed(other)) if sh.explaining() => {
             // The base stage would be rebuilt: this FROM is fine, its steps would run.
             sh.req.reporter.event(Event::StepDone {
