@@ -23,14 +23,13 @@
 
 use std::sync::Mutex;
 
-use kiln_cache::{
-    Cache, CacheKey, KeyBuilder, KeyExplanation, Miss, Parent, StepIdentity, StepOutput,
-};
+use kiln_cache::{Cache, CacheKey, KeyBuilder, KeyExplanation, Parent, StepIdentity, StepOutput};
 use kiln_fileop::MerkleHash;
 use kiln_layer::Digest;
 use kiln_oci::snapshot::Snapshots;
 
 use crate::error::StepError;
+use crate::explain::WhyRun;
 use crate::layers::Layer;
 
 /// How a build uses the cache.
@@ -164,8 +163,8 @@ pub fn key(parent: &Parent, platform: &str, parts: KeyParts, identity: StepIdent
 pub enum Lookup {
     /// The recorded result: its layer, when it made one.
     Hit(Option<Box<Layer>>),
-    /// Not in the cache; why, for people.
-    Miss(String),
+    /// Not in the cache, and why.
+    Miss(WhyRun),
 }
 
 /// Look a step up.
@@ -195,23 +194,14 @@ pub fn lookup(
     }
     if skip {
         return Ok(Lookup::Miss(if cache.no_cache {
-            "--no-cache".into()
+            WhyRun::NoCache
         } else {
-            format!("--no-cache-filter {stage}")
+            WhyRun::NoCacheFilter(stage.to_owned())
         }));
     }
-    let why = match cache
+    let miss = cache
         .cache
         .explain(&keyed.identity, &keyed.explanation)
-        .map_err(store_err)?
-    {
-        Miss::FirstBuild => "first build of this step".to_owned(),
-        Miss::Evicted => "same key as last time, but its record was pruned".to_owned(),
-        Miss::Changed(changes) => changes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-    };
-    Ok(Lookup::Miss(why))
+        .map_err(store_err)?;
+    Ok(Lookup::Miss(WhyRun::Miss(miss)))
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kiln_syntax::TextRange;
+use kiln_syntax::{Diagnostic, TextRange};
 
 /// Why one step failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,15 +122,6 @@ pub enum StepError {
     /// Another stage failed, so this one stopped.
     #[error("cancelled: another stage failed")]
     Cancelled,
-    /// `--explain`: the step would run, so the stage stops here.
-    #[error("the step would run")]
-    WouldRun,
-    /// `--explain` is done: nothing was built or stored.
-    #[error("explained")]
-    Explained {
-        /// Whether some step would run.
-        would_run: bool,
-    },
 }
 
 impl StepError {
@@ -193,6 +184,53 @@ pub struct BuildError {
     pub output_tail: Vec<String>,
 }
 
+impl BuildError {
+    /// This failure as a [`Diagnostic`] (rule `BuildError`) at the instruction that failed:
+    /// the stage, the error and its causes on one line (as the sandbox init reports its own,
+    /// `cannot start the sandbox init: Permission denied (os error 13)`; a cause whose text
+    /// the message holds already is not said twice), and as the hint what to do about it
+    /// followed by the last lines of the step's output.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let mut hint = self.error.hint();
+        if let StepError::RunFailed {
+            kept: Some(kept), ..
+        } = &*self.error
+        {
+            let what = match &kept.spec.rootfs {
+                kiln_sandbox::Rootfs::Overlay { upper, .. } => format!(
+                    "what it changed is in `{}`, over the layers `{}` names",
+                    upper.display(),
+                    kept.dir.join("spec.json").display()
+                ),
+                kiln_sandbox::Rootfs::Bind { dir } => {
+                    format!("its whole filesystem is in `{}`", dir.display())
+                }
+            };
+            let h = format!("the step's filesystem is kept: {what}");
+            hint = Some(match hint {
+                Some(x) => format!("{x}\n{h}"),
+                None => h,
+            });
+        }
+        if !self.output_tail.is_empty() {
+            let tail = self.output_tail.join("\n  | ");
+            let h = format!("last lines of its output:\n  | {tail}");
+            hint = Some(match hint {
+                Some(x) => format!("{x}\n{h}"),
+                None => h,
+            });
+        }
+        let message = format!("stage `{}`: {}", self.stage, one_line(&*self.error));
+        Diagnostic::error("BuildError", self.span, message).with_hint(hint)
+    }
+}
+
+impl From<&BuildError> for Diagnostic {
+    fn from(e: &BuildError) -> Self {
+        e.to_diagnostic()
+    }
+}
+
 impl From<kiln_frontend::InstructionError> for StepError {
     fn from(e: kiln_frontend::InstructionError) -> Self {
         Self::Instruction(Box::new(e))
@@ -214,4 +252,36 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_step_is_a_diagnostic_at_its_instruction() {
+        let e = BuildError {
+            stage: "app".into(),
+            instruction: "RUN false".into(),
+            span: TextRange::new(10, 19),
+            error: Box::new(StepError::RunFailed {
+                command: "/bin/sh -c false".into(),
+                code: 1,
+                kept: None,
+            }),
+            output_tail: vec!["a".into(), "b".into()],
+        };
+        let d = e.to_diagnostic();
+        assert_eq!(d.rule, "BuildError");
+        assert_eq!(d.severity, kiln_syntax::Severity::Error);
+        assert_eq!(d.span, TextRange::new(10, 19));
+        assert_eq!(
+            d.message,
+            "stage `app`: process \"/bin/sh -c false\" did not complete successfully: exit code: 1"
+        );
+        assert_eq!(
+            d.hint.as_deref(),
+            Some("last lines of its output:\n  | a\n  | b")
+        );
+    }
 }

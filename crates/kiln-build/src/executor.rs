@@ -15,6 +15,7 @@ use kiln_oci::{ImageConfig, MediaTypes, Reference, Store};
 use kiln_sandbox::{Launcher, Network};
 
 use crate::error::{BuildError, StepError};
+use crate::explain::{ExplainedStep, Explanation};
 use crate::layers::{Layer, LayerSink};
 use crate::progress::Reporter;
 use crate::snapshotter::Snapshotter;
@@ -57,9 +58,6 @@ pub struct BuildRequest<'a> {
     pub secrets: &'a [crate::run_mount::Secret],
     /// The step cache; `None` builds without one.
     pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
-    /// `--explain`: run nothing, report for every step whether it is cached or why it would
-    /// run, and change nothing in the store.
-    pub explain: bool,
     /// Keep the filesystem of a RUN whose process fails, under the store's `failed-steps/`
     /// (`--keep-failed`); the error names it.
     pub keep_failed: bool,
@@ -120,6 +118,10 @@ pub struct BuildOutcome {
     pub cache_keys: Vec<kiln_cache::CacheKey>,
 }
 
+/// How a stage thread ended; `Ok(None)`: an explanation stopped the stage at a step that
+/// would run.
+type StageRun = Result<Option<Arc<StageResult>>, BuildError>;
+
 /// One stage's result, shared between threads.
 #[derive(Default)]
 struct Slot {
@@ -136,6 +138,9 @@ pub(crate) struct Shared<'a> {
     pub snapshotter: Snapshotter,
     pub fetcher: &'a (dyn kiln_fileop::Fetcher + Sync),
     pub cache: Option<&'a crate::cache_step::CacheUse<'a>>,
+    /// Under [`explain`]: where the steps' verdicts go. `Some` means nothing may run and
+    /// nothing may be stored.
+    pub explained: Option<&'a Mutex<Vec<ExplainedStep>>>,
     /// Context files hashed through the cache's stat cache.
     pub stat: Option<kiln_cache::StatCachedHasher<'a>>,
     /// Steps to record once the build's blobs are published.
@@ -152,6 +157,20 @@ pub(crate) struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// Whether this is [`explain`]: steps are looked up, never run.
+    pub fn explaining(&self) -> bool {
+        self.explained.is_some()
+    }
+
+    /// Under [`explain`], note what the cache says about a step.
+    pub fn note(&self, step: ExplainedStep) {
+        if let Some(e) = self.explained {
+            e.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(step);
+        }
+    }
+
     /// Wait for stage `i` to finish; its result, or the label of the failed stage. A stage
     /// this build does not run is an error at once, never a wait.
     pub fn wait(&self, i: usize) -> Result<Arc<StageResult>, StepError> {
@@ -232,6 +251,29 @@ fn with_trigger_stages(
 
 /// Build the plan's target.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
+    let outcome = run_plan(req, None)?;
+    Ok(outcome.expect("a build that is not an explanation makes an image"))
+}
+
+/// Say for every layer step of the stages the target needs whether the step cache has it or
+/// why it would run, without running a step, making a mount or changing the store (the
+/// transaction a build would commit is dropped). Base images must be in the store, as for a
+/// build. Errors are those a build would meet before its first step that would run.
+pub fn explain(req: &BuildRequest<'_>) -> Result<Explanation, BuildError> {
+    let explained = Mutex::new(Vec::new());
+    run_plan(req, Some(&explained))?;
+    let mut steps = explained
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    steps.sort_by_key(|s: &ExplainedStep| (s.stage_index, s.index));
+    Ok(Explanation { steps })
+}
+
+/// Build or explain the plan, with the stages its base images' ONBUILD triggers read.
+fn run_plan(
+    req: &BuildRequest<'_>,
+    explained: Option<&Mutex<Vec<ExplainedStep>>>,
+) -> Result<Option<BuildOutcome>, BuildError> {
     // Every image the build names, resolved once, before any stage starts.
     let mut images = crate::resolve::Images::for_plan(req.resolver, req.plan);
     match with_trigger_stages(req, &images) {
@@ -244,16 +286,19 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome, BuildError> {
                     ..*req
                 },
                 images,
+                explained,
             )
         }
-        None => build_plan(req, images),
+        None => build_plan(req, images, explained),
     }
 }
 
+/// Build (or, with `explained`, explain) the plan; `None` is an explanation's result.
 fn build_plan(
     req: &BuildRequest<'_>,
     images: crate::resolve::Images<'_>,
-) -> Result<BuildOutcome, BuildError> {
+    explained: Option<&Mutex<Vec<ExplainedStep>>>,
+) -> Result<Option<BuildOutcome>, BuildError> {
     let whole = |error: StepError| BuildError {
         stage: req.plan.stages[req.plan.target].label(),
         instruction: String::new(),
@@ -275,6 +320,7 @@ fn build_plan(
         snapshotter: req.snapshotter,
         fetcher: req.fetcher,
         cache: req.cache,
+        explained,
         stat: match req.cache {
             Some(c) => Some(
                 c.cache
@@ -291,7 +337,7 @@ fn build_plan(
         slots: req.plan.stages.iter().map(|_| Slot::default()).collect(),
     };
     let order = req.plan.build_order();
-    let results: Vec<(usize, Result<Arc<StageResult>, BuildError>)> = std::thread::scope(|s| {
+    let results: Vec<(usize, StageRun)> = std::thread::scope(|s| {
         let handles: Vec<_> = order
             .iter()
             .map(|&i| {
@@ -299,18 +345,19 @@ fn build_plan(
                 (
                     i,
                     s.spawn(move || {
-                        let r = crate::stage::run_stage(shared, i).map(Arc::new);
-                        // `--explain` stopping a stage is not a failure: the others go on.
-                        if let Err(e) = &r
-                            && !(req.explain
-                                && matches!(
-                                    *e.error,
-                                    StepError::WouldRun | StepError::DependencyFailed(_)
-                                ))
-                        {
+                        let r = crate::stage::run_stage(shared, i).map(|r| r.map(Arc::new));
+                        if r.is_err() {
                             shared.failed.store(true, Ordering::SeqCst);
                         }
-                        shared.set(i, r.as_ref().map(Arc::clone).map_err(|e| e.stage.clone()));
+                        // A stage an explanation stopped has no result: the stages that read
+                        // it see it as a failed dependency, and explain their steps so.
+                        let label = || req.plan.stages[i].label();
+                        let slot = match &r {
+                            Ok(Some(res)) => Ok(Arc::clone(res)),
+                            Ok(None) => Err(label()),
+                            Err(e) => Err(e.stage.clone()),
+                        };
+                        shared.set(i, slot);
                         r
                     }),
                 )
@@ -326,32 +373,15 @@ fn build_plan(
     let mut errors = Vec::new();
     for (i, r) in results {
         match r {
-            Ok(res) => ok.push((i, res)),
+            Ok(Some(res)) => ok.push((i, res)),
+            Ok(None) => {}
             Err(e) => errors.push(e),
         }
     }
-    if req.explain {
-        // Nothing is committed: the transaction and its scratch space go away.
-        if let Some(i) = errors.iter().position(|e| {
-            !matches!(
-                *e.error,
-                StepError::WouldRun | StepError::DependencyFailed(_)
-            )
-        }) {
-            return Err(errors.swap_remove(i));
-        }
-        return Err(BuildError {
-            stage: String::new(),
-            instruction: String::new(),
-            span: kiln_syntax::TextRange::default(),
-            error: Box::new(StepError::Explained {
-                would_run: !errors.is_empty(),
-            }),
-            output_tail: Vec::new(),
-        });
-    }
     if !errors.is_empty() {
-        if let Some(c) = req.cache {
+        if let Some(c) = req.cache
+            && explained.is_none()
+        {
             keep_finished_steps(shared.sink, shared.stat.as_ref(), shared.pending, c);
         }
         let root = errors
@@ -359,11 +389,15 @@ fn build_plan(
             .position(|e| {
                 !matches!(
                     *e.error,
-                    StepError::DependencyFailed(_) | StepError::Cancelled | StepError::WouldRun
+                    StepError::DependencyFailed(_) | StepError::Cancelled
                 )
             })
             .unwrap_or(0);
         return Err(errors.swap_remove(root));
+    }
+    if explained.is_some() {
+        // Nothing is committed: the transaction and its scratch space go away.
+        return Ok(None);
     }
     let target = ok
         .iter()
@@ -391,7 +425,7 @@ fn build_plan(
         outcome.cache_keys = keys;
         outcome.warnings.extend(warnings);
     }
-    Ok(outcome)
+    Ok(Some(outcome))
 }
 
 /// After a failed build, keep what the steps that finished made, as BuildKit does: their

@@ -8,6 +8,9 @@
 //! parse Dockerfiles (`kiln-frontend` does), run processes (`kiln-sandbox`), write tar
 //! (`kiln-layer`) or store blobs (`kiln-oci`), and it never prints: progress goes out as
 //! events through the [`Reporter`] trait, which the binary renders.
+//!
+//! [`explain`] is the same walk over the plan without running or storing anything: it returns
+//! an [`Explanation`], for every layer step whether the cache has it or why it would run.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +19,7 @@ mod context;
 mod copy_step;
 mod error;
 mod executor;
+mod explain;
 mod image_config;
 mod layers;
 mod output;
@@ -31,7 +35,8 @@ mod stage;
 pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
 pub use error::{BuildError, StepError, one_line};
-pub use executor::{BuildOutcome, BuildRequest, StageSummary, build};
+pub use executor::{BuildOutcome, BuildRequest, StageSummary, build, explain};
+pub use explain::{ExplainedStep, Explanation, Verdict, WhyRun};
 pub use layers::Layer;
 pub use output::{Output, parse_output};
 pub use progress::{Event, Reporter, StepId};

@@ -1,6 +1,6 @@
 //! Frontend errors: BuildKit's messages, each with the source range it is about and a hint.
 
-use kiln_syntax::TextRange;
+use kiln_syntax::{Diagnostic, TextRange};
 
 /// What is wrong with an instruction or the stage structure. Messages follow BuildKit's
 /// wording (`instructions/parse.go`, `bflag.go`, `runmount.go`, `dockerfile2llb`) so that
@@ -290,6 +290,18 @@ impl InstructionError {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// This error as a [`Diagnostic`] (rule `InstructionError`), for rendering.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        Diagnostic::error("InstructionError", self.span, self.kind.to_string())
+            .with_hint(self.hint.clone())
+    }
+}
+
+impl From<&InstructionError> for Diagnostic {
+    fn from(e: &InstructionError) -> Self {
+        e.to_diagnostic()
     }
 }
 

@@ -18,6 +18,6 @@ mod scope;
 pub use error::{ErrorKind, InstructionError};
 pub use expand::{ArgContext, Expanded, expand_command};
 pub use instruction::{Command, CommandKind, TriggerError, parse_instruction, parse_trigger};
-pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, PlanWarning, Stage, plan};
+pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, Stage, plan};
 pub use platform::{Platform, automatic_args, is_proxy_arg};
 pub use scope::{ArgOrigin, ResolvedArg, Scope};

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_syntax::{Dockerfile, TextRange};
+use kiln_syntax::{Diagnostic, Dockerfile, TextRange};
 
 use crate::error::{ErrorKind, InstructionError};
 use crate::expand::{ArgContext, expand_command};
@@ -124,22 +124,12 @@ impl Stage {
     }
 }
 
-/// Something that plans but is probably not what the author meant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanWarning {
-    /// What is suspicious.
-    pub message: String,
-    /// Where.
-    pub span: TextRange,
-    /// What was probably meant.
-    pub hint: Option<String>,
-}
-
 /// The build plan.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// Suspicious but valid things, such as a `--from` one typo away from a stage name.
-    pub warnings: Vec<PlanWarning>,
+    /// Suspicious but valid things, such as a `--from` one typo away from a stage name
+    /// (rule `StageNameTypo`).
+    pub warnings: Vec<Diagnostic>,
     /// The global ARGs (automatic ones first), resolved.
     pub global_args: Vec<ResolvedArg>,
     /// Every stage, in file order.
@@ -302,13 +292,16 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
                 let known: Vec<&str> = names.keys().map(String::as_str).collect();
                 if let Some(close) = crate::flags::suggest(&reference.to_ascii_lowercase(), &known)
                 {
-                    warnings.push(PlanWarning {
-                        message: format!(
-                            "`{reference}` is not a stage of this Dockerfile, so it is used as an image"
-                        ),
-                        span,
-                        hint: Some(format!("did you mean the stage `{close}`?")),
-                    });
+                    warnings.push(
+                        Diagnostic::warning(
+                            "StageNameTypo",
+                            span,
+                            format!(
+                                "`{reference}` is not a stage of this Dockerfile, so it is used as an image"
+                            ),
+                        )
+                        .with_hint(format!("did you mean the stage `{close}`?")),
+                    );
                 }
                 image_refs.push(reference);
             }

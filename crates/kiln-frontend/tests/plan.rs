@@ -219,6 +219,11 @@ fn error_locations_point_at_the_reference() {
 fn unknown_target_suggests_a_name() {
     let e = plan_with("FROM a AS builder\nFROM b\n", &opts(Some("buidler"), &[])).unwrap_err();
     assert_eq!(e.hint.as_deref(), Some("did you mean `builder`?"));
+    let d = e.to_diagnostic();
+    assert_eq!(d.rule, "InstructionError");
+    assert_eq!(d.severity, kiln_syntax::Severity::Error);
+    assert_eq!(d.message, e.kind.to_string());
+    assert_eq!(d.hint, e.hint);
 }
 
 #[test]
@@ -234,5 +239,7 @@ fn from_close_to_a_stage_name_warns() {
         p.warnings[0].hint.as_deref(),
         Some("did you mean the stage `builder`?")
     );
+    assert_eq!(p.warnings[0].rule, "StageNameTypo");
+    assert_eq!(p.warnings[0].severity, kiln_syntax::Severity::Warning);
     assert_eq!(p.stages[1].image_refs, ["buidler", "alpine"]);
 }

@@ -4,6 +4,7 @@
 //! `Node.Dump()` byte for byte, but it is flattened: an instruction's `Next` chain is the `args`
 //! vector, and ONBUILD's child node is `trigger`.
 
+use crate::diagnostic::Diagnostic;
 use crate::span::TextRange;
 
 /// A parsed Dockerfile.
@@ -15,8 +16,9 @@ pub struct Dockerfile {
     pub escape: char,
     /// The instructions in source order.
     pub instructions: Vec<Instruction>,
-    /// Things that parse but are deprecated, such as empty continuation lines.
-    pub warnings: Vec<Warning>,
+    /// Things that parse but are deprecated, such as empty continuation lines (warnings
+    /// named after BuildKit's linter rules).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Dockerfile {
@@ -116,21 +118,4 @@ pub struct Heredoc {
     pub file_descriptor: u32,
     /// The body and its terminator line.
     pub span: TextRange,
-}
-
-/// A parse warning: the file is accepted, but something in it is deprecated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
-    /// One sentence.
-    pub short: String,
-    /// More detail.
-    pub detail: String,
-    /// Where to read more.
-    pub url: String,
-    /// The instruction it is about.
-    pub span: TextRange,
-    /// 1-based first line.
-    pub start_line: usize,
-    /// 1-based last line.
-    pub end_line: usize,
 }

@@ -1,5 +1,6 @@
 //! Parse errors. Each carries the byte range it is about; the binary renders the snippet.
 
+use crate::diagnostic::Diagnostic;
 use crate::span::TextRange;
 
 /// Why a Dockerfile could not be parsed. Messages follow BuildKit's wording.
@@ -78,5 +79,17 @@ impl ParseError {
             }
         };
         Self { kind, span, hint }
+    }
+
+    /// This error as a [`Diagnostic`] (rule `SyntaxError`), for rendering.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        Diagnostic::error("SyntaxError", self.span, self.kind.to_string())
+            .with_hint(self.hint.clone())
+    }
+}
+
+impl From<&ParseError> for Diagnostic {
+    fn from(e: &ParseError) -> Self {
+        e.to_diagnostic()
     }
 }

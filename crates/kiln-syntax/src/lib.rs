@@ -6,11 +6,14 @@
 //! (that is `kiln-frontend`), nor files, images or processes.
 //!
 //! Every node keeps the byte range it came from ([`TextRange`]); [`LineIndex`] turns ranges
-//! into lines and columns when an error is rendered.
+//! into lines and columns when an error is rendered. Warnings and errors alike become a
+//! [`Diagnostic`] (rule, severity, range, message, hint, URL), the one shape every layer
+//! reports in and the binary renders.
 
 #![forbid(unsafe_code)]
 
 mod ast;
+pub mod diagnostic;
 mod directives;
 mod dump;
 mod error;
@@ -20,7 +23,8 @@ mod parser;
 pub mod shell;
 mod span;
 
-pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Warning, Word};
+pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Word};
+pub use diagnostic::{Diagnostic, Severity};
 pub use dump::{dump, go_quote};
 pub use error::{ParseError, ParseErrorKind};
 pub use heredoc::{Delimiter as HeredocDelimiter, parse_word as parse_heredoc_word};

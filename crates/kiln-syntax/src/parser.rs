@@ -7,7 +7,8 @@
 
 use std::ops::Range;
 
-use crate::ast::{Dockerfile, Heredoc, Instruction, Warning, Word};
+use crate::ast::{Dockerfile, Heredoc, Instruction, Word};
+use crate::diagnostic::Diagnostic;
 use crate::directives::DirectiveScanner;
 use crate::error::{ParseError, ParseErrorKind};
 use crate::heredoc;
@@ -174,15 +175,19 @@ impl<'a> Parser<'a> {
             }
             let span = TextRange::new(first_start, last_end);
             if empty_continuation {
-                warnings.push(Warning {
-                    short: "Empty continuation lines will become errors in a future release."
-                        .into(),
-                    detail: format!("Empty continuation line found in: {}", logical.text),
-                    url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/".into(),
-                    span,
-                    start_line,
-                    end_line: self.line_no,
-                });
+                // BuildKit's parser warning, which its linter reports as this rule.
+                warnings.push(
+                    Diagnostic::warning(
+                        "NoEmptyContinuation",
+                        span,
+                        format!("Empty continuation line found in: {}", logical.text),
+                    )
+                    .with_hint(
+                        "empty continuation lines will become errors in a future release: remove the blank line"
+                            .to_owned(),
+                    )
+                    .with_url("https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"),
+                );
             }
             let mut inst = self.node_from_line(
                 &logical,

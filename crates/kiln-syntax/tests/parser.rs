@@ -151,7 +151,11 @@ fn comments_inside_continuations_and_prev_comments() {
 fn empty_continuation_line_warns() {
     let df = parse("FROM a\nRUN a \\\n\n b\n").unwrap();
     assert_eq!(df.warnings.len(), 1);
-    assert!(df.warnings[0].detail.contains("RUN a  b"));
+    let w = &df.warnings[0];
+    assert!(w.message.contains("RUN a  b"));
+    assert_eq!(w.rule, "NoEmptyContinuation");
+    assert_eq!(w.severity, kiln_syntax::Severity::Warning);
+    assert_eq!(w.span, kiln_syntax::TextRange::new(7, 18));
 }
 
 #[test]
@@ -169,4 +173,16 @@ fn invalid_utf8_is_an_error_not_a_panic() {
     let err = kiln_syntax::parse_bytes(b"FROM a\nRUN \xff\n").unwrap_err();
     assert_eq!(err.kind, ParseErrorKind::InvalidUtf8);
     assert_eq!(err.span.start, 11);
+}
+
+#[test]
+fn parse_errors_become_diagnostics() {
+    let err = parse("# nothing here\n").unwrap_err();
+    let d = err.to_diagnostic();
+    assert_eq!(d.rule, "SyntaxError");
+    assert_eq!(d.severity, kiln_syntax::Severity::Error);
+    assert_eq!(d.span, err.span);
+    assert_eq!(d.message, "file with no instructions");
+    assert_eq!(d.hint, err.hint);
+    assert_eq!(kiln_syntax::Diagnostic::from(&err), d);
 }

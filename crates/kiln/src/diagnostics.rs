@@ -1,7 +1,9 @@
-//! Rendering of errors for people: the one place that draws source snippets and carets.
+//! Rendering of diagnostics: the one place that draws source snippets and carets, and the one
+//! place that says what a diagnostic looks like in JSON.
 //!
-//! Library crates return typed errors carrying byte ranges; commands wrap them in a
-//! [`SourceError`] with the file's name and text, and [`print_error`] draws
+//! Library crates report a [`Diagnostic`] (or a typed error that becomes one) carrying a byte
+//! range; commands pair it with the file's name and text ([`SourceError`] for errors that
+//! travel through `anyhow`), and [`render_text`] draws
 //!
 //! ```text
 //! error: unknown flag: --form (did you mean --from?)
@@ -12,87 +14,128 @@
 //!    = hint: ...
 //! ```
 //!
+//! while [`to_json`] gives `{"rule", "severity", "file", "line", "column", "end_line",
+//! "end_column", "message", "hint", "url"}` (lines and columns 1-based, columns in characters;
+//! the end is exclusive, as the span is).
+//!
 //! No colour is used, so the output reads the same with or without a terminal (and
 //! `NO_COLOR` is honoured trivially).
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use kiln_syntax::{LineIndex, TextRange};
+use kiln_syntax::{Diagnostic, LineIndex};
 
-/// An error about a range of a source file.
+/// A diagnostic about a source file, as an error that travels through `anyhow` to
+/// [`print_error`].
 #[derive(Debug)]
 pub struct SourceError {
     /// The file, as the user named it.
     pub file: PathBuf,
     /// The file's text.
     pub source: String,
-    /// The bytes the error is about.
-    pub span: TextRange,
-    /// The message (lowercase, no trailing period).
-    pub message: String,
-    /// What would be valid instead.
-    pub hint: Option<String>,
+    /// What is wrong, and where.
+    pub diagnostic: Diagnostic,
+}
+
+impl SourceError {
+    /// `diagnostic` about `file`, whose text is `source`.
+    pub fn new(file: &Path, source: &str, diagnostic: Diagnostic) -> Self {
+        Self {
+            file: file.to_owned(),
+            source: source.to_owned(),
+            diagnostic,
+        }
+    }
+
+    /// Render the full diagnostic: message, location, the line with a caret, hint.
+    pub fn render(&self) -> String {
+        render_text(&self.file, &self.source, &self.diagnostic)
+    }
 }
 
 impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let index = LineIndex::new(&self.source);
-        let at = index.line_col(&self.source, self.span.start);
+        let at = index.line_col(&self.source, self.diagnostic.span.start);
         write!(
             f,
             "{}:{}:{}: {}",
             self.file.display(),
             at.line,
             at.col,
-            self.message
+            self.diagnostic.message
         )
     }
 }
 
 impl std::error::Error for SourceError {}
 
-impl SourceError {
-    /// Render the full diagnostic: message, location, the line with a caret, hint.
-    pub fn render(&self) -> String {
-        self.render_as("error")
+/// Draw `diag` about `file` (whose text is `source`): severity and message, location, the
+/// first line of the span with carets under it, and the hint.
+pub fn render_text(file: &Path, source: &str, diag: &Diagnostic) -> String {
+    let index = LineIndex::new(source);
+    let start = index.line_col(source, diag.span.start);
+    let line_range = index.line_range(source, start.line);
+    let line = &source[line_range.start..line_range.end];
+    let end_in_line = diag.span.end.clamp(diag.span.start, line_range.end);
+    let width = source
+        .get(diag.span.start..end_in_line)
+        .map_or(1, |s| s.chars().count())
+        .max(1);
+    let gutter = start.line.to_string().len();
+    let pad = " ".repeat(gutter);
+    let mut out = format!("{}: {}\n", diag.severity, diag.message);
+    let _ = writeln!(
+        out,
+        "{pad}--> {}:{}:{}",
+        file.display(),
+        start.line,
+        start.col
+    );
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{} | {}", start.line, line.replace('\t', " "));
+    let _ = writeln!(
+        out,
+        "{pad} | {}{}",
+        " ".repeat(start.col - 1),
+        "^".repeat(width)
+    );
+    if let Some(hint) = &diag.hint {
+        let _ = writeln!(out, "{pad} = hint: {hint}");
     }
+    if let Some(url) = &diag.url {
+        let _ = writeln!(out, "{pad} = see: {url}");
+    }
+    out
+}
 
-    /// Render with another severity word (`warning`).
-    pub fn render_as(&self, severity: &str) -> String {
-        let index = LineIndex::new(&self.source);
-        let start = index.line_col(&self.source, self.span.start);
-        let line_range = index.line_range(&self.source, start.line);
-        let line = &self.source[line_range.start..line_range.end];
-        let end_in_line = self.span.end.clamp(self.span.start, line_range.end);
-        let width = self
-            .source
-            .get(self.span.start..end_in_line)
-            .map_or(1, |s| s.chars().count())
-            .max(1);
-        let gutter = start.line.to_string().len();
-        let pad = " ".repeat(gutter);
-        let mut out = format!("{severity}: {}\n", self.message);
-        let _ = writeln!(
-            out,
-            "{pad}--> {}:{}:{}",
-            self.file.display(),
-            start.line,
-            start.col
-        );
-        let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{} | {}", start.line, line.replace('\t', " "));
-        let _ = writeln!(
-            out,
-            "{pad} | {}{}",
-            " ".repeat(start.col - 1),
-            "^".repeat(width)
-        );
-        if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{pad} = hint: {hint}");
-        }
-        out
+/// `diag` about `file` (whose text is `source`) as one JSON object: `rule`, `severity`,
+/// `file`, `line`, `column`, `end_line`, `end_column`, `message`, `hint` and `url` (the last
+/// two `null` when absent).
+pub fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_json::Value {
+    let index = LineIndex::new(source);
+    let start = index.line_col(source, diag.span.start);
+    let end = index.line_col(source, diag.span.end);
+    serde_json::json!({
+        "rule": diag.rule,
+        "severity": diag.severity.as_str(),
+        "file": file.display().to_string(),
+        "line": start.line,
+        "column": start.col,
+        "end_line": end.line,
+        "end_column": end.col,
+        "message": diag.message,
+        "hint": diag.hint,
+        "url": diag.url,
+    })
+}
+
+/// Print warnings to stderr, each as a snippet.
+pub fn print_warnings(file: &Path, source: &str, warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprint!("{}", render_text(file, source, w));
     }
 }
 
@@ -110,6 +153,8 @@ pub fn print_error(err: &anyhow::Error) {
 
 #[cfg(test)]
 mod tests {
+    use kiln_syntax::TextRange;
+
     use super::*;
 
     #[test]
@@ -117,15 +162,55 @@ mod tests {
         let source = "FROM a\nCOPY --form=x a b\n".to_owned();
         let e = SourceError {
             file: "Dockerfile".into(),
-            span: TextRange::new(12, 20),
             source,
-            message: "unknown flag: --form".into(),
-            hint: Some("did you mean --from?".into()),
+            diagnostic: Diagnostic::error(
+                "InstructionError",
+                TextRange::new(12, 20),
+                "unknown flag: --form",
+            )
+            .with_hint("did you mean --from?".to_owned()),
         };
         assert_eq!(
             e.render(),
             "error: unknown flag: --form\n --> Dockerfile:2:6\n  |\n2 | COPY --form=x a b\n  |      ^^^^^^^^\n  = hint: did you mean --from?\n"
         );
         assert_eq!(e.to_string(), "Dockerfile:2:6: unknown flag: --form");
+    }
+
+    #[test]
+    fn renders_a_warning_with_its_url() {
+        let source = "FROM a\nRUN a \\\n\n b\n";
+        let w = Diagnostic::warning(
+            "NoEmptyContinuation",
+            TextRange::new(7, 18),
+            "Empty continuation line found in: RUN a  b",
+        )
+        .with_url("https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/");
+        assert_eq!(
+            render_text(Path::new("Dockerfile"), source, &w),
+            "warning: Empty continuation line found in: RUN a  b\n --> Dockerfile:2:1\n  |\n2 | RUN a \\\n  | ^^^^^^^\n  = see: https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/\n"
+        );
+    }
+
+    #[test]
+    fn json_has_every_field_with_one_based_positions() {
+        let source = "FROM a AS b\nCOPY --from=bb /x /y\n";
+        let w = Diagnostic::warning("StageNameTypo", TextRange::new(17, 26), "not a stage")
+            .with_hint("did you mean the stage `b`?".to_owned());
+        assert_eq!(
+            to_json(Path::new("dir/Dockerfile"), source, &w),
+            serde_json::json!({
+                "rule": "StageNameTypo",
+                "severity": "warning",
+                "file": "dir/Dockerfile",
+                "line": 2,
+                "column": 6,
+                "end_line": 2,
+                "end_column": 15,
+                "message": "not a stage",
+                "hint": "did you mean the stage `b`?",
+                "url": null,
+            })
+        );
     }
 }

@@ -24,6 +24,7 @@ macro_rules! out {
 
 mod cmd;
 mod diagnostics;
+mod explanation;
 mod progress;
 
 use std::path::PathBuf;

@@ -54,6 +54,26 @@ fn kiln(store: &Path, args: &[&str]) -> String {
 /// Build with plain progress; returns the image id and, per layer step
 /// (`stage: INSTRUCTION`), `Ok(())` for a hit or `Err(reason)` for a miss.
 fn build(env: &Env, extra: &[&str]) -> (String, BTreeMap<String, Result<(), String>>) {
+    let (stdout, _, steps) = build_output(env, extra);
+    (stdout, steps)
+}
+
+/// `build --explain` with plain progress: the summary (the last line of stderr; stdout is
+/// empty) and the steps as [`build`] gives them.
+fn explain(env: &Env, extra: &[&str]) -> (String, BTreeMap<String, Result<(), String>>) {
+    let mut args = vec!["--explain"];
+    args.extend_from_slice(extra);
+    let (stdout, stderr, steps) = build_output(env, &args);
+    assert_eq!(stdout, "", "--explain prints nothing on stdout");
+    let summary = stderr.lines().last().unwrap_or_default().to_owned();
+    (summary, steps)
+}
+
+/// Build with plain progress: stdout (trimmed), stderr and the steps as [`build`] gives them.
+fn build_output(
+    env: &Env,
+    extra: &[&str],
+) -> (String, String, BTreeMap<String, Result<(), String>>) {
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(&env.store)
@@ -82,6 +102,7 @@ fn build(env: &Env, extra: &[&str]) -> (String, BTreeMap<String, Result<(), Stri
     }
     (
         String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        stderr,
         steps,
     )
 }
@@ -515,7 +536,7 @@ fn explain_reports_every_step_and_builds_nothing() {
     build(&env, &["-t", "explained:1"]);
     fs::write(env.ctx.join("deps.txt"), "deps v2\n").unwrap();
     let images_before = kiln(&env.store, &["images", "--format", "json"]);
-    let (said, steps) = build(&env, &["--explain"]);
+    let (said, steps) = explain(&env, &[]);
     assert_eq!(said, "some steps would run (see above); nothing was built");
     assert!(miss(&steps, "deps: COPY deps.txt /deps.txt").contains("file `/deps.txt` changed"));
     assert!(
@@ -541,7 +562,7 @@ fn explain_reports_every_step_and_builds_nothing() {
     // The explanation recorded nothing: the real build still misses for the same reason.
     let (_, steps) = build(&env, &[]);
     assert!(miss(&steps, "deps: COPY deps.txt /deps.txt").contains("file `/deps.txt` changed"));
-    let (said, _) = build(&env, &["--explain"]);
+    let (said, _) = explain(&env, &[]);
     assert_eq!(said, "every step is cached; nothing was built");
 }
 
@@ -553,11 +574,76 @@ fn explain_makes_no_mounts() {
         "FROM busybox\nRUN --mount=type=cache,target=/c echo hi > /c/x\n",
     )
     .unwrap();
-    let (said, steps) = build(&env, &["--explain"]);
+    let (said, steps) = explain(&env, &[]);
     assert_eq!(said, "some steps would run (see above); nothing was built");
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(
         !env.store.join("cache-mounts").exists(),
         "--explain made a cache mount"
     );
+}
+
+#[test]
+fn explain_as_json_lists_cached_and_would_run_steps() {
+    let Some(env) = setup() else { return };
+    build(&env, &[]);
+    fs::write(env.ctx.join("deps.txt"), "deps v2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&env.store)
+        .args(["build", "--progress=plain", "--explain", "--format", "json"])
+        .arg(&env.ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["would_run"], serde_json::json!(true));
+    let steps = doc["steps"].as_array().unwrap();
+    let find = |stage: &str, instruction: &str| {
+        steps
+            .iter()
+            .find(|s| s["stage"] == stage && s["instruction"] == instruction)
+            .unwrap_or_else(|| panic!("no `{stage}: {instruction}` in {steps:#?}"))
+    };
+    let cached = find("app", "COPY src/ /src/");
+    assert_eq!(cached["status"], "cached");
+    assert_eq!(cached["reason"], serde_json::Value::Null);
+    assert_eq!((&cached["line"], &cached["step"]), (&6.into(), &3.into()));
+    let changed = find("deps", "COPY deps.txt /deps.txt");
+    assert_eq!(changed["status"], "would_run");
+    assert_eq!(changed["reason"]["kind"], "changed");
+    assert!(
+        changed["reason"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["component"] == "file"
+                && c["name"] == "/deps.txt"
+                && c["delta"] == "changed"),
+        "{changed:#}"
+    );
+    let after = find("deps", "RUN cat /deps.txt > /deps.out");
+    assert_eq!(after["reason"]["kind"], "earlier_step");
+    let reader = find("stage-2", "COPY --from=deps /deps.out /");
+    assert_eq!(reader["reason"]["kind"], "stage_rebuilt");
+    assert_eq!(reader["reason"]["stage"], "deps");
+    assert_eq!(steps.len(), 6, "{steps:#?}");
+    // The summary line is for people; with `--format json` only the document is printed.
+    assert!(!stderr.contains("nothing was built"), "{stderr}");
+}
+
+#[test]
+fn format_without_explain_is_a_usage_error() {
+    let Some(env) = setup() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&env.store)
+        .args(["build", "--format", "json"])
+        .arg(&env.ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--explain"), "{stderr}");
 }

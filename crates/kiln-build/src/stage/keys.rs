@@ -2,6 +2,7 @@
 //! instruction and its inputs) and the lookup, run or record around it.
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 use kiln_cache::{Canonical, Parent, StepIdentity};
 use kiln_fileop::ContentHasher;
@@ -14,6 +15,7 @@ use crate::cache_step::{self, KeyParts, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
 use crate::executor::Shared;
+use crate::explain::{Verdict, WhyRun};
 use crate::layers::Layer;
 use crate::progress::Event;
 use crate::run_step::RunInput;
@@ -46,13 +48,16 @@ impl From<(Layer, Digest)> for Made {
 /// it hit only when it made the same layer again. The same goes for a COPY/ADD whose files
 /// changed between hashing them for the key and writing them: its layer is not what its key
 /// says, so it is not recorded under it.
+///
+/// Under [`crate::explain`] nothing runs: the verdict goes to `state.verdict`, and a step that
+/// would run breaks (the stage stops there); a hit continues with its recorded layer.
 pub(super) fn through_cache<R: Into<Made>>(
     sh: &Shared<'_>,
     state: &mut State,
     parts: Option<KeyParts>,
     id: usize,
     run: impl FnOnce(&mut State) -> Result<R, (StepError, Vec<String>)>,
-) -> Result<Option<Layer>, (StepError, Vec<String>)> {
+) -> Result<ControlFlow<(), Option<Layer>>, (StepError, Vec<String>)> {
     let mut platform = sh.req.platform.to_string();
     if let Some(epoch) = sh.req.source_date_epoch {
         let _ = write!(platform, "\nSOURCE_DATE_EPOCH={epoch}");
@@ -66,23 +71,30 @@ pub(super) fn through_cache<R: Into<Made>>(
         stage: state.label.clone(),
         step: u32::try_from(state.step).unwrap_or(u32::MAX),
     };
+    let would_run = |state: &mut State, why: WhyRun| {
+        sh.req.reporter.event(Event::CacheMiss {
+            id,
+            reason: why.to_string(),
+        });
+        state.verdict = Some(Verdict::WouldRun(why));
+        ControlFlow::Break(())
+    };
     let Some(parts) = parts else {
-        if sh.req.explain {
-            sh.req.reporter.event(Event::CacheMiss {
-                id,
-                reason: "not cached: its inputs are not hashed (a URL without --checksum, a context bind mount whose source is missing or has glob characters)".into(),
-            });
-            return Err((StepError::WouldRun, Vec::new()));
+        if sh.explaining() {
+            return Ok(would_run(state, WhyRun::NotHashed));
         }
         let layer = run(state)?.into().layer;
         chain_on_output(state, &platform, identity, layer.as_ref());
-        return Ok(layer);
+        return Ok(ControlFlow::Continue(layer));
     };
     let keyed = cache_step::key(&state.chain, &platform, parts, identity);
     let Some(cache) = sh.cache.as_ref() else {
+        if sh.explaining() {
+            return Ok(would_run(state, WhyRun::NoCacheStore));
+        }
         let layer = run(state)?.into().layer;
         state.chain = Parent::Step(keyed.key);
-        return Ok(layer);
+        return Ok(ControlFlow::Continue(layer));
     };
     let found = cache_step::lookup(
         cache,
@@ -94,13 +106,17 @@ pub(super) fn through_cache<R: Into<Made>>(
     let layer = match found {
         Lookup::Hit(layer) => {
             sh.req.reporter.event(Event::StepCached { id });
+            if sh.explaining() {
+                state.verdict = Some(Verdict::Cached);
+            }
             layer.map(|l| *l)
         }
-        Lookup::Miss(reason) => {
-            sh.req.reporter.event(Event::CacheMiss { id, reason });
-            if sh.req.explain {
-                return Err((StepError::WouldRun, Vec::new()));
-            }
+        Lookup::Miss(why) if sh.explaining() => return Ok(would_run(state, why)),
+        Lookup::Miss(why) => {
+            sh.req.reporter.event(Event::CacheMiss {
+                id,
+                reason: why.to_string(),
+            });
             let made = run(state)?.into();
             let keyed_files = keyed.explanation.files.as_ref().map(|f| &f.root);
             if let (Some(written), Some(keyed_files)) = (&made.files, keyed_files)
@@ -112,14 +128,14 @@ pub(super) fn through_cache<R: Into<Made>>(
                     line: b"kiln: files changed while this step copied them: its layer is used but not cached\n".to_vec(),
                 });
                 chain_on_output(state, &platform, keyed.identity, made.layer.as_ref());
-                return Ok(made.layer);
+                return Ok(ControlFlow::Continue(made.layer));
             }
             made.layer
         }
     };
     state.chain = Parent::Step(keyed.key.clone());
     sh.pending.push(keyed, layer.clone());
-    Ok(layer)
+    Ok(ControlFlow::Continue(layer))
 }
 
 /// Continues the stage's chain with the digest of what a step made (for a step whose result

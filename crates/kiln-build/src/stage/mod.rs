@@ -3,6 +3,7 @@
 //! into a config change (with a history entry) or a new layer.
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow::Continue;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::cache_step::KeyParts;
 use crate::copy_step::{CopyInput, CopySource, copy_step};
 use crate::error::{BuildError, StepError};
 use crate::executor::{Shared, StageResult};
+use crate::explain::{ExplainedStep, Verdict, WhyRun};
 use crate::image_config::{
     MetaState, apply_metadata, empty_image, ensure_path, history_entry, normalize_workdir,
     run_created_by, with_shell,
@@ -46,6 +48,9 @@ struct State {
     /// The stage's label, and the position of the current instruction (for explanations).
     label: String,
     step: usize,
+    /// Under [`crate::explain`], what the cache said about the current step (`None` for a
+    /// step that makes no layer).
+    verdict: Option<Verdict>,
 }
 
 impl State {
@@ -69,7 +74,10 @@ impl State {
     }
 }
 
-pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, BuildError> {
+/// Build stage `index`. `Ok(None)` only under [`crate::explain`]: the stage stopped at its
+/// first step that would run (or that reads a stage that would be rebuilt), after noting the
+/// steps from there on as would-run.
+pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<Option<StageResult>, BuildError> {
     let plan = sh.req.plan;
     let stage = &plan.stages[index];
     let label = stage.label();
@@ -79,6 +87,9 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         span: cmd.span,
         error: Box::new(error),
         output_tail: tail,
+    };
+    let would_run = |rest: &[Command], first: usize, total: usize, why: &WhyRun| {
+        would_run_rest(sh, index, rest, first, total, why);
     };
     let from = &stage.from_command;
     let total = stage.commands.len() + 1;
@@ -91,19 +102,25 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         name: format!("FROM {}", stage.base_name),
     });
     let from_started = Instant::now();
-    let mut current = base(sh, index).map_err(|e| {
-        if sh.req.explain
-            && let StepError::DependencyFailed(other) = &e
-        {
-            let why = format!("stage `{other}` would be rebuilt");
-            would_run_rest(sh, &label, &stage.commands, 2, total, &why);
+    let mut current = match base(sh, index) {
+        Ok(started) => started,
+        Err(StepError::DependencyFailed(other)) if sh.explaining() => {
+            // The base stage would be rebuilt: this FROM is fine, its steps would run.
+            sh.req.reporter.event(Event::StepDone {
+                id,
+                elapsed: from_started.elapsed(),
+            });
+            would_run(&stage.commands, 2, total, &WhyRun::StageRebuilt(other));
+            return Ok(None);
         }
-        sh.req.reporter.event(Event::StepFailed {
-            id,
-            message: crate::error::one_line(&e),
-        });
-        fail(from, e, Vec::new())
-    })?;
+        Err(e) => {
+            sh.req.reporter.event(Event::StepFailed {
+                id,
+                message: crate::error::one_line(&e),
+            });
+            return Err(fail(from, e, Vec::new()));
+        }
+    };
     sh.req.reporter.event(Event::StepDone {
         id,
         elapsed: from_started.elapsed(),
@@ -133,14 +150,13 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
             return Err(fail(cmd, StepError::Cancelled, Vec::new()));
         }
         // A step is shown once it can run: after the stages it reads from are done.
-        if let Err(e) = wait_for_sources(sh, cmd) {
-            if sh.req.explain
-                && let StepError::DependencyFailed(other) = &e
-            {
-                let why = format!("stage `{other}` would be rebuilt");
-                would_run_rest(sh, &label, &commands[k..], k + 2, total, &why);
+        match wait_for_sources(sh, cmd) {
+            Ok(()) => {}
+            Err(StepError::DependencyFailed(other)) if sh.explaining() => {
+                would_run(&commands[k..], k + 2, total, &WhyRun::StageRebuilt(other));
+                return Ok(None);
             }
-            return Err(fail(cmd, e, Vec::new()));
+            Err(e) => return Err(fail(cmd, e, Vec::new())),
         }
         let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
         sh.req.reporter.event(Event::StepStarted {
@@ -152,53 +168,82 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<StageResult, Bu
         });
         let started = Instant::now();
         current.step = k;
-        match step(sh, &mut current, cmd, id) {
-            Ok(()) => sh.req.reporter.event(Event::StepDone {
+        current.verdict = None;
+        if let Err((e, tail)) = step(sh, &mut current, cmd, id) {
+            sh.req.reporter.event(Event::StepFailed {
                 id,
-                elapsed: started.elapsed(),
-            }),
-            Err((StepError::WouldRun, _)) => {
-                would_run_rest(
-                    sh,
-                    &label,
-                    &commands[k + 1..],
-                    k + 3,
-                    total,
-                    "an earlier step of this stage would run",
-                );
-                return Err(fail(cmd, StepError::WouldRun, Vec::new()));
-            }
-            Err((e, tail)) => {
-                sh.req.reporter.event(Event::StepFailed {
-                    id,
-                    message: crate::error::one_line(&e),
-                });
-                return Err(fail(cmd, e, tail));
-            }
+                message: crate::error::one_line(&e),
+            });
+            return Err(fail(cmd, e, tail));
         }
+        match current.verdict.take() {
+            Some(Verdict::WouldRun(why)) => {
+                sh.note(explained(
+                    index,
+                    &label,
+                    cmd,
+                    k + 2,
+                    total,
+                    Verdict::WouldRun(why),
+                ));
+                would_run(&commands[k + 1..], k + 3, total, &WhyRun::EarlierStep);
+                return Ok(None);
+            }
+            Some(Verdict::Cached) => {
+                sh.note(explained(index, &label, cmd, k + 2, total, Verdict::Cached));
+            }
+            None => {}
+        }
+        sh.req.reporter.event(Event::StepDone {
+            id,
+            elapsed: started.elapsed(),
+        });
     }
     let size = current.layers.iter().map(|l| l.descriptor.size).sum();
     sh.req
         .reporter
         .event(Event::StageDone { stage: label, size });
-    Ok(StageResult {
+    Ok(Some(StageResult {
         config: current.config,
         layers: current.layers,
         scope: current.scope,
         base_layers,
         chain: current.chain,
-    })
+    }))
 }
 
-/// `--explain`: report the steps of `rest` (numbered from `first`) as steps that would run.
+/// A step of stage `stage` (labelled `label`) at position `index` of `total`, for
+/// [`crate::explain`].
+fn explained(
+    stage: usize,
+    label: &str,
+    cmd: &Command,
+    index: usize,
+    total: usize,
+    verdict: Verdict,
+) -> ExplainedStep {
+    ExplainedStep {
+        stage: label.to_owned(),
+        stage_index: stage,
+        index,
+        total,
+        instruction: display(cmd),
+        span: cmd.span,
+        verdict,
+    }
+}
+
+/// Under [`crate::explain`]: report and note the layer steps of `rest` (numbered from
+/// `first`) of stage `stage` as steps that would run, for reason `why`.
 fn would_run_rest(
     sh: &Shared<'_>,
-    label: &str,
+    stage: usize,
     rest: &[Command],
     first: usize,
     total: usize,
-    why: &str,
+    why: &WhyRun,
 ) {
+    let label = sh.req.plan.stages[stage].label();
     for (i, cmd) in rest.iter().enumerate() {
         if !matches!(
             cmd.kind,
@@ -212,15 +257,17 @@ fn would_run_rest(
         let id = sh.next_step.fetch_add(1, Ordering::SeqCst);
         sh.req.reporter.event(Event::StepStarted {
             id,
-            stage: label.to_owned(),
+            stage: label.clone(),
             index: first + i,
             total,
             name: display(cmd),
         });
         sh.req.reporter.event(Event::CacheMiss {
             id,
-            reason: why.to_owned(),
+            reason: why.to_string(),
         });
+        let verdict = Verdict::WouldRun(why.clone());
+        sh.note(explained(stage, &label, cmd, first + i, total, verdict));
     }
 }
 
@@ -348,9 +395,12 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
         chain,
         label: stage.label(),
         step: 0,
+        verdict: None,
     })
 }
 
+/// `Ok` when the step is done, or under [`crate::explain`] when it would run (the verdict is
+/// in `state.verdict`, and the step stops before changing the state further).
 type StepResult = Result<(), (StepError, Vec<String>)>;
 
 fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepResult {
@@ -386,9 +436,12 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             };
             let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
                 .map_err(no_tail)?;
-            let layer = through_cache(sh, state, parts, id, |_| {
+            let Continue(layer) = through_cache(sh, state, parts, id, |_| {
                 copy_step(&sh.sink, &input).map_err(no_tail)
-            })?;
+            })?
+            else {
+                return Ok(());
+            };
             state.history(copy_history("COPY", c.parents, &c.flags, &c.paths), layer);
         }
         CommandKind::Add(a) => {
@@ -434,9 +487,12 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 }
                 p
             };
-            let layer = through_cache(sh, state, parts, id, |_| {
+            let Continue(layer) = through_cache(sh, state, parts, id, |_| {
                 copy_step(&sh.sink, &input).map_err(no_tail)
-            })?;
+            })?
+            else {
+                return Ok(());
+            };
             state.history(copy_history("ADD", false, &a.flags, &a.paths), layer);
         }
         CommandKind::Run(run) => {
@@ -483,7 +539,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             let fresh_caches = sh.cache.is_some_and(|c| c.ignores(&state.label));
             // The mounts are made only when the step runs: a cache hit or `--explain` needs
             // none of them (and `--explain` must leave the store alone).
-            let layer = through_cache(sh, state, parts, id, |_| {
+            let Continue(layer) = through_cache(sh, state, parts, id, |_| {
                 let layers_of = |from: &str| match from_source(sh, from, DepKind::MountFrom)? {
                     CopySource::Layers { lowers, .. } => Ok(lowers),
                     CopySource::Context { .. } => Ok(Vec::new()),
@@ -507,7 +563,10 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 // `prepared` lives on until the step is done: dropping it removes what it made.
                 input.mounts = std::mem::take(&mut prepared.mounts);
                 run_step(&sh.sink, &input)
-            })?;
+            })?
+            else {
+                return Ok(());
+            };
             let created_by = run_created_by(&argv, state.scope.args(), state.scope.env());
             state.history(created_by, layer);
         }
@@ -523,9 +582,13 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                         .finish(),
                     ..KeyParts::default()
                 };
-                through_cache(sh, state, Some(parts), id, |st| {
+                let Continue(layer) = through_cache(sh, state, Some(parts), id, |st| {
                     mkdir_layer(sh, st, &wd).map_err(no_tail)
                 })?
+                else {
+                    return Ok(());
+                };
+                layer
             };
             apply_metadata(&mut state.config, kind, &mut state.meta).map_err(no_tail)?;
             state.history(format!("WORKDIR {wd}"), layer);

@@ -9,8 +9,7 @@ use kiln_oci::{MediaTypes, Reference, SaveFormat, Store};
 use kiln_sandbox::{Launcher, Network};
 
 use crate::Globals;
-use crate::cmd::outline::{DockerfileSource, load_plan};
-use crate::diagnostics::SourceError;
+use crate::cmd::outline::{DockerfileSource, Loaded, load_plan};
 use crate::progress::{self, Mode};
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +72,10 @@ pub struct Args {
     /// removes them.
     #[arg(long)]
     pub keep_failed: bool,
+    /// How `--explain` reports: `text` (progress lines and a summary on stderr) or `json`
+    /// (one document on stdout). Only with `--explain`.
+    #[arg(long, value_enum, requires = "explain", default_value_t = crate::cmd::outline::Format::Text)]
+    pub format: crate::cmd::outline::Format,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -142,7 +145,7 @@ fn build_in(
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let plan = load_plan(&src, &opts)?;
+    let Loaded { plan, warnings } = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels = args
@@ -203,7 +206,6 @@ fn build_in(
     let fetcher = crate::http_client()?;
     let req = BuildRequest {
         cache: Some(&cache_use),
-        explain: args.explain,
         keep_failed: args.keep_failed,
         store,
         resolver: store,
@@ -239,25 +241,24 @@ fn build_in(
             );
         }
     }
+    if args.explain {
+        let explained = kiln_build::explain(&req);
+        drop(reporter);
+        let explained = explained.map_err(|e| src.error(e.to_diagnostic()))?;
+        match args.format {
+            crate::cmd::outline::Format::Text => {
+                eprintln!("{}", crate::explanation::summary(&explained));
+            }
+            crate::cmd::outline::Format::Json => {
+                let doc = crate::explanation::to_json(&src, &explained, &warnings);
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = kiln_build::build(&req);
     drop(reporter);
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            if let kiln_build::StepError::Explained { would_run } = *e.error {
-                outln!(
-                    "{}",
-                    if would_run {
-                        "some steps would run (see above); nothing was built"
-                    } else {
-                        "every step is cached; nothing was built"
-                    }
-                )?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            return Err(failure(&src, &e).into());
-        }
-    };
+    let outcome = outcome.map_err(|e| src.error(e.to_diagnostic()))?;
     for o in outputs {
         export(store, &outcome, o, tags)?;
     }
@@ -332,47 +333,6 @@ fn local_cache_dir(spec: &str, key: &str) -> anyhow::Result<PathBuf> {
             "`type=registry` caches need registry support, which kiln does not have yet\nhint: use `type=local,{key}=DIR`"
         ),
         _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
-    }
-}
-
-/// A failed step as a diagnostic at its instruction, with the exit code and output tail.
-fn failure(src: &DockerfileSource, e: &kiln_build::BuildError) -> SourceError {
-    let mut hint = e.error.hint();
-    if let kiln_build::StepError::RunFailed {
-        kept: Some(kept), ..
-    } = &*e.error
-    {
-        let what = match &kept.spec.rootfs {
-            kiln_sandbox::Rootfs::Overlay { upper, .. } => format!(
-                "what it changed is in `{}`, over the layers `{}` names",
-                upper.display(),
-                kept.dir.join("spec.json").display()
-            ),
-            kiln_sandbox::Rootfs::Bind { dir } => {
-                format!("its whole filesystem is in `{}`", dir.display())
-            }
-        };
-        let h = format!("the step's filesystem is kept: {what}");
-        hint = Some(match hint {
-            Some(x) => format!("{x}\n{h}"),
-            None => h,
-        });
-    }
-    if !e.output_tail.is_empty() {
-        let tail = e.output_tail.join("\n  | ");
-        let h = format!("last lines of its output:\n  | {tail}");
-        hint = Some(match hint {
-            Some(x) => format!("{x}\n{h}"),
-            None => h,
-        });
-    }
-    let message = format!("stage `{}`: {}", e.stage, kiln_build::one_line(&*e.error));
-    SourceError {
-        file: src.path.clone(),
-        source: src.text.clone(),
-        span: e.span,
-        message,
-        hint,
     }
 }
 

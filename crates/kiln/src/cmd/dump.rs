@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::Globals;
-use crate::diagnostics::SourceError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,13 +14,7 @@ pub struct Args {
 
 pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let src = super::outline::read_dockerfile(Some(&args.file), std::path::Path::new("."))?;
-    let df = kiln_syntax::parse(&src.text).map_err(|e| SourceError {
-        file: src.path.clone(),
-        source: src.text.clone(),
-        span: e.span,
-        message: e.kind.to_string(),
-        hint: e.hint,
-    })?;
+    let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
     outln!("{}", kiln_syntax::dump(&df))?;
     Ok(ExitCode::SUCCESS)
 }

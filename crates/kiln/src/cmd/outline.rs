@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kiln_frontend::{Base, BuildOptions, Plan, Platform, ResolvedArg};
+use kiln_syntax::Diagnostic;
 
 use crate::Globals;
-use crate::diagnostics::SourceError;
+use crate::diagnostics::{self, SourceError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,7 +33,7 @@ pub struct Args {
     pub context: PathBuf,
 }
 
-/// How `outline` prints.
+/// How `outline` and `build --explain` print.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
     /// For people.
@@ -47,6 +48,18 @@ pub struct DockerfileSource {
     pub path: PathBuf,
     /// Its text.
     pub text: String,
+}
+
+impl DockerfileSource {
+    /// `diagnostic` about this file, as an error for `anyhow`.
+    pub fn error(&self, diagnostic: Diagnostic) -> SourceError {
+        SourceError::new(&self.path, &self.text, diagnostic)
+    }
+
+    /// `diagnostic` about this file as a JSON object.
+    pub fn json(&self, diagnostic: &Diagnostic) -> serde_json::Value {
+        diagnostics::to_json(&self.path, &self.text, diagnostic)
+    }
 }
 
 /// The Dockerfile of a context without `-f`: `Dockerfile`, or when only a lowercase
@@ -96,50 +109,30 @@ pub fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>
     Ok(out)
 }
 
-/// Parse and plan a Dockerfile, turning errors into source diagnostics.
-pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Plan> {
-    let df = kiln_syntax::parse(&src.text).map_err(|e| SourceError {
-        file: src.path.clone(),
-        source: src.text.clone(),
-        span: e.span,
-        message: e.kind.to_string(),
-        hint: e.hint.clone(),
-    })?;
-    for w in &df.warnings {
-        let at = kiln_syntax::LineIndex::new(&src.text).line_col(&src.text, w.span.start);
-        eprintln!(
-            "warning: {}:{}: {} {}",
-            src.path.display(),
-            at.line,
-            w.short,
-            w.detail
-        );
-    }
+/// A planned Dockerfile, with what the parser and the planner warned about (parser warnings
+/// first, each group in file order).
+pub struct Loaded {
+    /// The plan.
+    pub plan: Plan,
+    /// The warnings; [`load_plan`] has printed them to stderr already.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parse and plan a Dockerfile, turning errors into source diagnostics; warnings are printed
+/// to stderr and returned (for a JSON document).
+pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Loaded> {
+    let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
     let plan = kiln_frontend::plan(&df, opts).map_err(|e| -> anyhow::Error {
         if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
             let hint = e.hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
             return anyhow::anyhow!("`--target`: {}{hint}", e.kind);
         }
-        SourceError {
-            file: src.path.clone(),
-            source: src.text.clone(),
-            span: e.span,
-            message: e.kind.to_string(),
-            hint: e.hint.clone(),
-        }
-        .into()
+        src.error(e.to_diagnostic()).into()
     })?;
-    for w in &plan.warnings {
-        let diag = SourceError {
-            file: src.path.clone(),
-            source: src.text.clone(),
-            span: w.span,
-            message: w.message.clone(),
-            hint: w.hint.clone(),
-        };
-        eprint!("{}", diag.render_as("warning"));
-    }
-    Ok(plan)
+    let mut warnings = df.warnings;
+    warnings.extend(plan.warnings.iter().cloned());
+    diagnostics::print_warnings(&src.path, &src.text, &warnings);
+    Ok(Loaded { plan, warnings })
 }
 
 /// `BuildOptions` from the flags `build` and `outline` share.
@@ -170,10 +163,11 @@ pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let plan = load_plan(&src, &opts)?;
+    let Loaded { plan, warnings } = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let outline = Outline::new(&plan, &src, ignore.source());
+    let mut outline = Outline::new(&plan, &src, ignore.source());
+    outline.warnings = warnings.iter().map(|w| src.json(w)).collect();
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&outline)?)?,
         Format::Text => out!("{}", outline.text())?,
@@ -190,6 +184,9 @@ struct Outline {
     build_order: Vec<String>,
     global_args: Vec<ResolvedArg>,
     stages: Vec<StageOutline>,
+    /// The parser's and planner's warnings, as `diagnostics::to_json` shapes them (also
+    /// printed to stderr); not part of the text form.
+    warnings: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -251,6 +248,7 @@ impl Outline {
                 .cloned()
                 .collect(),
             stages,
+            warnings: Vec::new(),
         }
     }
 
