@@ -37,18 +37,19 @@ pub enum StepError {
     #[error("invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777")]
     Chmod(String),
     /// EXPOSE with a port that is not one (BuildKit's message).
-    #[error("{0}")]
-    Port(String),
+    #[error(transparent)]
+    Port(crate::ports::PortError),
     /// STOPSIGNAL with a signal that is not one (BuildKit's message).
-    #[error("{0}")]
-    Signal(String),
+    #[error(transparent)]
+    Signal(crate::signal::SignalError),
     /// A stage's `FROM --platform` is not a platform.
-    #[error("invalid platform `{value}`: {reason}")]
+    #[error("invalid platform `{value}`")]
     Platform {
         /// The value, expanded.
         value: String,
         /// Why.
-        reason: String,
+        #[source]
+        reason: kiln_frontend::PlatformError,
     },
     /// The build is for another machine than this one.
     #[error("cannot build for `{wanted}` on `{host}`")]

@@ -38,12 +38,14 @@ pub use error::{BuildError, StepError, one_line};
 pub use executor::{BuildOutcome, BuildRequest, StageSummary, build, explain};
 pub use explain::{ExplainedStep, Explanation, Verdict, WhyRun};
 pub use layers::Layer;
-pub use output::{Output, parse_output};
+pub use output::{Output, OutputError, parse_output};
+pub use ports::{PortError, PortProblem};
 pub use progress::{Event, Reporter, StepId};
 pub use resolve::{ImageResolver, ResolveError};
 pub use run_mount::{
-    CacheMountUsage, MountError, Secret, SecretSource, cache_mounts, parse_secret,
+    CacheMountUsage, MountError, Secret, SecretError, SecretSource, cache_mounts, parse_secret,
     remove_cache_mount,
 };
 pub use run_step::{KeptStep, StepRoot};
+pub use signal::SignalError;
 pub use snapshotter::Snapshotter;

@@ -34,8 +34,31 @@ pub enum Output {
     },
 }
 
+/// Why an `--output` value does not parse; the message says what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// A field without `=`.
+    #[error("invalid field `{0}`: expected `key=value`")]
+    Field(String),
+    /// A key kiln has nothing to do with (refused loudly rather than ignored).
+    #[error("unsupported output attribute `{0}`")]
+    Attribute(String),
+    /// `type=local` without a directory.
+    #[error("`type=local` needs `dest=DIR`")]
+    LocalWithoutDest,
+    /// A type kiln does not write.
+    #[error("unknown output type `{0}`: valid types are image, oci, docker, tar and local")]
+    UnknownType(String),
+    /// No `type=`.
+    #[error("missing `type=`: valid types are image, oci, docker, tar and local")]
+    MissingType,
+    /// A `"` that is not closed.
+    #[error("unterminated quote in `{0}`")]
+    UnterminatedQuote(String),
+}
+
 /// Parse one `--output` value; the error says what is wrong and what would be valid.
-pub fn parse_output(spec: &str) -> Result<Output, String> {
+pub fn parse_output(spec: &str) -> Result<Output, OutputError> {
     if spec == "-" {
         return Ok(Output::Tar { dest: None });
     }
@@ -48,14 +71,14 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
     for field in split_csv(spec)? {
         let (k, v) = field
             .split_once('=')
-            .ok_or_else(|| format!("invalid field `{field}`: expected `key=value`"))?;
+            .ok_or_else(|| OutputError::Field(field.clone()))?;
         match k.trim().to_ascii_lowercase().as_str() {
             "type" => typ = Some(v.to_ascii_lowercase()),
             "dest" => dest = Some(v.to_owned()),
             "name" => names.extend(v.split(',').filter(|n| !n.is_empty()).map(str::to_owned)),
             // Keys docker accepts that kiln has nothing to do with yet are refused loudly
             // rather than ignored.
-            other => return Err(format!("unsupported output attribute `{other}`")),
+            other => return Err(OutputError::Attribute(other.to_owned())),
         }
     }
     let file = |dest: Option<String>| dest.filter(|d| d != "-").map(PathBuf::from);
@@ -66,17 +89,15 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
         Some("tar") => Ok(Output::Tar { dest: file(dest) }),
         Some("local") => dest
             .map(|d| Output::Local { dest: d.into() })
-            .ok_or_else(|| "`type=local` needs `dest=DIR`".to_owned()),
-        Some(other) => Err(format!(
-            "unknown output type `{other}`: valid types are image, oci, docker, tar and local"
-        )),
-        None => Err("missing `type=`: valid types are image, oci, docker, tar and local".into()),
+            .ok_or(OutputError::LocalWithoutDest),
+        Some(other) => Err(OutputError::UnknownType(other.to_owned())),
+        None => Err(OutputError::MissingType),
     }
 }
 
 /// Split `a=1,"b=x,y",c=2` as docker's CSV reader does (quotes group commas; a `name=` list
 /// inside quotes stays one field).
-fn split_csv(s: &str) -> Result<Vec<String>, String> {
+fn split_csv(s: &str) -> Result<Vec<String>, OutputError> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -88,7 +109,7 @@ fn split_csv(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("unterminated quote in `{s}`"));
+        return Err(OutputError::UnterminatedQuote(s.to_owned()));
     }
     fields.push(cur);
     Ok(fields)
@@ -127,16 +148,19 @@ mod tests {
                 names: vec!["a:1".into(), "b:2".into()]
             }
         );
-        assert!(parse_output("type=local").unwrap_err().contains("dest=DIR"));
+        assert_eq!(
+            parse_output("type=local").unwrap_err(),
+            OutputError::LocalWithoutDest
+        );
         assert!(
             parse_output("type=registry,name=x")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown output type `registry`")
         );
-        assert!(
-            parse_output("dest=x")
-                .unwrap_err()
-                .contains("missing `type=`")
+        assert_eq!(
+            parse_output("dest=x").unwrap_err(),
+            OutputError::MissingType
         );
     }
 }

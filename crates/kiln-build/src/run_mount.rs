@@ -151,38 +151,71 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// Why a `--secret` value does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// A field without `=`.
+    #[error("invalid field `{0}`: expected `key=value`")]
+    Field(String),
+    /// A key `docker build` does not know.
+    #[error("unexpected key `{0}`")]
+    Key(String),
+    /// No `id=`, or an empty one.
+    #[error("missing `id=`")]
+    MissingId,
+    /// The file's path cannot be made absolute.
+    #[error("invalid file `{file}`")]
+    File {
+        /// The path as given.
+        file: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Neither `file` nor `env`.
+    #[error("unsupported secret type `{0}` (file or env)")]
+    Type(String),
+    /// `src=` and `env=` at once.
+    #[error("both `src` and `env` are set")]
+    Both,
+    /// Neither `src=` nor `env=`.
+    #[error("missing `src=FILE` or `env=VAR`")]
+    MissingSource,
+}
+
 /// Parses `--secret id=X,src=FILE`, `id=X,env=VAR` (also `source=`, and `type=file|env`
 /// with `src` naming the file or variable), as `docker build` does. A relative file is taken
 /// from the current directory.
-pub fn parse_secret(spec: &str) -> Result<Secret, String> {
+pub fn parse_secret(spec: &str) -> Result<Secret, SecretError> {
     let (mut id, mut src, mut env, mut typ) = (None, None, None, None);
     for field in spec.split(',') {
         let (k, v) = field
             .split_once('=')
-            .ok_or_else(|| format!("invalid field `{field}`: expected `key=value`"))?;
+            .ok_or_else(|| SecretError::Field(field.to_owned()))?;
         match k.trim().to_ascii_lowercase().as_str() {
             "id" => id = Some(v.to_owned()),
             "src" | "source" => src = Some(v.to_owned()),
             "env" => env = Some(v.to_owned()),
             "type" => typ = Some(v.to_owned()),
-            other => return Err(format!("unexpected key `{other}`")),
+            other => return Err(SecretError::Key(other.to_owned())),
         }
     }
-    let id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| "missing `id=`".to_owned())?;
+    let id = id.filter(|i| !i.is_empty()).ok_or(SecretError::MissingId)?;
     let source = match (typ.as_deref(), src, env) {
         (Some("env"), Some(name), None) | (None | Some("env"), None, Some(name)) => {
             SecretSource::Env(name)
         }
         (None | Some("file"), Some(file), None) => SecretSource::File(
-            std::path::absolute(&file).map_err(|e| format!("invalid file `{file}`: {e}"))?,
+            std::path::absolute(&file).map_err(|source| SecretError::File {
+                file: file.clone(),
+                source,
+            })?,
         ),
         (Some(t), _, _) if t != "file" && t != "env" => {
-            return Err(format!("unsupported secret type `{t}` (file or env)"));
+            return Err(SecretError::Type(t.to_owned()));
         }
-        (_, Some(_), Some(_)) => return Err("both `src` and `env` are set".into()),
-        _ => return Err("missing `src=FILE` or `env=VAR`".into()),
+        (_, Some(_), Some(_)) => return Err(SecretError::Both),
+        _ => return Err(SecretError::MissingSource),
     };
     Ok(Secret { id, source })
 }
@@ -658,13 +691,16 @@ mod tests {
         assert_eq!(s.source, SecretSource::Env("TOKEN".into()));
         let s = parse_secret("type=env,id=tok,src=TOKEN").unwrap();
         assert_eq!(s.source, SecretSource::Env("TOKEN".into()));
-        assert_eq!(parse_secret("src=/x").unwrap_err(), "missing `id=`");
+        assert!(matches!(
+            parse_secret("src=/x").unwrap_err(),
+            SecretError::MissingId
+        ));
         assert_eq!(
-            parse_secret("id=a").unwrap_err(),
+            parse_secret("id=a").unwrap_err().to_string(),
             "missing `src=FILE` or `env=VAR`"
         );
         assert_eq!(
-            parse_secret("id=a,type=ssh,src=x").unwrap_err(),
+            parse_secret("id=a,type=ssh,src=x").unwrap_err().to_string(),
             "unsupported secret type `ssh` (file or env)"
         );
     }

@@ -35,11 +35,16 @@ const SIGNALS: [(&str, u32); 31] = [
     ("VTALRM", 26),
 ];
 
+/// A STOPSIGNAL that names no signal (moby's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid signal: {0}")]
+pub struct SignalError(pub String);
+
 /// Parse a signal; the error is moby's message.
-pub fn parse_signal(s: &str) -> Result<u32, String> {
+pub fn parse_signal(s: &str) -> Result<u32, SignalError> {
     if let Ok(n) = s.parse::<u32>() {
         if n == 0 {
-            return Err(format!("invalid signal: {s}"));
+            return Err(SignalError(s.to_owned()));
         }
         return Ok(n);
     }
@@ -73,7 +78,7 @@ pub fn parse_signal(s: &str) -> Result<u32, String> {
     } else {
         None
     };
-    parsed.ok_or_else(|| format!("invalid signal: {s}"))
+    parsed.ok_or_else(|| SignalError(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -87,7 +92,10 @@ mod tests {
         assert_eq!(parse_signal("9"), Ok(9));
         assert_eq!(parse_signal("SIGRTMIN+3"), Ok(37));
         assert_eq!(parse_signal("RTMAX-1"), Ok(63));
-        assert_eq!(parse_signal("SIGFOO"), Err("invalid signal: SIGFOO".into()));
+        assert_eq!(
+            parse_signal("SIGFOO").unwrap_err().to_string(),
+            "invalid signal: SIGFOO"
+        );
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("SIGRTMIN+4294967295").is_err());
     }

@@ -19,5 +19,5 @@ pub use error::{ErrorKind, InstructionError};
 pub use expand::{ArgContext, Expanded, expand_command};
 pub use instruction::{Command, CommandKind, TriggerError, parse_instruction, parse_trigger};
 pub use plan::{Base, BuildOptions, Dep, DepKind, Plan, Stage, plan};
-pub use platform::{Platform, automatic_args, is_proxy_arg};
+pub use platform::{Platform, PlatformError, automatic_args, is_proxy_arg};
 pub use scope::{ArgOrigin, ResolvedArg, Scope};

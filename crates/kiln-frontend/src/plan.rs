@@ -223,7 +223,10 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
             Some(p) => {
                 let v = global_scope.expand(p)?;
                 Platform::parse(&v).map_err(|e| {
-                    InstructionError::new(ErrorKind::InvalidPlatform(v.clone(), e), p.span)
+                    InstructionError::new(
+                        ErrorKind::InvalidPlatform(v.clone(), e.to_string()),
+                        p.span,
+                    )
                 })?;
                 Some(v)
             }

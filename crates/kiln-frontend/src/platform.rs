@@ -2,6 +2,17 @@
 
 use std::fmt;
 
+/// Why a platform does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// More than `os/arch/variant`.
+    #[error("{0:?}: too many slashes")]
+    TooManySlashes(String),
+    /// An empty component, or one with characters other than letters, digits, `_`, `-`.
+    #[error("{0:?}: invalid component")]
+    InvalidComponent(String),
+}
+
 /// An OS/architecture/variant triple.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Platform {
@@ -35,13 +46,13 @@ impl Platform {
 
     /// Parse `os/arch[/variant]` (also `arch` alone, taken as linux), normalizing common
     /// aliases (`x86_64` to `amd64`, `aarch64` to `arm64`).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let (os, arch, variant) = match parts.as_slice() {
             [arch] => ("linux", *arch, ""),
             [os, arch] => (*os, *arch, ""),
             [os, arch, variant] => (*os, *arch, *variant),
-            _ => return Err(format!("{s:?}: too many slashes")),
+            _ => return Err(PlatformError::TooManySlashes(s.to_owned())),
         };
         let ok = |p: &str| {
             !p.is_empty()
@@ -49,7 +60,7 @@ impl Platform {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !ok(os) || !ok(arch) || (!variant.is_empty() && !ok(variant)) {
-            return Err(format!("{s:?}: invalid component"));
+            return Err(PlatformError::InvalidComponent(s.to_owned()));
         }
         let arch = match arch.to_ascii_lowercase().as_str() {
             "x86_64" | "x86-64" => "amd64".to_owned(),

@@ -401,7 +401,7 @@ fn export(
 
 /// `--secret`, checked before the build starts: a file secret must be readable.
 fn parse_secret_arg(spec: &str) -> Result<kiln_build::Secret, String> {
-    let secret = kiln_build::parse_secret(spec)?;
+    let secret = kiln_build::parse_secret(spec).map_err(|e| kiln_build::one_line(&e))?;
     if let kiln_build::SecretSource::File(path) = &secret.source {
         std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     }
