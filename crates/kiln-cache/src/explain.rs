@@ -276,11 +276,14 @@ mod digest_map {
     use kiln_layer::Digest;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Digest>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Digest>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_map(m.iter().map(|(k, v)| (k, v.to_string())))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<String, Digest>, D::Error> {
         let m = BTreeMap::<String, String>::deserialize(d)?;
@@ -295,7 +298,7 @@ mod leaf_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     #[allow(clippy::ref_option)]
-    pub fn serialize<S: Serializer>(
+    pub(super) fn serialize<S: Serializer>(
         leaves: &Option<Vec<(String, Digest)>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -305,7 +308,7 @@ mod leaf_list {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Vec<(String, Digest)>>, D::Error> {
         let v = Option::<Vec<(String, String)>>::deserialize(d)?;

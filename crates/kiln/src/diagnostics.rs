@@ -30,7 +30,7 @@ use kiln_syntax::{Diagnostic, LineIndex};
 /// A diagnostic about a source file, as an error that travels through `anyhow` to
 /// [`print_error`].
 #[derive(Debug)]
-pub struct SourceError {
+pub(crate) struct SourceError {
     /// The file, as the user named it.
     pub file: PathBuf,
     /// The file's text.
@@ -41,7 +41,7 @@ pub struct SourceError {
 
 impl SourceError {
     /// `diagnostic` about `file`, whose text is `source`.
-    pub fn new(file: &Path, source: &str, diagnostic: Diagnostic) -> Self {
+    pub(crate) fn new(file: &Path, source: &str, diagnostic: Diagnostic) -> Self {
         Self {
             file: file.to_owned(),
             source: source.to_owned(),
@@ -50,7 +50,7 @@ impl SourceError {
     }
 
     /// Render the full diagnostic: message, location, the line with a caret, hint.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         render_text(&self.file, &self.source, &self.diagnostic)
     }
 }
@@ -74,7 +74,7 @@ impl std::error::Error for SourceError {}
 
 /// Draw `diag` about `file` (whose text is `source`): severity and message, location, the
 /// first line of the span with carets under it, and the hint.
-pub fn render_text(file: &Path, source: &str, diag: &Diagnostic) -> String {
+pub(crate) fn render_text(file: &Path, source: &str, diag: &Diagnostic) -> String {
     let index = LineIndex::new(source);
     let start = index.line_col(source, diag.span.start);
     let line_range = index.line_range(source, start.line);
@@ -114,7 +114,7 @@ pub fn render_text(file: &Path, source: &str, diag: &Diagnostic) -> String {
 /// `diag` about `file` (whose text is `source`) as one JSON object: `rule`, `severity`,
 /// `file`, `line`, `column`, `end_line`, `end_column`, `message`, `hint` and `url` (the last
 /// two `null` when absent).
-pub fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_json::Value {
+pub(crate) fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_json::Value {
     let index = LineIndex::new(source);
     let start = index.line_col(source, diag.span.start);
     let end = index.line_col(source, diag.span.end);
@@ -133,14 +133,14 @@ pub fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_json::Valu
 }
 
 /// Print warnings to stderr, each as a snippet.
-pub fn print_warnings(file: &Path, source: &str, warnings: &[Diagnostic]) {
+pub(crate) fn print_warnings(file: &Path, source: &str, warnings: &[Diagnostic]) {
     for w in warnings {
         eprint!("{}", render_text(file, source, w));
     }
 }
 
 /// Print an error and its causes to stderr; source errors get a snippet.
-pub fn print_error(err: &anyhow::Error) {
+pub(crate) fn print_error(err: &anyhow::Error) {
     if let Some(src) = err.downcast_ref::<SourceError>() {
         eprint!("{}", src.render());
         return;

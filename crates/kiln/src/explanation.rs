@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use crate::cmd::outline::DockerfileSource;
 
 /// The line `kiln build --explain` ends with (on stderr).
-pub fn summary(e: &Explanation) -> &'static str {
+pub(crate) fn summary(e: &Explanation) -> &'static str {
     if e.would_run() {
         "some steps would run (see above); nothing was built"
     } else {
@@ -46,7 +46,7 @@ pub fn summary(e: &Explanation) -> &'static str {
 }
 
 /// The explanation of a build of `src`, with the warnings its parsing and planning gave.
-pub fn to_json(src: &DockerfileSource, e: &Explanation, warnings: &[Diagnostic]) -> Value {
+pub(crate) fn to_json(src: &DockerfileSource, e: &Explanation, warnings: &[Diagnostic]) -> Value {
     let index = LineIndex::new(&src.text);
     json!({
         "dockerfile": src.path.display().to_string(),

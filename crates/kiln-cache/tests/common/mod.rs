@@ -11,14 +11,14 @@ use kiln_oci::Store;
 use kiln_oci::model::{Descriptor, Manifest};
 
 /// A fresh store and its cache.
-pub fn store() -> (tempfile::TempDir, Store) {
+pub(crate) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("root")).unwrap();
     (dir, store)
 }
 
 /// A distinct key for `name`.
-pub fn key(name: &str) -> CacheKey {
+pub(crate) fn key(name: &str) -> CacheKey {
     KeyBuilder::new(Parent::Scratch, format!("RUN {name}"), "linux/amd64")
         .finish()
         .0
@@ -26,7 +26,7 @@ pub fn key(name: &str) -> CacheKey {
 
 /// Puts a "layer" blob of `size` bytes derived from `seed` into the store, and a snapshot of
 /// it of about `size` bytes too. Not a real tar: the cache never reads layers.
-pub fn layer(store: &Store, seed: &str, size: usize) -> LayerRef {
+pub(crate) fn layer(store: &Store, seed: &str, size: usize) -> LayerRef {
     let bytes: Vec<u8> = seed.bytes().cycle().take(size).collect();
     let mut txn = store.txn().unwrap();
     let (digest, len) = txn.put_bytes(&bytes, None, "test layer").unwrap();
@@ -46,7 +46,7 @@ pub fn layer(store: &Store, seed: &str, size: usize) -> LayerRef {
 }
 
 /// A step output with `layer` and a small config naming `seed`.
-pub fn output(layer: Option<LayerRef>, seed: &str) -> StepOutput {
+pub(crate) fn output(layer: Option<LayerRef>, seed: &str) -> StepOutput {
     StepOutput {
         layer,
         config: format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#).into_bytes(),
@@ -54,7 +54,7 @@ pub fn output(layer: Option<LayerRef>, seed: &str) -> StepOutput {
 }
 
 /// Whether the snapshot of `l` is there.
-pub fn has_snapshot(store: &Store, l: &LayerRef) -> bool {
+pub(crate) fn has_snapshot(store: &Store, l: &LayerRef) -> bool {
     store
         .root()
         .join("snapshots")
@@ -64,7 +64,7 @@ pub fn has_snapshot(store: &Store, l: &LayerRef) -> bool {
 }
 
 /// Adds an untagged image made of `layers` to the store's `index.json`.
-pub fn image(store: &Store, layers: &[&LayerRef]) {
+pub(crate) fn image(store: &Store, layers: &[&LayerRef]) {
     let diff_ids: Vec<String> = layers
         .iter()
         .map(|l| format!("\"{}\"", l.diff_id))
@@ -94,6 +94,6 @@ pub fn image(store: &Store, layers: &[&LayerRef]) {
 }
 
 /// Opens a second handle on the same cache, as another process would.
-pub fn reopen(store: &Store) -> Cache {
+pub(crate) fn reopen(store: &Store) -> Cache {
     Cache::open(store).unwrap()
 }

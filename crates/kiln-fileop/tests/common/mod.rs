@@ -16,7 +16,7 @@ use kiln_layer::Compression;
 
 /// What one layer entry looks like when read back from the tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Got {
+pub(crate) struct Got {
     pub kind: char,
     pub mode: u32,
     pub uid: u64,
@@ -26,31 +26,31 @@ pub struct Got {
     pub link: String,
 }
 
-pub fn write(root: &Path, rel: &str, data: &str, mode: u32) {
+pub(crate) fn write(root: &Path, rel: &str, data: &str, mode: u32) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(&p, data).unwrap();
     set_mode(&p, mode);
 }
 
-pub fn dir(root: &Path, rel: &str, mode: u32) {
+pub(crate) fn dir(root: &Path, rel: &str, mode: u32) {
     let p = root.join(rel);
     fs::create_dir_all(&p).unwrap();
     set_mode(&p, mode);
 }
 
-pub fn link(root: &Path, rel: &str, target: &str) {
+pub(crate) fn link(root: &Path, rel: &str, target: &str) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     symlink(target, p).unwrap();
 }
 
-pub fn set_mode(p: &Path, mode: u32) {
+pub(crate) fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-pub fn set_mtime(p: &Path, secs: i64) {
+pub(crate) fn set_mtime(p: &Path, secs: i64) {
     let t = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {
             tv_sec: secs,
@@ -70,15 +70,15 @@ pub fn set_mtime(p: &Path, secs: i64) {
     .unwrap();
 }
 
-pub fn chown(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
 }
 
 /// The layer read back, and the writer's output.
-pub type Ran = (BTreeMap<String, Got>, LayerOutput<Vec<u8>>);
+pub(crate) type Ran = (BTreeMap<String, Got>, LayerOutput<Vec<u8>>);
 
 /// Runs `op` with `source` as the source root and `target` (a directory) as the parent.
-pub fn run_with(
+pub(crate) fn run_with(
     op: &CopyOp,
     source: Option<&SourceRoot>,
     target: Option<&Path>,
@@ -106,7 +106,7 @@ pub fn run_with(
 }
 
 /// Copies from a context at `ctx` (no ignore rules) onto `target`.
-pub fn run(
+pub(crate) fn run(
     op: &CopyOp,
     ctx: &Path,
     target: Option<&Path>,
@@ -115,7 +115,7 @@ pub fn run(
     run_with(op, Some(&root), target, None).map(|(m, _)| m)
 }
 
-pub fn read_layer(tar_bytes: &[u8]) -> BTreeMap<String, Got> {
+pub(crate) fn read_layer(tar_bytes: &[u8]) -> BTreeMap<String, Got> {
     let mut out = BTreeMap::new();
     let mut archive = tar::Archive::new(tar_bytes);
     for entry in archive.entries().unwrap() {
@@ -154,7 +154,7 @@ pub fn read_layer(tar_bytes: &[u8]) -> BTreeMap<String, Got> {
     out
 }
 
-pub fn copy(sources: &[&str], dest: &str) -> CopyOp {
+pub(crate) fn copy(sources: &[&str], dest: &str) -> CopyOp {
     CopyOp {
         sources: sources
             .iter()
@@ -165,6 +165,6 @@ pub fn copy(sources: &[&str], dest: &str) -> CopyOp {
     }
 }
 
-pub fn paths(m: &BTreeMap<String, Got>) -> Vec<&str> {
+pub(crate) fn paths(m: &BTreeMap<String, Got>) -> Vec<&str> {
     m.keys().map(String::as_str).collect()
 }

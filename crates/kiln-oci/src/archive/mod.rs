@@ -198,7 +198,11 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    pub fn invalid(&self, object: impl Into<String>, reason: impl Into<String>) -> ArchiveError {
+    pub(crate) fn invalid(
+        &self,
+        object: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ArchiveError {
         ArchiveError::Invalid {
             file: self.file.clone(),
             object: object.into(),
@@ -206,7 +210,7 @@ impl Source {
         }
     }
 
-    pub fn store_err(
+    pub(crate) fn store_err(
         &self,
         object: impl Into<String>,
     ) -> impl FnOnce(StoreError) -> ArchiveError + '_ {
@@ -224,7 +228,7 @@ impl Source {
     /// `<id>/layer.tar` a link to the first (`../<other-id>/layer.tar`), so links are followed;
     /// but every step is resolved beneath the archive's top: a link that climbs above it (`..`)
     /// or is absolute is refused, as is a loop, rather than read from the host.
-    pub fn open(&self, rel: &str, object: &str) -> Result<File, ArchiveError> {
+    pub(crate) fn open(&self, rel: &str, object: &str) -> Result<File, ArchiveError> {
         let root = kiln_layer::safe_fs::open_root(&self.dir)
             .map_err(|e| self.invalid(object, format!("cannot open the archive's top: {e}")))?;
         let fd = rustix::fs::openat2(
@@ -261,7 +265,7 @@ impl Source {
     /// way ([`Self::open`] follows them): two names of one file resolve to the same path, and a
     /// file once [`Self::stage`]d may be gone from the archive, so a loader resolves every name
     /// it will use before it stages any.
-    pub fn resolve(&self, rel: &str, object: &str) -> Result<String, ArchiveError> {
+    pub(crate) fn resolve(&self, rel: &str, object: &str) -> Result<String, ArchiveError> {
         let path = self.real_path(&self.open(rel, object)?, rel, object)?;
         let top = std::fs::canonicalize(&self.dir)
             .map_err(|e| self.invalid(object, format!("cannot resolve the archive's top: {e}")))?;
@@ -282,7 +286,7 @@ impl Source {
     }
 
     /// Reads a small file inside the archive.
-    pub fn read(&self, rel: &str, object: &str) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn read(&self, rel: &str, object: &str) -> Result<Vec<u8>, ArchiveError> {
         let mut bytes = Vec::new();
         self.open(rel, object)?
             .read_to_end(&mut bytes)
@@ -294,7 +298,7 @@ impl Source {
     ///
     /// From an archive kiln unpacked ([`Self::owned`]) the file is moved, not copied: other
     /// names of it (links) then point at nothing, and [`Self::resolve`] must have run first.
-    pub fn stage(
+    pub(crate) fn stage(
         &self,
         txn: &mut Txn<'_>,
         rel: &str,
@@ -329,7 +333,7 @@ pub(crate) struct ArchiveTar<W: Write> {
 }
 
 impl<W: Write> ArchiveTar<W> {
-    pub fn new(out: W) -> io::Result<Self> {
+    pub(crate) fn new(out: W) -> io::Result<Self> {
         let tar = LayerWriter::new(out, Compression::None).map_err(io::Error::other)?;
         Ok(Self {
             tar,
@@ -337,7 +341,7 @@ impl<W: Write> ArchiveTar<W> {
         })
     }
 
-    pub fn add(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    pub(crate) fn add(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let mut parent = String::new();
         for comp in name
             .split('/')
@@ -360,11 +364,11 @@ impl<W: Write> ArchiveTar<W> {
         self.tar.append(&e, Some(data)).map_err(io::Error::other)
     }
 
-    pub fn add_bytes(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn add_bytes(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.add(name, bytes.len() as u64, &mut &bytes[..])
     }
 
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         self.tar.finish().map(|(w, _)| w).map_err(io::Error::other)
     }
 }

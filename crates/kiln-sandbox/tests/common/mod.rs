@@ -11,7 +11,7 @@ use kiln_sandbox::{Launcher, Network, Process, Rootfs, SandboxError, Spec};
 
 /// Whether real-namespace tests can run here (root and overlayfs); says so loudly otherwise,
 /// and fails under `CI=true`.
-pub fn privileged() -> bool {
+pub(crate) fn privileged() -> bool {
     if !kiln_sandbox::overlay_available() {
         kiln_test_support::missing("root and overlayfs are needed for real-namespace tests");
         return false;
@@ -26,7 +26,7 @@ pub fn privileged() -> bool {
 }
 
 /// The static busybox from Debian's busybox-static package.
-pub fn busybox() -> Option<PathBuf> {
+pub(crate) fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -36,7 +36,7 @@ pub fn busybox() -> Option<PathBuf> {
 /// Writes a busybox rootfs into `dir`: `/bin/busybox` with its applets as hard links,
 /// `/etc/passwd`, `/etc/group`, `/tmp`, and nothing else (no `/proc`, `/dev`, `/sys`,
 /// `/etc/hosts`: the sandbox must cope).
-pub fn busybox_rootfs(dir: &Path) {
+pub(crate) fn busybox_rootfs(dir: &Path) {
     let bb = busybox().expect("busybox");
     fs::create_dir_all(dir.join("bin")).unwrap();
     fs::create_dir_all(dir.join("etc")).unwrap();
@@ -67,7 +67,7 @@ pub fn busybox_rootfs(dir: &Path) {
 }
 
 /// A step's directories under one temporary directory.
-pub struct StepDirs {
+pub(crate) struct StepDirs {
     pub tmp: tempfile::TempDir,
     pub state: PathBuf,
     pub upper: PathBuf,
@@ -76,7 +76,7 @@ pub struct StepDirs {
 }
 
 impl StepDirs {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("state");
         let upper = tmp.path().join("upper");
@@ -94,7 +94,7 @@ impl StepDirs {
         }
     }
 
-    pub fn spec(&self, lower: &[PathBuf], process: Process) -> Spec {
+    pub(crate) fn spec(&self, lower: &[PathBuf], process: Process) -> Spec {
         let (hosts, resolv_conf) = kiln_sandbox::write_etc_files(&self.state, "kiln").unwrap();
         Spec {
             rootfs: Rootfs::Overlay {
@@ -113,12 +113,12 @@ impl StepDirs {
     }
 }
 
-pub fn launcher() -> Launcher {
+pub(crate) fn launcher() -> Launcher {
     Launcher::program(env!("CARGO_BIN_EXE_kiln-sandbox-init"))
 }
 
 /// Runs `spec`, returning (exit code or error, stdout, stderr).
-pub fn run(spec: &Spec, state: &Path) -> (Result<i32, SandboxError>, String, String) {
+pub(crate) fn run(spec: &Spec, state: &Path) -> (Result<i32, SandboxError>, String, String) {
     let mut running = launcher()
         .spawn(spec, state, [Stdio::null(), Stdio::piped(), Stdio::piped()])
         .unwrap();
@@ -135,7 +135,7 @@ pub fn run(spec: &Spec, state: &Path) -> (Result<i32, SandboxError>, String, Str
     (running.wait(), stdout, stderr)
 }
 
-pub fn sh(script: &str) -> Process {
+pub(crate) fn sh(script: &str) -> Process {
     Process {
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         ..Process::default()
@@ -143,7 +143,7 @@ pub fn sh(script: &str) -> Process {
 }
 
 /// The mount points of this process's mount namespace.
-pub fn mounts() -> Vec<String> {
+pub(crate) fn mounts() -> Vec<String> {
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -152,7 +152,7 @@ pub fn mounts() -> Vec<String> {
 }
 
 /// Every pid of the host whose whole command line is `needle`.
-pub fn pids_with(needle: &str) -> Vec<u32> {
+pub(crate) fn pids_with(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {

@@ -13,7 +13,7 @@ use crate::cmd::outline::{DockerfileSource, Loaded, load_plan};
 use crate::progress::{self, Mode};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The Dockerfile (default: `CONTEXT/Dockerfile`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
@@ -87,7 +87,7 @@ pub struct Args {
 
 /// `--network` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum NetworkArg {
+pub(crate) enum NetworkArg {
     /// The host's network (the default).
     Host,
     /// No network.
@@ -96,7 +96,7 @@ pub enum NetworkArg {
     Default,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let outputs = args
         .output

@@ -7,13 +7,13 @@ use kiln_oci::Store;
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Remove leftovers of interrupted writes, corrupt blobs and the entries of broken images.
     #[arg(long)]
     pub repair: bool,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let report = store.fsck(args.repair)?;
     for p in &report.problems {

@@ -10,7 +10,7 @@ use super::images::{Format, ago, human_size, print_table};
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The image, by name or id.
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -22,7 +22,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let image = store.resolve(&args.image)?;
     // Pair each non-empty history entry with its layer, bottom up.

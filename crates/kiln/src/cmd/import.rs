@@ -10,7 +10,7 @@ use kiln_oci::{ImportOptions, MediaTypes, Reference, Store};
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The tarball (plain, gzip or zstd), or `-` for stdin.
     #[arg(value_name = "ROOTFS.tar")]
     pub file: PathBuf,
@@ -28,7 +28,7 @@ pub struct Args {
     pub message: Option<String>,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let reference = args.name.as_deref().map(Reference::parse).transpose()?;
     let config = args.cmd.as_ref().map(|c| {

@@ -7,13 +7,13 @@ use kiln_oci::Store;
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Images by name or id.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let mut out = Vec::new();
     for name in &args.images {

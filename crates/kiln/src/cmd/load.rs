@@ -9,7 +9,7 @@ use kiln_oci::{LoadOptions, MediaTypes, Store};
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The archive (plain, gzip or zstd tar) or layout directory to load.
     #[arg(short = 'i', long = "input", value_name = "FILE|DIR")]
     pub input: PathBuf,
@@ -21,7 +21,7 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let media_types = match args.format {
         super::save::Format::Oci => MediaTypes::Oci,

@@ -1,16 +1,16 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(&Globals, &Args)`.
 
-pub mod build;
-pub mod dump;
-pub mod fsck;
-pub mod history;
-pub mod images;
-pub mod import;
-pub mod inspect;
-pub mod load;
-pub mod outline;
-pub mod prune;
-pub mod rmi;
-pub mod run;
-pub mod save;
-pub mod tag;
+pub(crate) mod build;
+pub(crate) mod dump;
+pub(crate) mod fsck;
+pub(crate) mod history;
+pub(crate) mod images;
+pub(crate) mod import;
+pub(crate) mod inspect;
+pub(crate) mod load;
+pub(crate) mod outline;
+pub(crate) mod prune;
+pub(crate) mod rmi;
+pub(crate) mod run;
+pub(crate) mod save;
+pub(crate) mod tag;

@@ -12,7 +12,7 @@ use crate::Globals;
 use crate::diagnostics::{self, SourceError};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The Dockerfile (default: `CONTEXT/Dockerfile`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
@@ -35,7 +35,7 @@ pub struct Args {
 
 /// How `outline` and `build --explain` print.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// For people.
     Text,
     /// One JSON document.
@@ -43,7 +43,7 @@ pub enum Format {
 }
 
 /// A Dockerfile read from disk, kept for error rendering.
-pub struct DockerfileSource {
+pub(crate) struct DockerfileSource {
     /// The path as the user gave it (or CONTEXT/Dockerfile).
     pub path: PathBuf,
     /// Its text.
@@ -52,19 +52,19 @@ pub struct DockerfileSource {
 
 impl DockerfileSource {
     /// `diagnostic` about this file, as an error for `anyhow`.
-    pub fn error(&self, diagnostic: Diagnostic) -> SourceError {
+    pub(crate) fn error(&self, diagnostic: Diagnostic) -> SourceError {
         SourceError::new(&self.path, &self.text, diagnostic)
     }
 
     /// `diagnostic` about this file as a JSON object.
-    pub fn json(&self, diagnostic: &Diagnostic) -> serde_json::Value {
+    pub(crate) fn json(&self, diagnostic: &Diagnostic) -> serde_json::Value {
         diagnostics::to_json(&self.path, &self.text, diagnostic)
     }
 }
 
 /// The Dockerfile of a context without `-f`: `Dockerfile`, or when only a lowercase
 /// `dockerfile` is there, that one (as BuildKit falls back to it).
-pub fn default_dockerfile(context: &Path) -> PathBuf {
+pub(crate) fn default_dockerfile(context: &Path) -> PathBuf {
     let upper = context.join("Dockerfile");
     let lower = context.join("dockerfile");
     if std::fs::symlink_metadata(&upper).is_err() && std::fs::symlink_metadata(&lower).is_ok() {
@@ -75,7 +75,10 @@ pub fn default_dockerfile(context: &Path) -> PathBuf {
 }
 
 /// Read the Dockerfile: `-f FILE` or the context's ([`default_dockerfile`]).
-pub fn read_dockerfile(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
+pub(crate) fn read_dockerfile(
+    file: Option<&Path>,
+    context: &Path,
+) -> anyhow::Result<DockerfileSource> {
     let path = file.map_or_else(|| default_dockerfile(context), Path::to_path_buf);
     let bytes = std::fs::read(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -91,7 +94,7 @@ pub fn read_dockerfile(file: Option<&Path>, context: &Path) -> anyhow::Result<Do
 }
 
 /// Parse `--build-arg` values (`K=V`, or `K` taken from the environment when set there).
-pub fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for a in args {
         match a.split_once('=') {
@@ -111,7 +114,7 @@ pub fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>
 
 /// A planned Dockerfile, with what the parser and the planner warned about (parser warnings
 /// first, each group in file order).
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The plan.
     pub plan: Plan,
     /// The warnings; [`load_plan`] has printed them to stderr already.
@@ -120,7 +123,7 @@ pub struct Loaded {
 
 /// Parse and plan a Dockerfile, turning errors into source diagnostics; warnings are printed
 /// to stderr and returned (for a JSON document).
-pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Loaded> {
+pub(crate) fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Loaded> {
     let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
     let plan = kiln_frontend::plan(&df, opts).map_err(|e| -> anyhow::Error {
         if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
@@ -136,7 +139,7 @@ pub fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<
 }
 
 /// `BuildOptions` from the flags `build` and `outline` share.
-pub fn build_options(
+pub(crate) fn build_options(
     target: Option<&String>,
     build_args: &[String],
     platform: Option<&String>,
@@ -156,7 +159,7 @@ pub fn build_options(
     Ok(opts)
 }
 
-pub fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
     let opts = build_options(
         args.target.as_ref(),

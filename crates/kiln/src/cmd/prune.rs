@@ -13,7 +13,7 @@ use crate::Globals;
 use crate::cmd::images::human_size;
 
 #[derive(Debug, clap::Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Remove every cache record (and the context stat cache).
     #[arg(short, long)]
     pub all: bool,
@@ -27,13 +27,13 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DuArgs {
+pub(crate) struct DuArgs {
     /// Show every record.
     #[arg(short, long)]
     pub verbose: bool,
 }
 
-pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let keep = args.keep_storage.as_deref().map(parse_size).transpose()?;
     let mut older_than = None;
     let mut ids = Vec::new();
@@ -121,7 +121,7 @@ pub fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let cache = Cache::open(&store)?;
     let report = cache.du()?;
@@ -172,7 +172,7 @@ pub fn du(globals: &Globals, args: &DuArgs) -> anyhow::Result<ExitCode> {
 
 /// Docker's sizes: a number with an optional `b`, `k`, `m`, `g`, `t` unit (binary multiples),
 /// `kb`/`mb`/`gb`/`tb` accepted.
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<u64> {
     let lower = s.trim().to_ascii_lowercase();
     let split = lower
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -7,13 +7,13 @@ use kiln_oci::{Reference, Store};
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Images by name (removes that name) or id (removes the image and all its names).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     for name in &args.images {
         let image = store.resolve(name)?;

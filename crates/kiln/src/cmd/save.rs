@@ -12,7 +12,7 @@ use crate::Globals;
 
 /// Media type family (and, for `save`, archive format).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Docker (`docker save` layout; Docker v2 schema 2 media types).
     Docker,
     /// OCI (an OCI image layout; OCI media types).
@@ -20,7 +20,7 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write the tarball (default: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -32,7 +32,7 @@ pub struct Args {
     pub images: Vec<String>,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let mut images = Vec::new();
     for name in &args.images {

@@ -7,7 +7,7 @@ use kiln_oci::{Reference, Store};
 use crate::Globals;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The image, by name or id.
     #[arg(value_name = "SOURCE")]
     pub source: String,
@@ -16,7 +16,7 @@ pub struct Args {
     pub target: String,
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let image = store.resolve(&args.source)?;
     let target = Reference::parse(&args.target)?;

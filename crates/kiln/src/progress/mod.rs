@@ -13,13 +13,13 @@ mod tty;
 
 use std::io::IsTerminal as _;
 
-pub use plain::Plain;
-pub use rawjson::RawJson;
-pub use tty::Tty;
+pub(crate) use plain::Plain;
+pub(crate) use rawjson::RawJson;
+pub(crate) use tty::Tty;
 
 /// `--progress` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `tty` on a terminal, `plain` otherwise.
     Auto,
     /// Live redraw.
@@ -33,14 +33,14 @@ pub enum Mode {
 }
 
 /// A reporter that drops every event (`--progress=quiet`).
-pub struct Quiet;
+pub(crate) struct Quiet;
 
 impl kiln_build::Reporter for Quiet {
     fn event(&self, _event: kiln_build::Event) {}
 }
 
 /// The reporter for `mode`, writing to stderr.
-pub fn reporter(mode: Mode) -> Box<dyn kiln_build::Reporter> {
+pub(crate) fn reporter(mode: Mode) -> Box<dyn kiln_build::Reporter> {
     match mode {
         Mode::Auto if std::io::stderr().is_terminal() => Box::new(Tty::stderr()),
         Mode::Tty => Box::new(Tty::stderr()),

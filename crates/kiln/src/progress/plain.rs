@@ -17,7 +17,7 @@ use std::time::Instant;
 use kiln_build::{Event, Reporter};
 
 /// Writes plain progress blocks.
-pub struct Plain {
+pub(crate) struct Plain {
     state: Mutex<State>,
 }
 
@@ -28,7 +28,7 @@ struct State {
 
 impl Plain {
     /// A renderer writing to `out`.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             state: Mutex::new(State {
                 out,

@@ -7,13 +7,13 @@ use kiln_build::{Event, Reporter};
 use serde_json::json;
 
 /// Writes one JSON event per line.
-pub struct RawJson {
+pub(crate) struct RawJson {
     out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl RawJson {
     /// A renderer writing to `out`.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: Mutex::new(out),
         }
@@ -21,7 +21,7 @@ impl RawJson {
 }
 
 /// The JSON form of an event.
-pub fn to_json(event: &Event) -> serde_json::Value {
+pub(super) fn to_json(event: &Event) -> serde_json::Value {
     match event {
         Event::StepStarted {
             id,

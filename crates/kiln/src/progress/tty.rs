@@ -40,7 +40,7 @@ struct View {
 }
 
 /// The live renderer.
-pub struct Tty {
+pub(crate) struct Tty {
     view: Arc<Mutex<View>>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
@@ -48,12 +48,12 @@ pub struct Tty {
 
 impl Tty {
     /// A renderer drawing on stderr.
-    pub fn stderr() -> Self {
+    pub(crate) fn stderr() -> Self {
         Self::new(Box::new(std::io::stderr()))
     }
 
     /// A renderer drawing on `out`.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Self {
         let view = Arc::new(Mutex::new(View {
             steps: Vec::new(),
             start: Instant::now(),

@@ -9,7 +9,7 @@
 //! ends (`--rm` is accepted and is what always happens), unless `--commit NAME` keeps it as a new
 //! image, like `docker commit`. The exit code is the command's.
 
-pub mod step;
+pub(crate) mod step;
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -23,7 +23,7 @@ use crate::Globals;
 
 /// `--network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NetworkArg {
+pub(crate) enum NetworkArg {
     /// The host's network (the default, as for builds).
     Host,
     /// No network: a namespace with only a loopback interface.
@@ -31,7 +31,7 @@ pub enum NetworkArg {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Remove what the command changed when it ends (always the case; for Docker's muscle
     /// memory).
     #[arg(long)]
@@ -79,18 +79,18 @@ pub struct Args {
 
 impl Args {
     /// The image, by name or id.
-    pub fn image(&self) -> &str {
+    pub(crate) fn image(&self) -> &str {
         &self.image_and_cmd[0]
     }
 
     /// The command and its arguments given after the image.
-    pub fn cmd(&self) -> &[String] {
+    pub(crate) fn cmd(&self) -> &[String] {
         &self.image_and_cmd[1..]
     }
 }
 
 /// The process Docker would run for `args` in an image with `config`.
-pub fn process_for(
+pub(crate) fn process_for(
     config: Option<&kiln_oci::ContainerConfig>,
     args: &Args,
 ) -> anyhow::Result<Process> {
@@ -145,7 +145,7 @@ pub fn process_for(
     })
 }
 
-pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let image = store.resolve(args.image())?;
     let reference = args.commit.as_deref().map(Reference::parse).transpose()?;

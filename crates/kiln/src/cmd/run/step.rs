@@ -13,11 +13,11 @@ use kiln_oci::config::History;
 use kiln_oci::{Descriptor, Image, MediaTypes, Reference, Snapshots, Store};
 use kiln_sandbox::{Launcher, Network, Process, Running, Spec};
 
-pub use kiln_build::Snapshotter;
+pub(crate) use kiln_build::Snapshotter;
 
 /// A step's working directories under `<root>/steps/<unique>/`, removed on drop.
 #[derive(Debug)]
-pub struct StepDirs {
+pub(crate) struct StepDirs {
     pub base: PathBuf,
 }
 
@@ -64,7 +64,7 @@ impl Drop for StepDirs {
 
 /// A prepared step: its directories, filesystem and spec (built as a build's RUN builds its
 /// own: [`kiln_build::StepRoot`]).
-pub struct Step {
+pub(crate) struct Step {
     pub root: kiln_build::StepRoot,
     pub spec: Spec,
     /// Removed when the step is dropped.
@@ -74,7 +74,7 @@ pub struct Step {
 impl Step {
     /// Prepares `process` over `image`: snapshots of its layers (unpacked on first use), the
     /// step's directories, and (for the naive snapshotter) the copy of the merged tree.
-    pub fn prepare(
+    pub(crate) fn prepare(
         store: &Store,
         image: &Image,
         process: Process,
@@ -95,14 +95,14 @@ impl Step {
     }
 
     /// Starts the step with `stdio`.
-    pub fn spawn(&self, stdio: [Stdio; 3]) -> anyhow::Result<Running> {
+    pub(crate) fn spawn(&self, stdio: [Stdio; 3]) -> anyhow::Result<Running> {
         let launcher = Launcher::current_exe().context("cannot find the kiln binary")?;
         Ok(launcher.spawn(&self.spec, &self.root.state(), stdio)?)
     }
 
     /// Writes what the step changed as a layer of a new image on top of `base`, tagged
     /// `reference` when given; `created_by` goes into the history.
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         store: &Store,
         base: &Image,
@@ -114,7 +114,7 @@ impl Step {
 }
 
 /// Diffs the step's filesystem into the store and writes the image `base` + that layer.
-pub fn commit_layer(
+pub(crate) fn commit_layer(
     store: &Store,
     base: &Image,
     root: &kiln_build::StepRoot,
