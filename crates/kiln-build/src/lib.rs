@@ -28,6 +28,7 @@ mod progress;
 mod resolve;
 mod run_mount;
 mod run_step;
+mod sandbox;
 mod signal;
 mod snapshotter;
 mod stage;
@@ -46,4 +47,5 @@ pub use run_mount::{
     remove_cache_mount,
 };
 pub use run_step::{KeptStep, StepRoot};
+pub use sandbox::Sandbox;
 pub use snapshotter::Snapshotter;
