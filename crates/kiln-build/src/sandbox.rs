@@ -1,7 +1,7 @@
 //! The seam between a RUN step and the process it runs: the [`Sandbox`] trait, implemented by
 //! `kiln-sandbox`'s [`Launcher`] (the re-executed init in fresh namespaces, which needs
 //! root) and, in this crate's tests, by a recording fake that needs nothing
-//! ([`fake::FakeSandbox`]), so that how each instruction is dispatched is tested without
+//! (`fake::FakeSandbox`), so that how each instruction is dispatched is tested without
 //! privileges (youki's `Syscall` / `TestHelperSyscall`).
 //!
 //! Everything else a RUN does stays on the build's side of the seam and is the same for both:

@@ -415,8 +415,6 @@ fn explain_runs_nothing_and_stores_nothing() {
     );
     assert_eq!(explanation.steps.len(), 2, "{explanation:?}");
     assert!(fx.store.images().unwrap().is_empty(), "no image");
-    let blobs = std::fs::read_dir(fx.store.root().join("blobs/sha256"))
-        .map(Iterator::count)
-        .unwrap_or(0);
+    let blobs = std::fs::read_dir(fx.store.root().join("blobs/sha256")).map_or(0, Iterator::count);
     assert_eq!(blobs, 0, "no blob");
 }
