@@ -418,3 +418,108 @@ fn explain_runs_nothing_and_stores_nothing() {
     let blobs = std::fs::read_dir(fx.store.root().join("blobs/sha256")).map_or(0, Iterator::count);
     assert_eq!(blobs, 0, "no blob");
 }
+
+#[test]
+fn a_shebang_heredoc_runs_as_a_script_mounted_at_dev_pipes() {
+    let fx = Fixture::new();
+    let sandbox = FakeSandbox::succeeding();
+    fx.build(
+        "FROM scratch\nRUN <<EOF\n#!/bin/prog\nhello\nEOF\n",
+        &sandbox,
+    )
+    .unwrap();
+    let specs = sandbox.specs();
+    let spec = the_one(&specs);
+    assert_eq!(spec.process.args, ["/bin/sh", "-c", "/dev/pipes/EOF"]);
+    assert_eq!(spec.mounts.len(), 1, "{:?}", spec.mounts);
+    assert_eq!(spec.mounts[0].target, "/dev/pipes/EOF");
+    match &spec.mounts[0].kind {
+        kiln_sandbox::MountKind::File { content, mode, .. } => {
+            assert_eq!(*mode, 0o755);
+            assert_eq!(
+                content,
+                &kiln_sandbox::FileContent::Inline(b"#!/bin/prog\nhello\n".to_vec())
+            );
+        }
+        other => panic!("not a file: {other:?}"),
+    }
+}
+
+#[test]
+fn a_stage_based_on_another_runs_with_its_env_workdir_user_and_files() {
+    let fx = Fixture::new();
+    let saw_built = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw = std::sync::Arc::clone(&saw_built);
+    let sandbox = FakeSandbox::new(move |spec, root| {
+        match spec.process.args.last().map(String::as_str) {
+            Some("make") => std::fs::write(root.join("base/built"), "x").unwrap(),
+            Some("check") => saw.store(
+                root.join("base/built").is_file(),
+                std::sync::atomic::Ordering::SeqCst,
+            ),
+            _ => {}
+        }
+        FakeRun::exit(0)
+    });
+    let outcome = fx
+        .build(
+            "FROM scratch AS base\nENV FROM_BASE=yes\nWORKDIR /base\nUSER 7\nRUN make\n\
+             FROM base\nRUN check\nFROM scratch\nCOPY --from=1 /base/built /out\n",
+            &sandbox,
+        )
+        .unwrap();
+    let specs = sandbox.specs();
+    assert_eq!(specs.len(), 2, "{specs:#?}");
+    let check = &specs[1];
+    assert_eq!(check.process.args, ["/bin/sh", "-c", "check"]);
+    assert!(check.process.env.contains(&"FROM_BASE=yes".to_owned()));
+    assert_eq!(check.process.cwd, "/base");
+    assert_eq!(check.process.user, "7");
+    assert!(
+        saw_built.load(std::sync::atomic::Ordering::SeqCst),
+        "the second RUN's root has the first RUN's file"
+    );
+    // The COPY reads a view of the base stage's three layers (WORKDIR, `make`, `check`):
+    // with the naive snapshotter, a merged copy.
+    assert_eq!(outcome.layers.len(), 1, "the target: COPY's layer only");
+    assert_eq!(
+        files(&outcome.layers[0].snapshot),
+        [("out".to_owned(), Some("x".to_owned()))]
+    );
+}
+
+#[test]
+fn keep_failed_keeps_the_failed_steps_filesystem_and_spec() {
+    let fx = Fixture::new();
+    let sandbox = FakeSandbox::new(|_, root| {
+        std::fs::write(root.join("left"), "behind").unwrap();
+        FakeRun::exit(1)
+    });
+    let err = fx
+        .run(
+            "FROM scratch\nRUN false\n",
+            &sandbox,
+            &Recorder::default(),
+            |req| {
+                super::build(&BuildRequest {
+                    keep_failed: true,
+                    ..*req
+                })
+            },
+        )
+        .unwrap_err();
+    let StepError::RunFailed {
+        kept: Some(kept), ..
+    } = &*err.error
+    else {
+        panic!("not a kept RunFailed: {:?}", err.error)
+    };
+    assert!(kept.dir.starts_with(fx.store.root()), "{:?}", kept.dir);
+    assert!(kept.dir.join("spec.json").is_file());
+    let Rootfs::Bind { dir } = &kept.spec.rootfs else {
+        panic!("naive")
+    };
+    assert!(dir.starts_with(&kept.dir), "the spec's paths moved along");
+    assert_eq!(std::fs::read_to_string(dir.join("left")).unwrap(), "behind");
+    assert_eq!(kept.spec.process.args, ["/bin/sh", "-c", "false"]);
+}
