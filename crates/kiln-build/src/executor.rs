@@ -12,7 +12,7 @@ use kiln_frontend::{Plan, Platform, Scope};
 use kiln_layer::{Compression, Digest};
 use kiln_oci::model::Descriptor;
 use kiln_oci::{ImageConfig, MediaTypes, Reference, Store};
-use kiln_sandbox::{Launcher, Network};
+use kiln_sandbox::Network;
 
 use crate::error::{BuildError, StepError};
 use crate::explain::{ExplainedStep, Explanation};
@@ -45,8 +45,9 @@ pub struct BuildRequest<'a> {
     pub tags: &'a [Reference],
     /// `--network` for RUN steps without their own.
     pub network: Network,
-    /// How to start the sandbox init.
-    pub launcher: &'a Launcher,
+    /// Runs RUN steps' processes: a [`kiln_sandbox::Launcher`] (which needs root), or a
+    /// fake in tests.
+    pub sandbox: &'a dyn crate::sandbox::Sandbox,
     /// Media types of the result.
     pub media: MediaTypes,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets the image's `created`. Without it the
@@ -483,3 +484,6 @@ fn commit(
         cache_keys: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests;

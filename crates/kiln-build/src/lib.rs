@@ -9,6 +9,12 @@
 //! (`kiln-layer`) or store blobs (`kiln-oci`), and it never prints: progress goes out as
 //! events through the [`Reporter`] trait, which the binary renders.
 //!
+//! A RUN's process is run through the [`Sandbox`] trait: the binary passes
+//! [`kiln_sandbox::Launcher`] (namespaces, which need root), this crate's tests a recording
+//! fake, so that how each instruction is dispatched is tested without privileges. Base images
+//! come through [`ImageResolver`]; the store is [`kiln_oci::Store`] itself, a directory that
+//! needs no privileges either.
+//!
 //! [`explain`] is the same walk over the plan without running or storing anything: it returns
 //! an [`Explanation`], for every layer step whether the cache has it or why it would run.
 
@@ -28,6 +34,7 @@ mod progress;
 mod resolve;
 mod run_mount;
 mod run_step;
+mod sandbox;
 mod signal;
 mod snapshotter;
 mod stage;
@@ -47,5 +54,6 @@ pub use run_mount::{
     remove_cache_mount,
 };
 pub use run_step::{KeptStep, StepRoot};
+pub use sandbox::Sandbox;
 pub use signal::SignalError;
 pub use snapshotter::Snapshotter;

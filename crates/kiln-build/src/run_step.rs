@@ -6,18 +6,18 @@
 //! instead); any other use
 //! passes the instruction line with each body and terminator appended to the shell.
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Mutex;
 
 use kiln_frontend::instruction::{NetworkMode, Run};
 use kiln_layer::diff::{DiffOptions, NewTree};
-use kiln_sandbox::{FileContent, Launcher, MountKind, MountSpec, Network, Process, Rootfs, Spec};
+use kiln_sandbox::{FileContent, MountKind, MountSpec, Network, Process, Rootfs, Spec};
 
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
 use crate::progress::{Event, Reporter, StepId};
+use crate::sandbox::Sandbox;
 use crate::snapshotter::Snapshotter;
 
 /// A failed step's filesystem, kept for a look inside ([`StepRoot::keep`]).
@@ -208,8 +208,8 @@ pub struct RunInput<'a> {
     pub id: StepId,
     /// Where events go.
     pub reporter: &'a dyn Reporter,
-    /// Starts the sandbox init.
-    pub launcher: &'a Launcher,
+    /// Runs the process ([`Launcher`](kiln_sandbox::Launcher) in a build).
+    pub sandbox: &'a dyn Sandbox,
     /// Overlay or naive.
     pub snapshotter: Snapshotter,
     /// `SOURCE_DATE_EPOCH`.
@@ -217,6 +217,9 @@ pub struct RunInput<'a> {
     /// Where to keep the step's filesystem if its process fails (`--keep-failed`).
     pub keep_failed: Option<PathBuf>,
 }
+
+/// How many of the last lines of a failed step's output come back with its error.
+const OUTPUT_TAIL: usize = 10;
 
 /// Run the step; its layer, empty when the step changed nothing. On failure, the last lines
 /// of output come back with the error.
@@ -264,25 +267,20 @@ pub fn run_step(
         mounts,
     );
     let state = root.state();
-    let mut running = input
-        .launcher
-        .spawn(
-            &spec,
-            &state,
-            [Stdio::null(), Stdio::piped(), Stdio::piped()],
-        )
-        .map_err(|e| no_tail(e.into()))?;
-    let stdout = running.child_mut().stdout.take();
-    let stderr = running.child_mut().stderr.take();
-    let tail = Mutex::new(std::collections::VecDeque::new());
-    let code = std::thread::scope(|s| {
-        if let Some(out) = stdout {
-            s.spawn(|| forward(out, 1, input, &tail));
+    let tail = Mutex::new(VecDeque::new());
+    let code = input.sandbox.run(&spec, &state, &|fd, line| {
+        input.reporter.event(Event::Log {
+            id: input.id,
+            stream: fd,
+            line: line.to_vec(),
+        });
+        let mut t = tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.push_back(String::from_utf8_lossy(line).trim_end().to_owned());
+        if t.len() > OUTPUT_TAIL {
+            t.pop_front();
         }
-        if let Some(err) = stderr {
-            s.spawn(|| forward(err, 2, input, &tail));
-        }
-        running.wait()
     });
     let tail: Vec<String> = tail.into_inner().unwrap_or_default().into_iter().collect();
     let code = code.map_err(|e| (e.into(), tail.clone()))?;
@@ -341,30 +339,4 @@ fn keep_mount_points(lowers: &[PathBuf], tree: &Path) -> Result<(), StepError> {
         }
     }
     Ok(())
-}
-
-/// Stream one output of the step as log events, keeping the last lines for error reports.
-fn forward(
-    stream: impl Read,
-    fd: u8,
-    input: &RunInput<'_>,
-    tail: &Mutex<std::collections::VecDeque<String>>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-        input.reporter.event(Event::Log {
-            id: input.id,
-            stream: fd,
-            line: line.clone(),
-        });
-        let mut t = tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.push_back(String::from_utf8_lossy(&line).trim_end().to_owned());
-        if t.len() > 10 {
-            t.pop_front();
-        }
-        line.clear();
-    }
 }

@@ -115,6 +115,7 @@ impl Snapshotter {
             }
             _ => {
                 let merged = scratch.join("merged");
+                fs::create_dir_all(&merged).map_err(|e| StepError::io("create", &merged, e))?;
                 kiln_layer::overlay::copy_merged(lower, &merged).map_err(|source| {
                     StepError::Merge {
                         purpose: "for a read-only view",

@@ -526,7 +526,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 mounts: Vec::new(),
                 id,
                 reporter: req.reporter,
-                launcher: req.launcher,
+                sandbox: req.sandbox,
                 snapshotter: sh.snapshotter,
                 source_date_epoch: epoch,
                 keep_failed: req.keep_failed.then(|| {

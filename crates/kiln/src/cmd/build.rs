@@ -221,7 +221,7 @@ fn build_in(
             NetworkArg::None => Network::None,
             NetworkArg::Host | NetworkArg::Default => Network::Host,
         },
-        launcher: &launcher,
+        sandbox: &launcher,
         media: MediaTypes::Oci,
         source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
         reporter: reporter.as_ref(),
