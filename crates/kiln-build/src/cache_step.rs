@@ -54,7 +54,7 @@ impl CacheUse<'_> {
 
 /// The parts of a step's key besides its parent.
 #[derive(Debug, Default)]
-pub struct KeyParts {
+pub(crate) struct KeyParts {
     /// The canonical instruction text.
     pub instruction: String,
     /// Declared ARGs the step sees.
@@ -68,7 +68,7 @@ pub struct KeyParts {
 }
 
 /// A step's key, with what is needed to explain and record it.
-pub struct Keyed {
+pub(crate) struct Keyed {
     /// The key.
     pub key: CacheKey,
     /// Its components.
@@ -78,18 +78,18 @@ pub struct Keyed {
 }
 
 /// A step result to record after the build's blobs are published.
-pub struct Pending {
+pub(crate) struct Pending {
     keyed: Keyed,
     layer: Option<Layer>,
 }
 
 /// Results waiting for the build's commit.
 #[derive(Default)]
-pub struct PendingRecords(Mutex<Vec<Pending>>);
+pub(crate) struct PendingRecords(Mutex<Vec<Pending>>);
 
 impl PendingRecords {
     /// Remember a step that ran.
-    pub fn push(&self, keyed: Keyed, layer: Option<Layer>) {
+    pub(crate) fn push(&self, keyed: Keyed, layer: Option<Layer>) {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -97,7 +97,7 @@ impl PendingRecords {
     }
 
     /// Whether no step waits to be recorded.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -107,7 +107,7 @@ impl PendingRecords {
     /// Record them all (after the commit); steps that were hits only refresh their
     /// explanation. Errors here cost future hits, not this build: they are returned for a
     /// warning.
-    pub fn record(self, cache: &Cache) -> (Vec<CacheKey>, Vec<String>) {
+    pub(crate) fn record(self, cache: &Cache) -> (Vec<CacheKey>, Vec<String>) {
         let mut warnings = Vec::new();
         let mut keys = Vec::new();
         for p in self
@@ -137,7 +137,12 @@ impl PendingRecords {
 }
 
 /// Make the key of a step on `parent`.
-pub fn key(parent: &Parent, platform: &str, parts: KeyParts, identity: StepIdentity) -> Keyed {
+pub(crate) fn key(
+    parent: &Parent,
+    platform: &str,
+    parts: KeyParts,
+    identity: StepIdentity,
+) -> Keyed {
     let mut b = KeyBuilder::new(parent.clone(), parts.instruction, platform.to_owned());
     for (name, value) in parts.args {
         b = b.arg(name, value.as_deref());
@@ -160,7 +165,7 @@ pub fn key(parent: &Parent, platform: &str, parts: KeyParts, identity: StepIdent
 }
 
 /// What a lookup found.
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The recorded result: its layer, when it made one.
     Hit(Option<Box<Layer>>),
     /// Not in the cache, and why.
@@ -168,7 +173,7 @@ pub enum Lookup {
 }
 
 /// Look a step up.
-pub fn lookup(
+pub(crate) fn lookup(
     cache: &CacheUse<'_>,
     stage: &str,
     keyed: &Keyed,

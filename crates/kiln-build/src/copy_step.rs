@@ -33,7 +33,7 @@ impl ModeChange for ChmodMode {
 }
 
 /// Where COPY reads its path sources.
-pub enum CopySource<'a> {
+pub(crate) enum CopySource<'a> {
     /// The build context, as filtered by its ignore rules (made once per build).
     Context {
         /// The context.
@@ -49,7 +49,7 @@ pub enum CopySource<'a> {
 }
 
 /// One COPY or ADD, expanded.
-pub struct CopyInput<'a> {
+pub(crate) struct CopyInput<'a> {
     /// Sources and destination.
     pub paths: &'a SourcesAndDest,
     /// Shared flags.
@@ -159,7 +159,7 @@ fn with_plan<R: Send>(
 
 /// The Merkle hash of exactly the files the COPY/ADD selects (its cache key's file part),
 /// hashing contents through `hasher` (a stat cache for the build context).
-pub fn copy_merkle(
+pub(crate) fn copy_merkle(
     sink: &LayerSink<'_>,
     input: &CopyInput<'_>,
     hasher: &(dyn ContentHasher + Sync),
@@ -169,7 +169,7 @@ pub fn copy_merkle(
 
 /// Run the COPY/ADD and commit its layer; with it, the Merkle root of the files as they were
 /// written (which differs from the key's when a file changed in between).
-pub fn copy_step(
+pub(crate) fn copy_step(
     sink: &LayerSink<'_>,
     input: &CopyInput<'_>,
 ) -> Result<(Layer, Digest), StepError> {

@@ -68,7 +68,7 @@ pub struct BuildRequest<'a> {
 
 /// What a built stage leaves for the stages that use it.
 #[derive(Clone, Debug)]
-pub struct StageResult {
+pub(crate) struct StageResult {
     /// Its image config (history and `rootfs.diff_ids` complete).
     pub config: ImageConfig,
     /// Its layers, bottom first.
@@ -83,7 +83,7 @@ pub struct StageResult {
 
 impl StageResult {
     /// The snapshots of its layers, topmost first.
-    pub fn lowers(&self) -> Vec<std::path::PathBuf> {
+    pub(crate) fn lowers(&self) -> Vec<std::path::PathBuf> {
         crate::layers::stack(&self.layers)
     }
 }
@@ -159,12 +159,12 @@ pub(crate) struct Shared<'a> {
 
 impl Shared<'_> {
     /// Whether this is [`explain`]: steps are looked up, never run.
-    pub fn explaining(&self) -> bool {
+    pub(crate) fn explaining(&self) -> bool {
         self.explained.is_some()
     }
 
     /// Under [`explain`], note what the cache says about a step.
-    pub fn note(&self, step: ExplainedStep) {
+    pub(crate) fn note(&self, step: ExplainedStep) {
         if let Some(e) = self.explained {
             e.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -174,7 +174,7 @@ impl Shared<'_> {
 
     /// Wait for stage `i` to finish; its result, or the label of the failed stage. A stage
     /// this build does not run is an error at once, never a wait.
-    pub fn wait(&self, i: usize) -> Result<Arc<StageResult>, StepError> {
+    pub(crate) fn wait(&self, i: usize) -> Result<Arc<StageResult>, StepError> {
         if !self.req.plan.stages[i].needed {
             return Err(StepError::StageNotScheduled(
                 self.req.plan.stages[i].label(),

@@ -22,15 +22,15 @@ use kiln_syntax::go_quote;
 use crate::error::StepError;
 
 /// The `comment` BuildKit puts on every history entry it writes.
-pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+pub(crate) const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
 /// The default `PATH` of Linux images.
-pub fn default_path() -> &'static str {
+pub(crate) fn default_path() -> &'static str {
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
 /// The config of `FROM scratch` for `platform` (BuildKit's `emptyImage`).
-pub fn empty_image(platform: &Platform) -> ImageConfig {
+pub(crate) fn empty_image(platform: &Platform) -> ImageConfig {
     let mut cfg = ImageConfig {
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
@@ -50,7 +50,7 @@ pub fn empty_image(platform: &Platform) -> ImageConfig {
 }
 
 /// Add the default `PATH` when the base image has none (BuildKit does this for every stage).
-pub fn ensure_path(cfg: &mut ImageConfig) {
+pub(crate) fn ensure_path(cfg: &mut ImageConfig) {
     let c = cfg.config.get_or_insert_with(ContainerConfig::default);
     let env = c.env.get_or_insert_with(Vec::new);
     if !env.iter().any(|e| e.split('=').next() == Some("PATH")) {
@@ -60,13 +60,17 @@ pub fn ensure_path(cfg: &mut ImageConfig) {
 
 /// Per-stage facts the config rules need beyond the config itself.
 #[derive(Clone, Debug, Default)]
-pub struct MetaState {
+pub(crate) struct MetaState {
     /// Whether this stage has set CMD (ENTRYPOINT then keeps it; else it clears the base's).
     pub cmd_set: bool,
 }
 
 /// A history entry as BuildKit writes it.
-pub fn history_entry(created_by: String, empty_layer: bool, created: Option<&str>) -> History {
+pub(crate) fn history_entry(
+    created_by: String,
+    empty_layer: bool,
+    created: Option<&str>,
+) -> History {
     History {
         created: created.map(str::to_owned),
         created_by: Some(created_by),
@@ -77,7 +81,7 @@ pub fn history_entry(created_by: String, empty_layer: bool, created: Option<&str
 }
 
 /// Shell form to exec form: the image's SHELL (default `/bin/sh -c`) plus the joined args.
-pub fn with_shell(cfg: &ImageConfig, args: &[String]) -> Vec<String> {
+pub(crate) fn with_shell(cfg: &ImageConfig, args: &[String]) -> Vec<String> {
     let mut shell = cfg
         .config
         .as_ref()
@@ -90,7 +94,7 @@ pub fn with_shell(cfg: &ImageConfig, args: &[String]) -> Vec<String> {
 
 /// `RUN` history text: `|N K=V ...` for the stage's declared ARGs (values from the step's
 /// environment), then the command, then `# buildkit`.
-pub fn run_created_by(
+pub(crate) fn run_created_by(
     args: &[String],
     build_args: &[ResolvedArg],
     env: &[(String, String)],
@@ -122,7 +126,7 @@ pub fn run_created_by(
 /// `None` for instructions that leave none (ONBUILD) or are not metadata.
 ///
 /// WORKDIR is handled here for the config; creating the directory (a layer) is the caller's.
-pub fn apply_metadata(
+pub(crate) fn apply_metadata(
     cfg: &mut ImageConfig,
     kind: &CommandKind,
     state: &mut MetaState,

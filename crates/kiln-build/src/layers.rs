@@ -30,12 +30,12 @@ pub struct Layer {
 
 /// The snapshots of `layers` (bottom first) as overlay lower dirs, topmost first, each at
 /// most once ([`kiln_layer::overlay::unique_stack`]).
-pub fn stack(layers: &[Layer]) -> Vec<PathBuf> {
+pub(crate) fn stack(layers: &[Layer]) -> Vec<PathBuf> {
     kiln_layer::overlay::unique_stack(layers.iter().rev().map(|l| l.snapshot.clone()))
 }
 
 /// Where a build puts its blobs and snapshots.
-pub struct LayerSink<'s> {
+pub(crate) struct LayerSink<'s> {
     txn: Mutex<Txn<'s>>,
     scratch: PathBuf,
     snapshots: Snapshots,
@@ -46,7 +46,7 @@ pub struct LayerSink<'s> {
 
 impl<'s> LayerSink<'s> {
     /// A sink for one build: one transaction of `store`.
-    pub fn new(
+    pub(crate) fn new(
         store: &'s Store,
         media: MediaTypes,
         compression: Compression,
@@ -65,19 +65,19 @@ impl<'s> LayerSink<'s> {
     }
 
     /// The store's snapshots.
-    pub fn snapshots(&self) -> &Snapshots {
+    pub(crate) fn snapshots(&self) -> &Snapshots {
         &self.snapshots
     }
 
     /// Compression of new layers.
-    pub fn compression(&self) -> Compression {
+    pub(crate) fn compression(&self) -> Compression {
         self.compression
     }
 
     /// A fresh directory on the store's filesystem for one step, removed when the step drops
     /// it (and in any case with the transaction): a build's scratch space stays about one
     /// step's worth per running stage, not the sum of every step.
-    pub fn scratch_dir(&self, what: &str) -> Result<ScratchDir, StepError> {
+    pub(crate) fn scratch_dir(&self, what: &str) -> Result<ScratchDir, StepError> {
         let dir = self.scratch.join(format!(
             "{what}-{}",
             self.seq.fetch_add(1, Ordering::Relaxed)
@@ -87,7 +87,7 @@ impl<'s> LayerSink<'s> {
     }
 
     /// A path for a new layer file in the scratch space.
-    pub fn layer_path(&self) -> PathBuf {
+    pub(crate) fn layer_path(&self) -> PathBuf {
         self.scratch.join(format!(
             "layer-{}",
             self.seq.fetch_add(1, Ordering::Relaxed)
@@ -97,7 +97,11 @@ impl<'s> LayerSink<'s> {
     /// Adopt the layer written at `file` (with `digests` from its writer) as a blob, and make
     /// its snapshot by unpacking it: a snapshot holds exactly its layer, because every layer
     /// with the same `diff_id` shares it.
-    pub fn commit_layer(&self, file: &Path, digests: &LayerDigests) -> Result<Layer, StepError> {
+    pub(crate) fn commit_layer(
+        &self,
+        file: &Path,
+        digests: &LayerDigests,
+    ) -> Result<Layer, StepError> {
         let (digest, size) = self
             .txn
             .lock()
@@ -117,7 +121,7 @@ impl<'s> LayerSink<'s> {
     }
 
     /// Where a blob can be read now (staged in this build, or in the store).
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.txn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -125,7 +129,7 @@ impl<'s> LayerSink<'s> {
     }
 
     /// Stage an image's config and manifest (see `kiln_oci::store::Txn::put_image`).
-    pub fn put_image(
+    pub(crate) fn put_image(
         &self,
         media: MediaTypes,
         config: &kiln_oci::ImageConfig,
@@ -139,7 +143,7 @@ impl<'s> LayerSink<'s> {
     }
 
     /// Publish every staged blob and apply `change` to the store's index.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         change: impl FnOnce(&mut kiln_oci::Index) -> Result<(), kiln_oci::StoreError>,
     ) -> Result<(), StepError> {
@@ -153,7 +157,7 @@ impl<'s> LayerSink<'s> {
 
 /// A step's scratch directory ([`LayerSink::scratch_dir`]), removed on drop. Nothing is ever
 /// mounted in it on the host (views and sandboxes mount in their own namespaces).
-pub struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(PathBuf);
 
 impl std::ops::Deref for ScratchDir {
     type Target = Path;

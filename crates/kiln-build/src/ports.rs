@@ -37,7 +37,7 @@ pub enum PortProblem {
 }
 
 /// Expand port specs into `port/proto` keys (`80/tcp`), in order.
-pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, PortError> {
+pub(crate) fn parse_ports(specs: &[String]) -> Result<Vec<String>, PortError> {
     let mut out = Vec::new();
     for raw in specs {
         out.extend(parse_port(raw).map_err(|problem| PortError {

@@ -159,7 +159,7 @@ impl StepRoot {
 
 /// The argv a RUN executes, before the shell is prepended: heredocs resolved as BuildKit does.
 /// Returns the arguments and, for a `#!` heredoc, the script file to provide.
-pub fn run_args(run: &Run) -> (Vec<String>, Option<(String, String)>) {
+pub(crate) fn run_args(run: &Run) -> (Vec<String>, Option<(String, String)>) {
     let args = run.command.args.clone();
     let files = &run.command.files;
     if files.is_empty() || args.len() != 1 || !run.command.prepend_shell {
@@ -185,7 +185,7 @@ pub fn run_args(run: &Run) -> (Vec<String>, Option<(String, String)>) {
 }
 
 /// What a RUN step needs from its stage.
-pub struct RunInput<'a> {
+pub(crate) struct RunInput<'a> {
     /// The stage's layers' snapshots, topmost first.
     pub lowers: Vec<PathBuf>,
     /// The full argv (shell included).
@@ -223,7 +223,7 @@ const OUTPUT_TAIL: usize = 10;
 
 /// Run the step; its layer, empty when the step changed nothing. On failure, the last lines
 /// of output come back with the error.
-pub fn run_step(
+pub(crate) fn run_step(
     sink: &LayerSink<'_>,
     input: &RunInput<'_>,
 ) -> Result<Option<Layer>, (StepError, Vec<String>)> {

@@ -41,7 +41,7 @@ const SIGNALS: [(&str, u32); 31] = [
 pub struct SignalError(pub String);
 
 /// Parse a signal; the error is moby's message.
-pub fn parse_signal(s: &str) -> Result<u32, SignalError> {
+pub(crate) fn parse_signal(s: &str) -> Result<u32, SignalError> {
     if let Ok(n) = s.parse::<u32>() {
         if n == 0 {
             return Err(SignalError(s.to_owned()));
