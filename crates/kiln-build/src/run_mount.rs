@@ -656,11 +656,7 @@ fn make_cache(
     if let Some((from, source, lowers)) = seed {
         let full = dest.with_extension("seed");
         let _ = fs::remove_dir_all(&full);
-        fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
-        kiln_layer::overlay::copy_merged(lowers, &full).map_err(|source| StepError::Merge {
-            purpose: "to seed the cache mount",
-            source: Box::new(source),
-        })?;
+        crate::snapshotter::merged_copy(lowers, &full, "to seed the cache mount")?;
         let found = resolve_scoped(&full, source)
             .filter(|p| p.is_dir())
             .ok_or_else(|| MountError::SeedNotFound {

@@ -67,13 +67,7 @@ impl Snapshotter {
             }
             Self::Naive => {
                 let full = dir.join("tree");
-                fs::create_dir_all(&full).map_err(|e| StepError::io("create", &full, e))?;
-                kiln_layer::overlay::copy_merged(lowers, &full).map_err(|source| {
-                    StepError::Merge {
-                        purpose: "for the step's filesystem",
-                        source: Box::new(source),
-                    }
-                })?;
+                merged_copy(lowers, &full, "for the step's filesystem")?;
                 let mark = kiln_layer::diff::settle_mark(dir)
                     .map_err(|e| StepError::io("create a file in", dir, e))?;
                 Ok((Rootfs::Bind { dir: full }, Some(mark)))
@@ -115,13 +109,7 @@ impl Snapshotter {
             }
             _ => {
                 let merged = scratch.join("merged");
-                fs::create_dir_all(&merged).map_err(|e| StepError::io("create", &merged, e))?;
-                kiln_layer::overlay::copy_merged(lower, &merged).map_err(|source| {
-                    StepError::Merge {
-                        purpose: "for a read-only view",
-                        source: Box::new(source),
-                    }
-                })?;
+                merged_copy(lower, &merged, "for a read-only view")?;
                 Ok(f(&merged))
             }
         }
@@ -208,6 +196,20 @@ impl Snapshotter {
             read_only,
         })
     }
+}
+
+/// Makes `into` (a new directory) a copy of `lowers` (topmost first) merged; `purpose` says
+/// what for in the error.
+pub(crate) fn merged_copy(
+    lowers: &[PathBuf],
+    into: &Path,
+    purpose: &'static str,
+) -> Result<(), StepError> {
+    fs::create_dir_all(into).map_err(|e| StepError::io("create", into, e))?;
+    kiln_layer::overlay::copy_merged(lowers, into).map_err(|source| StepError::Merge {
+        purpose,
+        source: Box::new(source),
+    })
 }
 
 /// Whether `path` is on an overlayfs, by the longest matching mount point.
