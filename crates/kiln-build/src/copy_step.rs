@@ -185,5 +185,5 @@ pub(crate) fn copy_step(
         std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
         Ok((written.digests, written.merkle.root))
     })?;
-    Ok((sink.commit_layer(&file, &digests)?, files))
+    Ok((sink.commit_layer(&file, &digests, None)?, files))
 }

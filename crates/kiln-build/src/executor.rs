@@ -117,6 +117,9 @@ pub struct BuildOutcome {
     pub warnings: Vec<String>,
     /// The cache keys of this build's steps (for `--cache-to`).
     pub cache_keys: Vec<kiln_cache::CacheKey>,
+    /// Regular files the build's new snapshots created, and those they hard-linked from the
+    /// trees RUN steps wrote instead: a RUN's files are created once, by the RUN.
+    pub snapshot_files: (u64, u64),
 }
 
 /// How a stage thread ended; `Ok(None)`: an explanation stopped the stage at a step that
@@ -465,6 +468,7 @@ fn commit(
     }
     let layers = target.layers.iter().map(|l| l.descriptor.clone()).collect();
     let (descriptor, config_digest) = sink.put_image(req.media, &config, layers)?;
+    let snapshot_files = sink.snapshot_files();
     sink.finish(|index| {
         if req.tags.is_empty() {
             kiln_oci::store::add_untagged(index, &descriptor);
@@ -482,6 +486,7 @@ fn commit(
         stages,
         warnings: Vec::new(),
         cache_keys: Vec::new(),
+        snapshot_files,
     })
 }
 

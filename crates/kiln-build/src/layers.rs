@@ -42,6 +42,10 @@ pub(crate) struct LayerSink<'s> {
     media: MediaTypes,
     compression: Compression,
     seq: AtomicU64,
+    /// Regular files the build's snapshots created, and those hard-linked from the trees
+    /// their layers were diffed from instead.
+    files_created: AtomicU64,
+    files_linked: AtomicU64,
 }
 
 impl<'s> LayerSink<'s> {
@@ -61,7 +65,17 @@ impl<'s> LayerSink<'s> {
             media,
             compression,
             seq: AtomicU64::new(0),
+            files_created: AtomicU64::new(0),
+            files_linked: AtomicU64::new(0),
         })
+    }
+
+    /// Regular files the build's new snapshots created, and those they hard-linked instead.
+    pub(crate) fn snapshot_files(&self) -> (u64, u64) {
+        (
+            self.files_created.load(Ordering::Relaxed),
+            self.files_linked.load(Ordering::Relaxed),
+        )
     }
 
     /// The store's snapshots.
@@ -96,11 +110,14 @@ impl<'s> LayerSink<'s> {
 
     /// Adopt the layer written at `file` (with `digests` from its writer) as a blob, and make
     /// its snapshot by unpacking it: a snapshot holds exactly its layer, because every layer
-    /// with the same `diff_id` shares it.
+    /// with the same `diff_id` shares it. `link_from` is the tree the layer was diffed from
+    /// (a RUN's upper dir or full copy, discarded after): the snapshot's regular files are
+    /// hard links to its files, so what a RUN writes is created once, not again.
     pub(crate) fn commit_layer(
         &self,
         file: &Path,
         digests: &LayerDigests,
+        link_from: Option<&Path>,
     ) -> Result<Layer, StepError> {
         let (digest, size) = self
             .txn
@@ -109,10 +126,14 @@ impl<'s> LayerSink<'s> {
             .adopt_file(file, Some((&digests.digest, digests.size)), "new layer")
             .map_err(StepError::store)?;
         let blob = self.blob_path(&digest);
-        let snapshot = self
+        let (snapshot, stats) = self
             .snapshots
-            .ensure_from_file(&blob, &digests.diff_id)
+            .ensure_from_file(&blob, &digests.diff_id, link_from)
             .map_err(StepError::snapshot)?;
+        if let Some(s) = stats {
+            self.files_created.fetch_add(s.created, Ordering::Relaxed);
+            self.files_linked.fetch_add(s.linked, Ordering::Relaxed);
+        }
         Ok(Layer {
             descriptor: Descriptor::new(self.media.layer(self.compression), digest, size),
             diff_id: digests.diff_id.clone(),

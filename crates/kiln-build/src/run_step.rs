@@ -124,6 +124,16 @@ impl StepRoot {
         })
     }
 
+    /// The tree the step's changes are diffed from: the overlay's upper dir, or the full
+    /// copy. Its files may become the snapshot's ([`LayerSink::commit_layer`]'s `link_from`)
+    /// once the step is done.
+    pub fn tree(&self) -> PathBuf {
+        match self.snapshotter {
+            Snapshotter::Overlay => self.dir.join("upper"),
+            Snapshotter::Naive => self.dir.join("tree"),
+        }
+    }
+
     /// Where the spec and the init's error report live.
     pub fn state(&self) -> PathBuf {
         self.dir.join("state")
@@ -139,13 +149,13 @@ impl StepRoot {
         source_date_epoch: Option<i64>,
         mount_points: bool,
     ) -> Result<(W, kiln_layer::LayerDigests), StepError> {
-        let (upper, full) = (self.dir.join("upper"), self.dir.join("tree"));
-        let (tree, tree_dir) = match self.snapshotter {
-            Snapshotter::Overlay => (NewTree::Upper(&upper), &upper),
-            Snapshotter::Naive => (NewTree::Full(&full), &full),
+        let tree_dir = self.tree();
+        let tree = match self.snapshotter {
+            Snapshotter::Overlay => NewTree::Upper(&tree_dir),
+            Snapshotter::Naive => NewTree::Full(&tree_dir),
         };
         if mount_points {
-            keep_mount_points(&self.lowers, tree_dir)?;
+            keep_mount_points(&self.lowers, &tree_dir)?;
         }
         let opts = DiffOptions {
             compression,
@@ -316,7 +326,7 @@ pub(crate) fn run_step(
     // The snapshot is unpacked from the layer, not adopted from the upper dir: overlay copies
     // up directories the step did not change (for the /etc/hosts stub, say), and a snapshot
     // must hold exactly its layer, since an identical layer elsewhere shares it.
-    sink.commit_layer(&file, &digests)
+    sink.commit_layer(&file, &digests, Some(&root.tree()))
         .map(Some)
         .map_err(no_tail)
 }

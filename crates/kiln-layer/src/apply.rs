@@ -45,6 +45,12 @@ pub struct ApplyOptions {
     pub xattrs: bool,
     /// Create device nodes. The default is `true`; when `false` they are skipped.
     pub devices: bool,
+    /// The tree the layer was written from (a RUN's upper dir or full tree), whose regular
+    /// files are discarded after: a regular file entry becomes a hard link to the file at the
+    /// same path there, when that is a regular file of the entry's size, and gets the entry's
+    /// metadata and exactly its xattrs, so the layer's files are not created a second time.
+    /// The default, `None`, writes every file from the layer.
+    pub link_from: Option<PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -54,6 +60,7 @@ impl Default for ApplyOptions {
             same_owner: rustix::process::geteuid().is_root(),
             xattrs: true,
             devices: true,
+            link_from: None,
         }
     }
 }
@@ -65,6 +72,10 @@ pub struct ApplyStats {
     pub entries: u64,
     /// File content bytes written.
     pub bytes: u64,
+    /// Regular files created and written (whiteout markers unpacked as files not counted).
+    pub created: u64,
+    /// Regular files hard-linked from [`ApplyOptions::link_from`] instead.
+    pub linked: u64,
     /// Extended attributes the target refused.
     pub skipped_xattrs: u64,
 }
@@ -129,8 +140,16 @@ pub fn apply<R: Read>(
     })?;
     let (reader, _) = decompress(layer).map_err(|source| ApplyError::Read { source })?;
     let mut archive = tar::Archive::new(reader);
+    let link_root = match &opts.link_from {
+        Some(dir) => Some(open_root(dir).map_err(|source| ApplyError::Target {
+            path: dir.clone(),
+            source,
+        })?),
+        None => None,
+    };
     let mut state = State {
         root,
+        link_root,
         opts,
         written: HashSet::new(),
         dirs: Vec::new(),
@@ -167,6 +186,7 @@ struct PendingDir {
 
 struct State<'a> {
     root: OwnedFd,
+    link_root: Option<OwnedFd>,
     opts: &'a ApplyOptions,
     written: HashSet<Vec<u8>>,
     dirs: Vec<PendingDir>,
@@ -227,6 +247,20 @@ impl State<'_> {
                     meta,
                 });
             }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+                if self.link(&path, &parent, base_os, e.size()) =>
+            {
+                let fd = rustix::fs::openat(
+                    &parent,
+                    base_os,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| fail(e.into()))?;
+                self.stats.linked += 1;
+                self.finish_fd(&fd, &meta).map_err(fail)?;
+                drop_other_xattrs(&fd, &meta);
+            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let fd = rustix::fs::openat(
                     &parent,
@@ -250,6 +284,9 @@ impl State<'_> {
                     });
                 }
                 self.stats.bytes += got;
+                if !base.starts_with(b".wh.") {
+                    self.stats.created += 1;
+                }
                 self.finish_fd(file.as_fd(), &meta).map_err(fail)?;
             }
             EntryType::Symlink => {
@@ -304,6 +341,43 @@ impl State<'_> {
         }
         self.written.insert(path);
         Ok(())
+    }
+
+    /// Hard-links `base` in `parent` to the file at `path` under [`ApplyOptions::link_from`],
+    /// when that is a regular file of `size` bytes; whether it did.
+    fn link(&self, path: &[u8], parent: &OwnedFd, base: &OsStr, size: u64) -> bool {
+        let Some(link_root) = &self.link_root else {
+            return false;
+        };
+        // The source is resolved inside its tree and never through a symlink.
+        let Ok(src) = rustix::fs::openat2(
+            link_root,
+            OsStr::from_bytes(path),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            rustix::fs::ResolveFlags::BENEATH
+                | rustix::fs::ResolveFlags::NO_SYMLINKS
+                | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            return false;
+        };
+        match rustix::fs::fstat(&src) {
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                    && u64::try_from(st.st_size).ok() == Some(size) => {}
+            _ => return false,
+        }
+        // `linkat` of an `O_PATH` descriptor through /proc needs no capability (unlike
+        // `AT_EMPTY_PATH`); across filesystems it fails and the file is written instead.
+        let proc = format!("/proc/self/fd/{}", src.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc.as_str(),
+            parent,
+            base,
+            AtFlags::SYMLINK_FOLLOW,
+        )
+        .is_ok()
     }
 
     fn meta<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
@@ -524,6 +598,21 @@ impl State<'_> {
                 entry: d.name.clone(),
                 source,
             })
+    }
+}
+
+/// Removes the xattrs of `fd` that `meta` does not name (overlayfs's `trusted.overlay.*` on a
+/// linked file, say); what cannot be listed or removed is left.
+fn drop_other_xattrs(fd: &OwnedFd, meta: &Meta) {
+    let mut buf = vec![0_u8; 4096];
+    let Ok(n) = rustix::fs::flistxattr(fd, &mut buf) else {
+        return;
+    };
+    for name in buf[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let keep = meta.xattrs.iter().any(|(k, _)| k.as_bytes() == name);
+        if !keep {
+            let _ = rustix::fs::fremovexattr(fd, OsStr::from_bytes(name));
+        }
     }
 }
 

@@ -75,9 +75,16 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 /// Unpacks `layer` into the empty directory `target` as an overlay lower dir: `.wh.NAME`
 /// entries become 0/0 character devices and `.wh..wh..opq` an opaque directory. A whiteout of
 /// a name the same layer also carries is dropped (a layer's whiteouts hide lower layers only).
-pub fn unpack_lower<R: Read>(layer: R, target: &Path) -> Result<ApplyStats, OverlayError> {
+/// With `link_from` (the tree the layer was diffed from, discarded after), regular files are
+/// hard links to that tree's files rather than new ones ([`ApplyOptions::link_from`]).
+pub fn unpack_lower<R: Read>(
+    layer: R,
+    target: &Path,
+    link_from: Option<&Path>,
+) -> Result<ApplyStats, OverlayError> {
     let opts = ApplyOptions {
         whiteouts: false,
+        link_from: link_from.map(Path::to_path_buf),
         ..ApplyOptions::default()
     };
     let stats = apply(layer, target, &opts).map_err(|source| OverlayError::Apply {
@@ -101,7 +108,19 @@ fn convert_whiteouts(dir: &Path) -> Result<(), OverlayError> {
             subdirs.push(e.path());
         }
     }
+    // Converting changes the directory's mtime; it keeps the layer's, so that every unpack of
+    // a layer gives the same snapshot.
+    let dir_mtime = if marks.is_empty() {
+        None
+    } else {
+        let m = fs::symlink_metadata(dir).map_err(io_err("stat", dir))?;
+        Some(rustix::fs::Timespec {
+            tv_sec: m.mtime(),
+            tv_nsec: m.mtime_nsec() as _,
+        })
+    };
     for (path, hidden) in marks {
+        let marker = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
         fs::remove_file(&path).map_err(io_err("remove", &path))?;
         if hidden == b".wh..opq" {
             rustix::fs::setxattr(dir, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
@@ -117,8 +136,31 @@ fn convert_whiteouts(dir: &Path) -> Result<(), OverlayError> {
                     0,
                 )
                 .map_err(|e| io_err("create the whiteout", &target)(e.into()))?;
+                let at = rustix::fs::Timespec {
+                    tv_sec: marker.mtime(),
+                    tv_nsec: marker.mtime_nsec() as _,
+                };
+                let times = rustix::fs::Timestamps {
+                    last_access: at,
+                    last_modification: at,
+                };
+                rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &target,
+                    &times,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io_err("set the time of", &target)(e.into()))?;
             }
         }
+    }
+    if let Some(at) = dir_mtime {
+        let times = rustix::fs::Timestamps {
+            last_access: at,
+            last_modification: at,
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, dir, &times, rustix::fs::AtFlags::empty())
+            .map_err(|e| io_err("set the time of", dir)(e.into()))?;
     }
     for d in subdirs {
         convert_whiteouts(&d)?;

@@ -80,7 +80,7 @@ fn lowers(tmp: &Path) -> Vec<PathBuf> {
         let buf = pack_raw(src);
         let dir = tmp.join(format!("lower{i}"));
         fs::create_dir(&dir).unwrap();
-        unpack_lower(&buf[..], &dir).unwrap();
+        unpack_lower(&buf[..], &dir, None).unwrap();
         out.push(dir);
     }
     out

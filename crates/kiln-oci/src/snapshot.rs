@@ -22,6 +22,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use kiln_layer::apply::ApplyStats;
 use kiln_layer::{Digest, HashingReader};
 
 use crate::error::StoreError;
@@ -119,16 +120,30 @@ impl Snapshots {
     }
 
     /// The snapshot of a layer that is not in the store yet (a build's new layer, still in its
-    /// transaction): unpacked from the compressed or plain layer file at `file`.
+    /// transaction): unpacked from the compressed or plain layer file at `file`, its regular
+    /// files hard-linked from `link_from` (the tree the layer was diffed from, which the
+    /// caller discards) where they are there, so a RUN's files are created once. Returns the
+    /// snapshot's tree and, when this call made it, what the unpack did.
     pub fn ensure_from_file(
         &self,
         file: &Path,
         diff_id: &Digest,
-    ) -> Result<PathBuf, SnapshotError> {
-        self.publish(diff_id, |tmp| {
+        link_from: Option<&Path>,
+    ) -> Result<(PathBuf, Option<ApplyStats>), SnapshotError> {
+        let mut stats = None;
+        let tree = self.publish(diff_id, |tmp| {
             let f = fs::File::open(file).map_err(io_err("open", file))?;
-            Self::unpack_reader(f, file, &Digest::of(b""), diff_id, tmp)
-        })
+            stats = Some(Self::unpack_reader(
+                f,
+                file,
+                &Digest::of(b""),
+                diff_id,
+                tmp,
+                link_from,
+            )?);
+            Ok(())
+        })?;
+        Ok((tree, stats))
     }
 
     /// Make the snapshot of `diff_id` exist: use it when complete, else let `fill` populate a
@@ -268,7 +283,9 @@ impl Snapshots {
             &layer.digest,
             diff_id,
             tmp,
+            None,
         )
+        .map(drop)
     }
 
     /// Unpack a layer stream (plain or compressed) into `tmp/fs`, check its `diff_id` and
@@ -279,18 +296,19 @@ impl Snapshots {
         digest: &Digest,
         diff_id: &Digest,
         tmp: &Path,
-    ) -> Result<(), SnapshotError> {
+        link_from: Option<&Path>,
+    ) -> Result<ApplyStats, SnapshotError> {
         let fs_dir = SnapshotDir::at(tmp).tree();
         fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
         let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, reader))
             .map_err(io_err("read", path))?;
         let mut hashing = HashingReader::new(plain);
-        kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir).map_err(|source| {
-            SnapshotError::Unpack {
+        let stats = kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir, link_from).map_err(
+            |source| SnapshotError::Unpack {
                 digest: digest.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         // The tar reader stops at the end-of-archive marker; the diff_id covers every byte.
         io::copy(&mut hashing, &mut io::sink()).map_err(io_err("read", path))?;
         let (_, actual, _) = hashing.finish();
@@ -303,7 +321,7 @@ impl Snapshots {
         }
         let marker = SnapshotDir::at(tmp).marker();
         fs::write(&marker, diff_id.to_string()).map_err(io_err("write", &marker))?;
-        Ok(())
+        Ok(stats)
     }
 }
 

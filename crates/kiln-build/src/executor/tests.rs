@@ -523,3 +523,96 @@ fn keep_failed_keeps_the_failed_steps_filesystem_and_spec() {
     assert_eq!(std::fs::read_to_string(dir.join("left")).unwrap(), "behind");
     assert_eq!(kept.spec.process.args, ["/bin/sh", "-c", "false"]);
 }
+
+/// Every entry of a tree with what a snapshot must agree on: type and mode, owner, mtime to
+/// the nanosecond, size, link count, contents or link target, and xattrs.
+fn tree_state(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let body = if m.is_dir() {
+                stack.push(path.clone());
+                String::new()
+            } else if m.file_type().is_symlink() {
+                std::fs::read_link(&path).unwrap().display().to_string()
+            } else if m.is_file() {
+                format!("{:?}", std::fs::read(&path).unwrap())
+            } else {
+                format!("rdev={}", m.rdev())
+            };
+            let xattrs = kiln_layer::entry::read_xattrs(&path).unwrap();
+            out.push(format!(
+                "{rel} mode={:o} {}:{} mtime={}.{} size={} nlink={} xattrs={xattrs:?} {body}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime(),
+                m.mtime_nsec(),
+                if m.is_dir() { 0 } else { m.len() },
+                if m.is_dir() { 0 } else { m.nlink() },
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 12's "one write per file": a RUN's files become its snapshot's by hard link, not by
+/// being created again from the layer, and the snapshot is exactly what unpacking its layer
+/// gives; a COPY's files are created once, by the snapshot.
+#[test]
+fn a_runs_files_are_created_once_and_its_snapshot_is_its_layer() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fx = Fixture::new();
+    fx.file("src/one.txt", "1\n");
+    fx.file("src/two.txt", "2\n");
+    let sandbox = FakeSandbox::new(|spec, root| {
+        if spec.process.args.last().is_some_and(|a| a == "make") {
+            let data = root.join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            for i in 0..100 {
+                std::fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+            }
+            std::fs::hard_link(data.join("f0"), data.join("f0-link")).unwrap();
+            std::fs::set_permissions(data.join("f1"), std::fs::Permissions::from_mode(0o750))
+                .unwrap();
+            std::os::unix::fs::symlink("f2", data.join("to-f2")).unwrap();
+        } else {
+            // A later step changes a file of the first one and deletes another.
+            std::fs::write(root.join("data/f3"), "changed\n").unwrap();
+            std::fs::remove_file(root.join("data/f4")).unwrap();
+        }
+        FakeRun::exit(0)
+    });
+    let outcome = fx
+        .build(
+            "FROM scratch\nCOPY src/ /src/\nRUN make\nRUN change\n",
+            &sandbox,
+        )
+        .unwrap();
+    let (created, linked) = outcome.snapshot_files;
+    // The COPY's two files are created by its snapshot; the first RUN's 100 regular files
+    // (its hard link to one of them is a link entry) and the second RUN's changed file are
+    // linked, never created.
+    assert_eq!(
+        created, 2,
+        "only the COPY's files are created (linked: {linked})"
+    );
+    assert_eq!(linked, 100 + 1, "every RUN file is linked");
+    for layer in &outcome.layers[1..] {
+        let fresh = tempfile::tempdir().unwrap();
+        let blob = std::fs::File::open(fx.store.blob_path(&layer.descriptor.digest)).unwrap();
+        let (plain, _) = kiln_layer::decompress(std::io::BufReader::new(blob)).unwrap();
+        kiln_layer::overlay::unpack_lower(plain, fresh.path(), None).unwrap();
+        assert_eq!(
+            tree_state(&layer.snapshot),
+            tree_state(fresh.path()),
+            "the linked snapshot is its layer, unpacked"
+        );
+    }
+}

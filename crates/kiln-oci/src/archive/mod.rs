@@ -139,6 +139,7 @@ pub fn load(store: &Store, input: &Path, opts: &LoadOptions) -> Result<Vec<Loade
             same_owner: false,
             xattrs: false,
             devices: false,
+            link_from: None,
         };
         kiln_layer::apply(io::BufReader::with_capacity(1 << 20, file), &dir, &opts).map_err(
             |source| ArchiveError::Unpack {
