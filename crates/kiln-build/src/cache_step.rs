@@ -63,8 +63,43 @@ pub(crate) struct KeyParts {
     pub env: Vec<(String, String)>,
     /// COPY/ADD: the files.
     pub files: Option<MerkleHash>,
+    /// COPY/ADD from a stage or image: the files' Merkle root, with their leaves still
+    /// encoded (a snapshot's memo): decoded only when a miss is explained or the step's
+    /// explanation is remembered anew, so a hit never pays for a large tree's leaves.
+    pub files_memo: Option<(Digest, LazyLeaves)>,
     /// Other inputs by name.
     pub inputs: Vec<(String, Digest)>,
+}
+
+/// The leaves of a Merkle hash, read and decoded on demand.
+#[derive(Debug)]
+pub(crate) struct LazyLeaves {
+    source: LeavesSource,
+    decode: fn(&[u8]) -> Option<MerkleHash>,
+}
+
+/// Where [`LazyLeaves`] come from.
+#[derive(Debug)]
+pub(crate) enum LeavesSource {
+    /// Encoded bytes at hand.
+    Bytes(Vec<u8>),
+    /// A file holding them (a snapshot's memo).
+    File(std::path::PathBuf),
+}
+
+impl LazyLeaves {
+    /// Leaves that `decode` makes of `source`'s bytes.
+    pub(crate) fn new(source: LeavesSource, decode: fn(&[u8]) -> Option<MerkleHash>) -> Self {
+        Self { source, decode }
+    }
+
+    fn load(self) -> Option<Vec<(String, Digest)>> {
+        let bytes = match self.source {
+            LeavesSource::Bytes(b) => b,
+            LeavesSource::File(path) => std::fs::read(path).ok()?,
+        };
+        (self.decode)(&bytes).map(|m| m.leaves)
+    }
 }
 
 /// A step's key, with what is needed to explain and record it.
@@ -75,6 +110,17 @@ pub(crate) struct Keyed {
     pub explanation: KeyExplanation,
     /// Which step it is.
     pub identity: StepIdentity,
+    /// The files' leaves not yet in `explanation` ([`KeyParts::files_memo`]).
+    leaves: Option<LazyLeaves>,
+}
+
+impl Keyed {
+    /// The explanation with every leaf of the files in it.
+    fn complete(&mut self) {
+        if let (Some(lazy), Some(files)) = (self.leaves.take(), &mut self.explanation.files) {
+            files.leaves = lazy.load();
+        }
+    }
 }
 
 /// A step result to record after the build's blobs are published.
@@ -127,10 +173,19 @@ impl PendingRecords {
             if let Err(e) = cache.put(&p.keyed.key, &output) {
                 warnings.push(format!("cannot record the cache of a step: {e}"));
             }
-            if let Err(e) = cache.remember_step(&p.keyed.identity, &p.keyed.explanation) {
-                warnings.push(format!("cannot remember a step for explanations: {e}"));
+            let mut keyed = p.keyed;
+            // A step remembered with this very key keeps its explanation; only a new one
+            // needs its leaves.
+            if !cache
+                .remembers(&keyed.identity, &keyed.key)
+                .unwrap_or(false)
+            {
+                keyed.complete();
+                if let Err(e) = cache.remember_step(&keyed.identity, &keyed.explanation) {
+                    warnings.push(format!("cannot remember a step for explanations: {e}"));
+                }
             }
-            keys.push(p.keyed.key);
+            keys.push(keyed.key);
         }
         (keys, warnings)
     }
@@ -153,6 +208,11 @@ pub(crate) fn key(
     if let Some(files) = parts.files {
         b = b.files(files);
     }
+    let mut leaves = None;
+    if let Some((root, lazy)) = parts.files_memo {
+        b = b.files_root(root);
+        leaves = Some(lazy);
+    }
     for (name, digest) in parts.inputs {
         b = b.input(name, digest);
     }
@@ -161,6 +221,7 @@ pub(crate) fn key(
         key,
         explanation,
         identity,
+        leaves,
     }
 }
 
@@ -176,7 +237,7 @@ pub(crate) enum Lookup {
 pub(crate) fn lookup(
     cache: &CacheUse<'_>,
     stage: &str,
-    keyed: &Keyed,
+    keyed: &mut Keyed,
     snapshots: &Snapshots,
 ) -> Result<Lookup, StepError> {
     let store_err = |e| StepError::Cache(Box::new(e));
@@ -204,6 +265,7 @@ pub(crate) fn lookup(
             WhyRun::NoCacheFilter(stage.to_owned())
         }));
     }
+    keyed.complete();
     let miss = cache
         .cache
         .explain(&keyed.identity, &keyed.explanation)

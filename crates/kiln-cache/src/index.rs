@@ -260,6 +260,24 @@ impl Cache {
         raws.into_iter().map(|r| r.into_record(self)).collect()
     }
 
+    /// Whether step `id` is remembered with `key` already (so [`Cache::remember_step`] with
+    /// that key's explanation would change nothing).
+    pub fn remembers(&self, id: &StepIdentity, key: &CacheKey) -> Result<bool, CacheError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT 1 FROM steps
+             WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3 AND key = ?4",
+            params![id.dockerfile, id.stage, id.step, key.to_string()],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(self.db_err(format!(
+            "look up step {} of stage `{}` of `{}`",
+            id.step, id.stage, id.dockerfile
+        )))
+    }
+
     /// Remembers `explanation` as the last key of step `id`, for the next build's
     /// [`Cache::explain`].
     pub fn remember_step(

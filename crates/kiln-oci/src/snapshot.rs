@@ -203,24 +203,10 @@ impl Snapshots {
         decode: impl FnOnce(&[u8]) -> Option<T>,
         compute: impl FnOnce() -> Result<(T, Vec<u8>), E>,
     ) -> Result<T, E> {
-        let home = lowers
-            .first()
-            .filter(|_| lowers.iter().all(|l| l.starts_with(&self.dir)))
-            .and_then(|top| top.parent());
-        let Some(home) = home else {
+        let Some(memo) = self.selection_path(lowers, selector) else {
             return compute().map(|(v, _)| v);
         };
-        let mut key = Vec::new();
-        for part in lowers
-            .iter()
-            .map(|l| l.as_os_str().as_encoded_bytes())
-            .chain([selector.as_bytes()])
-        {
-            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            key.extend_from_slice(part);
-        }
-        let dir = SnapshotDir::at(home).selections();
-        let memo = dir.join(Digest::of(&key).hex());
+        let dir = memo.parent().unwrap_or(&self.dir).to_owned();
         if let Some(v) = fs::read(&memo).ok().and_then(|b| decode(&b)) {
             return Ok(v);
         }
@@ -237,6 +223,30 @@ impl Snapshots {
             let _ = fs::remove_file(&tmp);
         }
         Ok(value)
+    }
+
+    /// Where [`Self::selection`] keeps what it computed for `lowers` and `selector` (whether
+    /// or not it is there); `None` for a stack it does not keep (outside this store, or
+    /// empty).
+    pub fn selection_path(&self, lowers: &[PathBuf], selector: &str) -> Option<PathBuf> {
+        let home = lowers
+            .first()
+            .filter(|_| lowers.iter().all(|l| l.starts_with(&self.dir)))
+            .and_then(|top| top.parent())?;
+        let mut key = Vec::new();
+        for part in lowers
+            .iter()
+            .map(|l| l.as_os_str().as_encoded_bytes())
+            .chain([selector.as_bytes()])
+        {
+            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+        Some(
+            SnapshotDir::at(home)
+                .selections()
+                .join(Digest::of(&key).hex()),
+        )
     }
 
     /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order), one

@@ -647,3 +647,47 @@ fn format_without_explain_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--explain"), "{stderr}");
 }
+
+/// Issue 12: a rebuild's `COPY --from` of an unchanged stage reads the 64-byte Merkle root
+/// kept beside the source's snapshot, not the source's files nor the memo of every file's
+/// hash. Shown by taking both away after the first build: the rebuild still hits. (Reading
+/// either would have hashed the emptied tree anew, or failed to decode, and missed.)
+#[test]
+fn copy_from_an_unchanged_stage_reads_only_its_kept_root() {
+    let Some(env) = setup() else { return };
+    let (first, _) = build(&env, &[]);
+    let snapshots = env.store.join("snapshots");
+    let mut roots = 0;
+    for snap in fs::read_dir(&snapshots).unwrap() {
+        let snap = snap.unwrap().path();
+        if let Ok(memos) = fs::read_dir(snap.join("selections")) {
+            for memo in memos {
+                let memo = memo.unwrap().path();
+                if fs::metadata(&memo).unwrap().len() == 64 {
+                    roots += 1;
+                } else {
+                    fs::write(&memo, b"damaged").unwrap();
+                }
+            }
+        }
+    }
+    assert!(roots >= 2, "a root memo per COPY --from source");
+    for out in ["deps.out", "main.out"] {
+        for snap in fs::read_dir(&snapshots).unwrap() {
+            let _ = fs::remove_file(snap.unwrap().path().join("fs").join(out));
+        }
+    }
+    let (again, steps) = build(&env, &[]);
+    assert_eq!(
+        hits(&steps),
+        [
+            "app: COPY src/ /src/",
+            "app: RUN echo \"$MODE\" > /mode && cat /src/main > /main.out",
+            "deps: COPY deps.txt /deps.txt",
+            "deps: RUN cat /deps.txt > /deps.out",
+            "stage-2: COPY --from=app /main.out /",
+            "stage-2: COPY --from=deps /deps.out /",
+        ]
+    );
+    assert_eq!(first, again);
+}

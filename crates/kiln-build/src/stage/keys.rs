@@ -11,7 +11,7 @@ use kiln_layer::Digest;
 
 use super::State;
 use super::sources::{context_root, from_source};
-use crate::cache_step::{self, KeyParts, Lookup};
+use crate::cache_step::{self, KeyParts, LazyLeaves, LeavesSource, Lookup};
 use crate::copy_step::{CopyInput, CopySource, copy_merkle};
 use crate::error::StepError;
 use crate::executor::Shared;
@@ -87,7 +87,7 @@ pub(super) fn through_cache<R: Into<Made>>(
         chain_on_output(state, &platform, identity, layer.as_ref());
         return Ok(ControlFlow::Continue(layer));
     };
-    let keyed = cache_step::key(&state.chain, &platform, parts, identity);
+    let mut keyed = cache_step::key(&state.chain, &platform, parts, identity);
     let Some(cache) = sh.cache.as_ref() else {
         if sh.explaining() {
             return Ok(would_run(state, WhyRun::NoCacheStore));
@@ -99,7 +99,7 @@ pub(super) fn through_cache<R: Into<Made>>(
     let found = cache_step::lookup(
         cache,
         &state.label.to_ascii_lowercase(),
-        &keyed,
+        &mut keyed,
         sh.sink.snapshots(),
     )
     .map_err(|e| (e, Vec::new()))?;
@@ -167,8 +167,15 @@ pub(super) fn copy_parts(
         return Ok(Some(KeyParts::default()));
     }
     let instruction = copy_instruction(kw, input, from);
-    let files = match &input.source {
-        CopySource::Context { .. } => copy_merkle(&sh.sink, input, context_hasher(sh))?,
+    match &input.source {
+        CopySource::Context { .. } => {
+            let files = copy_merkle(&sh.sink, input, context_hasher(sh))?;
+            Ok(Some(KeyParts {
+                instruction,
+                files: Some(files),
+                ..KeyParts::default()
+            }))
+        }
         // The selection depends on the instruction and on the destination's stack too.
         CopySource::Layers { lowers, .. } => {
             let selector = Canonical::extend(instruction.clone())
@@ -177,33 +184,53 @@ pub(super) fn copy_parts(
                     input.target.iter().filter_map(|p| p.to_str()),
                 )
                 .finish();
-            layers_merkle(sh, input, lowers, &selector)?
+            let (root, leaves) = layers_merkle(sh, input, lowers, &selector)?;
+            Ok(Some(KeyParts {
+                instruction,
+                files_memo: Some((root, leaves)),
+                ..KeyParts::default()
+            }))
         }
-    };
-    Ok(Some(KeyParts {
-        instruction,
-        files: Some(files),
-        ..KeyParts::default()
-    }))
+    }
 }
 
-/// The Merkle hash of what `input` selects from `lowers`, a stage's or image's snapshots.
-/// Snapshots never change, so the store keeps it beside them under `selector`
-/// ([`kiln_oci::Snapshots::selection`]): an unchanged source is read once, not on every build.
+/// The Merkle root of what `input` selects from `lowers`, a stage's or image's snapshots,
+/// and its leaves, loaded on demand. Snapshots never change, so the store keeps the hash
+/// beside them under `selector` ([`kiln_oci::Snapshots::selection`]), and its root alone
+/// under a selector of its own: an unchanged source is read once, not on every build, and a
+/// build that hits the cache reads 64 bytes, however many files the source has.
 fn layers_merkle(
     sh: &Shared<'_>,
     input: &CopyInput<'_>,
     lowers: &[std::path::PathBuf],
     selector: &str,
-) -> Result<kiln_fileop::MerkleHash, StepError> {
-    sh.sink
-        .snapshots()
-        .selection(lowers, selector, decode_merkle, || {
+) -> Result<(Digest, LazyLeaves), StepError> {
+    let snapshots = sh.sink.snapshots();
+    let mut computed = None;
+    let root_selector = format!("{selector}\nroot-only");
+    let root = snapshots.selection(lowers, &root_selector, merkle_root, || {
+        let m = snapshots.selection(lowers, selector, decode_merkle, || {
             copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher).map(|m| {
                 let bytes = encode_merkle(&m);
                 (m, bytes)
             })
-        })
+        })?;
+        let root = m.root.clone();
+        computed = Some(m);
+        Ok::<_, StepError>((root.clone(), root.hex().as_bytes().to_vec()))
+    })?;
+    let source = match (computed, snapshots.selection_path(lowers, selector)) {
+        (None, Some(path)) => LeavesSource::File(path),
+        (Some(m), _) => LeavesSource::Bytes(encode_merkle(&m)),
+        // (A stack without memos is always computed; no leaves is only a vaguer explanation.)
+        (None, None) => LeavesSource::Bytes(Vec::new()),
+    };
+    Ok((root, LazyLeaves::new(source, decode_merkle)))
+}
+
+/// The root of an [`encode_merkle`] encoding, without its leaves.
+fn merkle_root(b: &[u8]) -> Option<Digest> {
+    Digest::from_hex(std::str::from_utf8(b.get(..64)?).ok()?).ok()
 }
 
 /// How context files are hashed: through the stat cache when the build has one.
@@ -478,7 +505,7 @@ fn mount_files(
     };
     Ok(layers_merkle(sh, &input, &lowers, &selector)
         .ok()
-        .map(|m| m.root))
+        .map(|(root, _)| root))
 }
 
 /// A Merkle hash as kept in a snapshot's `selections/` ([`kiln_oci::Snapshots::selection`]):
