@@ -262,7 +262,7 @@ impl Snapshots {
                 diff_ids: diff_ids.len(),
             });
         }
-        let mut out = Vec::with_capacity(layers.len());
+        let mut todo = Vec::with_capacity(layers.len());
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
             let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
                 .map_err(|e| {
@@ -272,7 +272,44 @@ impl Snapshots {
                         source: io::Error::other(e),
                     })
                 })?;
-            out.push(self.ensure(layer, &diff_id)?);
+            todo.push((layer, diff_id));
+        }
+        // Layers unpack independently: as many at once as there are cores.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(todo.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<std::sync::Mutex<Option<Result<PathBuf, SnapshotError>>>> =
+            todo.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((layer, diff_id)) = todo.get(i) else {
+                            break;
+                        };
+                        let r = self.ensure(layer, diff_id);
+                        *done[i]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(done.len());
+        for slot in done {
+            let r = slot
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Every slot was filled: the workers stop only when none is left.
+            out.push(r.unwrap_or_else(|| {
+                Err(SnapshotError::Io(kiln_io::IoError::new(
+                    "unpack",
+                    self.dir.clone(),
+                    io::Error::other("a layer was not unpacked"),
+                )))
+            })?);
         }
         out.reverse();
         Ok(out)

@@ -268,6 +268,24 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
         _keep: None,
     };
     kiln(&other.store, &["load", "-i", base.to_str().unwrap()]);
+    // Issue 12: the base is unpacked as it enters the store, not by the first build.
+    let unpacked: Vec<String> = fs::read_dir(other.store.join("snapshots"))
+        .unwrap()
+        .filter_map(|e| fs::read_to_string(e.unwrap().path().join("diff_id")).ok())
+        .collect();
+    let inspect = kiln(&other.store, &["inspect", "busybox:latest"]);
+    let config: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let diff_ids = config[0]["RootFS"]["Layers"]
+        .as_array()
+        .or_else(|| config["rootfs"]["diff_ids"].as_array())
+        .unwrap_or_else(|| panic!("no diff_ids in {inspect}"));
+    assert!(!diff_ids.is_empty());
+    for d in diff_ids {
+        assert!(
+            unpacked.iter().any(|u| u == d.as_str().unwrap()),
+            "layer {d} is unpacked by `kiln load`: {unpacked:?}"
+        );
+    }
     let (second, steps) = build(
         &other,
         &[

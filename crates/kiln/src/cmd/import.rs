@@ -67,6 +67,8 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         )?
     };
     let image = kiln_oci::Image::read(&store, &descriptor, reference.into_iter().collect())?;
+    // Unpacked now, not on the critical path of the first build FROM it.
+    kiln_oci::Snapshots::new(&store)?.ensure_image(&image)?;
     outln!("{}", image.id())?;
     Ok(ExitCode::SUCCESS)
 }

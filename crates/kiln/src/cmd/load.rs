@@ -27,7 +27,16 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         super::save::Format::Oci => MediaTypes::Oci,
         super::save::Format::Docker => MediaTypes::Docker,
     };
-    for image in kiln_oci::load(&store, &args.input, &LoadOptions { media_types })? {
+    let loaded = kiln_oci::load(&store, &args.input, &LoadOptions { media_types })?;
+    // Each image's layers are unpacked into snapshots now (in parallel), not on the critical
+    // path of the first build FROM it. A platform this machine cannot run is left packed.
+    let snapshots = kiln_oci::Snapshots::new(&store)?;
+    for image in &loaded {
+        if let Ok(img) = store.resolve(&image.digest.to_string()) {
+            snapshots.ensure_image(&img)?;
+        }
+    }
+    for image in loaded {
         if args.quiet {
             outln!("{}", image.id)?;
         } else if image.tags.is_empty() {
