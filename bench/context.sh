@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Large-context rebuild benchmark: a context of 1 GiB in 50,000 files, built once, then
-# rebuilt after changing one small file, by kiln, by Docker 20.10's BuildKit (a private
+# Large-context rebuild benchmark: a context of 1 GiB in 50,000 files (or SIZE_MB in FILES),
+# built once, then rebuilt after changing one small file outside the big COPY, and after
+# changing one file inside it (both then recopy the whole directory and rerun the RUN), by kiln, by Docker 20.10's BuildKit (a private
 # dockerd) and by buildah (when installed; overlay storage, --layers) in interleaved rounds.
 # kiln re-checks the context through its stat cache and re-runs only the steps that copy the
 # changed file; BuildKit re-syncs the context and does the same; buildah re-hashes the
@@ -13,17 +14,18 @@ source bench/lib.sh
 work="${1:-/tmp/kiln-bench-context}"
 N="${N:-3}"
 FILES="${FILES:-50000}"
+SIZE_MB="${SIZE_MB:-1024}"
 cargo build --release -q -p kiln --bin kiln
 K="$PWD/target/release/kiln"
 rm -rf "$work"; mkdir -p "$work"
 
 
-# The context: FILES files of ~21 KiB (1 GiB in all) in 500 directories, and one small file.
+# The context: FILES files (SIZE_MB in all) in 500 directories, and one small file.
 ctx="$work/ctx"; mkdir -p "$ctx/data"
-python3 - "$ctx/data" "$FILES" <<'PY'
+python3 - "$ctx/data" "$FILES" "$SIZE_MB" <<'PY'
 import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-size = (1 << 30) // n
+root, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+size = (mb << 20) // n
 chunk = os.urandom(1 << 20)
 for i in range(n):
     d = os.path.join(root, f"d{i % 500:03d}")
@@ -60,6 +62,12 @@ for i in $(seq "$N"); do
     time_of t kiln; kr+=("$t"); time_of t buildkit; br+=("$t"); time_of t buildah_; hr+=("$t")
     time_of t kiln; kn+=("$t"); time_of t buildkit; bn+=("$t"); time_of t buildah_; hn+=("$t")
 done
+# A change inside the big COPY: its layer and everything after it are rebuilt.
+ki=(); bi=(); hi=()
+for i in $(seq "$N"); do
+    printf 'changed %s' "$i" >> "$ctx/data/d001/f00001"
+    time_of t kiln; ki+=("$t"); time_of t buildkit; bi+=("$t"); time_of t buildah_; hi+=("$t")
+done
 med() { printf '%s\n' "$@" | median; }
 row() {  # label kiln buildkit buildah (ns)
     local h="-" kh="-"
@@ -67,6 +75,7 @@ row() {  # label kiln buildkit buildah (ns)
     printf '%-36s %10s %10s %10s %8s %8s\n' "$1" "$(ms "$2")" "$(ms "$3")" "$h" "$(ratio "$2" "$3")" "$kh"
 }
 printf '%-36s %10s %10s %10s %8s %8s\n' build kiln BuildKit buildah k/bk k/bh
-row "first build (1 GiB context)" "$kfirst" "$bfirst" "$hfirst"
+row "first build ($SIZE_MB MiB, $FILES files)" "$kfirst" "$bfirst" "$hfirst"
 row "rebuild after changing one file" "$(med "${kr[@]}")" "$(med "${br[@]}")" "$(med "${hr[@]}")"
 row "no-op rebuild" "$(med "${kn[@]}")" "$(med "${bn[@]}")" "$(med "${hn[@]}")"
+row "change inside the big COPY, then RUN" "$(med "${ki[@]}")" "$(med "${bi[@]}")" "$(med "${hi[@]}")"
