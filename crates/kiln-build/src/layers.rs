@@ -1,7 +1,8 @@
 //! Layers of a build: each new layer is written to a file in the build's transaction, adopted
 //! as a blob there (published to the store when the build succeeds, or, when it fails with
 //! the cache on, for the cache records of the steps that finished: never as an image), and given a
-//! snapshot at once (unpacked from the layer) so that later steps can stack it under their
+//! snapshot at once (unpacked from the layer, a RUN's files hard-linked from the tree it
+//! wrote them in rather than created again) so that later steps can stack it under their
 //! overlay.
 
 use std::fs;

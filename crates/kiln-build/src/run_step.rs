@@ -323,9 +323,11 @@ pub(crate) fn run_step(
     drop(written);
     // A step that changed nothing still has its (empty) layer, as in BuildKit since v0.10
     // (Docker 20.10's v0.8 dropped it and marked the history entry empty).
-    // The snapshot is unpacked from the layer, not adopted from the upper dir: overlay copies
-    // up directories the step did not change (for the /etc/hosts stub, say), and a snapshot
-    // must hold exactly its layer, since an identical layer elsewhere shares it.
+    // The snapshot is made from the layer, not by adopting the upper dir: overlay copies up
+    // directories the step did not change (for the /etc/hosts stub, say), and a snapshot
+    // must hold exactly its layer, since an identical layer elsewhere shares it. Its regular
+    // files are the step's own, hard-linked from the tree (which is discarded after), so
+    // each file the step wrote is created once.
     sink.commit_layer(&file, &digests, Some(&root.tree()))
         .map(Some)
         .map_err(no_tail)
