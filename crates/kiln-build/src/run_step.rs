@@ -125,7 +125,7 @@ impl StepRoot {
     }
 
     /// The tree the step's changes are diffed from: the overlay's upper dir, or the full
-    /// copy. Its files may become the snapshot's ([`LayerSink::commit_layer`]'s `link_from`)
+    /// copy. Its files may become the snapshot's (`LayerSink::commit_layer`'s `link_from`)
     /// once the step is done.
     pub fn tree(&self) -> PathBuf {
         match self.snapshotter {
