@@ -316,7 +316,9 @@ fn build_plan(
             host: Platform::host().to_string(),
         }));
     }
-    let sink = LayerSink::new(req.store, req.media, Compression::default()).map_err(whole)?;
+    // Layers stay uncompressed in the store: compressing is most of a package install's
+    // commit, and what leaves the machine is compressed on the way out (once per layer).
+    let sink = LayerSink::new(req.store, req.media, Compression::None).map_err(whole)?;
     let shared = Shared {
         req,
         images,

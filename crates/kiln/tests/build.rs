@@ -603,3 +603,128 @@ fn r10_23_sizes_are_dockers_for_built_and_loaded_images() {
         .unwrap();
     assert!(base.contains("(100kB over its base)"), "{base}");
 }
+
+/// Issue 12: built layers stay uncompressed in the store; what leaves the machine as an OCI
+/// archive is gzip by default (once per layer: a second save gives the same manifest from
+/// the remembered blobs), `--compression uncompressed` keeps plain tars, and the image's
+/// identity (config, `diff_ids`) is the same either way.
+#[test]
+fn layers_are_stored_plain_and_compressed_on_export() {
+    use std::io::Read as _;
+    let Some(env) = store_env() else { return };
+    let ctx = env.context(
+        "variant",
+        "FROM busybox\nRUN echo hi > /hi\nCOPY f /f\n",
+        &[("f", "content\n")],
+    );
+    ok(&env.kiln(&["build", "-q", "-t", "variant:1", ctx.to_str().unwrap()]));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&env.kiln(&["inspect", "variant:1"]))).unwrap();
+    let id = inspect[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let manifest_of = |archive: &Path| -> (serde_json::Value, Vec<(String, Vec<u8>)>) {
+        let mut blobs = Vec::new();
+        let mut a = tar::Archive::new(fs::File::open(archive).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            blobs.push((name, bytes));
+        }
+        let blob = |d: &str| {
+            let hex = d.strip_prefix("sha256:").unwrap();
+            blobs
+                .iter()
+                .find(|(n, _)| n == &format!("blobs/sha256/{hex}"))
+                .map(|(_, b)| b.clone())
+                .unwrap()
+        };
+        let index: serde_json::Value =
+            serde_json::from_slice(&blob_by_name(&blobs, "index.json")).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap()))
+                .unwrap();
+        let layers = m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["mediaType"].as_str().unwrap().to_owned(),
+                    blob(l["digest"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        (m, layers)
+    };
+    let gz = env.dir.join("v-gz.tar");
+    ok(&env.kiln(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        gz.to_str().unwrap(),
+        "variant:1",
+    ]));
+    let (m1, layers) = manifest_of(&gz);
+    let built: Vec<_> = layers.iter().rev().take(2).collect();
+    for (media_type, bytes) in &built {
+        assert_eq!(media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
+    }
+    let gz2 = env.dir.join("v-gz2.tar");
+    ok(&env.kiln(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        gz2.to_str().unwrap(),
+        "variant:1",
+    ]));
+    assert_eq!(manifest_of(&gz2).0, m1, "the same export again");
+    let plain = env.dir.join("v-plain.tar");
+    ok(&env.kiln(&[
+        "save",
+        "--format",
+        "oci",
+        "--compression",
+        "uncompressed",
+        "-o",
+        plain.to_str().unwrap(),
+        "variant:1",
+    ]));
+    let (m2, layers) = manifest_of(&plain);
+    for (media_type, _) in layers.iter().rev().take(2) {
+        assert_eq!(
+            media_type, "application/vnd.oci.image.layer.v1.tar",
+            "as stored"
+        );
+    }
+    assert_eq!(m1["config"], m2["config"], "one image, one config");
+    // Loaded back from the gzip archive: the same image id.
+    let other = env.dir.join("variant-store");
+    let loaded = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&other)
+        .args(["load", "-q", "-i", gz.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let loaded_id = ok(&loaded);
+    assert!(
+        id.is_empty() || loaded_id.trim() == id,
+        "{loaded_id} vs {id}"
+    );
+    assert_eq!(
+        m1["config"]["digest"].as_str().unwrap(),
+        loaded_id.trim(),
+        "the image id is the config's digest"
+    );
+}
+
+fn blob_by_name(blobs: &[(String, Vec<u8>)], name: &str) -> Vec<u8> {
+    blobs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_else(|| panic!("no {name} in the archive"))
+}

@@ -187,7 +187,7 @@ fn top_layer_entries(root: &Path, image: &str) -> Vec<String> {
         .unwrap()
         .clone();
     let out = Command::new("tar")
-        .arg("-tzvf")
+        .arg("-tvf")
         .arg(blob(&top))
         .output()
         .unwrap();

@@ -22,6 +22,7 @@ mod index;
 mod layer_size;
 mod layout;
 mod txn;
+mod variant;
 
 use std::fs::{self, File};
 use std::io::{self, Read};

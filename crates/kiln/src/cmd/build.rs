@@ -356,6 +356,7 @@ fn export(
                 store,
                 &[(image, tags.to_vec())],
                 format,
+                kiln_layer::Compression::default(),
                 dest.as_deref(),
             )
         }

@@ -27,9 +27,35 @@ pub(crate) struct Args {
     /// The archive format.
     #[arg(long, value_enum, default_value_t = Format::Docker)]
     pub format: Format,
+    /// How an OCI archive's layers are compressed (layers kiln built are stored
+    /// uncompressed; each is compressed once, and remembered). A docker archive's layers are
+    /// always plain tars.
+    #[arg(long, value_enum, default_value_t = ExportCompression::Gzip)]
+    pub compression: ExportCompression,
     /// Images by name or id.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+}
+
+/// `--compression` of what leaves the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportCompression {
+    /// gzip, level 6 (what registries and every runtime accept).
+    Gzip,
+    /// zstd, level 3.
+    Zstd,
+    /// Plain tars.
+    Uncompressed,
+}
+
+impl ExportCompression {
+    pub(crate) fn compression(self) -> kiln_layer::Compression {
+        match self {
+            Self::Gzip => kiln_layer::Compression::default(),
+            Self::Zstd => kiln_layer::Compression::Zstd { level: 3 },
+            Self::Uncompressed => kiln_layer::Compression::None,
+        }
+    }
 }
 
 pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
@@ -48,19 +74,34 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         Format::Docker => SaveFormat::Docker,
         Format::Oci => SaveFormat::Oci,
     };
-    write_archive(&store, &images, format, args.output.as_deref())?;
+    write_archive(
+        &store,
+        &images,
+        format,
+        args.compression.compression(),
+        args.output.as_deref(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write `images` as an archive to `output` (stdout when `None`). A file is written beside
-/// its final name and renamed, so a failure leaves no half-written archive.
+/// Write `images` as an archive to `output` (stdout when `None`), an OCI archive's plain
+/// layers compressed with `compression`. A file is written beside its final name and
+/// renamed, so a failure leaves no half-written archive.
 pub(crate) fn write_archive(
     store: &Store,
     images: &[(kiln_oci::Image, Vec<Reference>)],
     format: SaveFormat,
+    compression: kiln_layer::Compression,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let set: Vec<_> = images.iter().map(|(i, t)| (i, t.clone())).collect();
+    let variants = match format {
+        SaveFormat::Oci => images
+            .iter()
+            .map(|(i, t)| Ok((store.compressed_variant(i, compression)?, t.clone())))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        SaveFormat::Docker => images.to_vec(),
+    };
+    let set: Vec<_> = variants.iter().map(|(i, t)| (i, t.clone())).collect();
     if let Some(path) = output {
         let tmp = path.with_extension("kiln-partial");
         let out = BufWriter::new(File::create(&tmp)?);

@@ -129,8 +129,9 @@ pub(crate) fn commit_layer(
     let epoch = crate::source_date_epoch_from_env();
     let mut txn = store.txn()?;
     let writer = txn.blob_writer()?;
-    // As `docker commit`: no runtime mount points in the layer.
-    let (writer, digests) = root.diff(writer, Compression::default(), epoch, false)?;
+    // As `docker commit`: no runtime mount points in the layer. Stored uncompressed, as a
+    // build's layers are (compressed on export).
+    let (writer, digests) = root.diff(writer, Compression::None, epoch, false)?;
     let (layer_digest, layer_size) =
         writer.commit(Some((&digests.digest, digests.size)), "step layer")?;
     let now = epoch.unwrap_or_else(|| {
@@ -149,7 +150,7 @@ pub(crate) fn commit_layer(
     });
     let mut layers = base.manifest.layers.clone();
     layers.push(Descriptor::new(
-        family.layer(Compression::default()),
+        family.layer(Compression::None),
         layer_digest,
         layer_size,
     ));
