@@ -725,6 +725,5 @@ fn blob_by_name(blobs: &[(String, Vec<u8>)], name: &str) -> Vec<u8> {
     blobs
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, b)| b.clone())
-        .unwrap_or_else(|| panic!("no {name} in the archive"))
+        .map_or_else(|| panic!("no {name} in the archive"), |(_, b)| b.clone())
 }
