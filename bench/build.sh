@@ -14,9 +14,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 work="${1:-/tmp/kiln-bench-build}"
 N="${N:-5}"
-cargo build --release -q -p kiln --bin kiln
-K="$PWD/target/release/kiln"
-rm -rf "$work"; mkdir -p "$work"
+release_kiln "$work"
 
 
 busybox_bases "$K" "$work"

@@ -15,9 +15,7 @@ work="${1:-/tmp/kiln-bench-context}"
 N="${N:-3}"
 FILES="${FILES:-50000}"
 SIZE_MB="${SIZE_MB:-1024}"
-cargo build --release -q -p kiln --bin kiln
-K="$PWD/target/release/kiln"
-rm -rf "$work"; mkdir -p "$work"
+release_kiln "$work"
 
 
 # The context: FILES files (SIZE_MB in all) in 500 directories, and one small file.

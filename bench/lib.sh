@@ -2,6 +2,13 @@
 # shellcheck shell=bash
 
 now() { date +%s%N; }
+
+# release_kiln WORK: kiln built in release as K, and WORK made anew (empty).
+release_kiln() {
+    cargo build --release -q -p kiln --bin kiln
+    K="$PWD/target/release/kiln"
+    rm -rf "$1"; mkdir -p "$1"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.0f", ns/1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}'; }

@@ -15,9 +15,7 @@ source bench/lib.sh
 work="${1:-/tmp/kiln-bench-projects}"
 N="${N:-2}"
 PROJECT_FILES="${PROJECT_FILES:-200}"
-cargo build --release -q -p kiln --bin kiln
-K="$PWD/target/release/kiln"
-rm -rf "$work"; mkdir -p "$work"
+release_kiln "$work"
 
 shared="${KILN_SHARED:-$PWD/../shared}"
 OUT="$work/bases" CACHE="${BASES_CACHE:-/tmp/kiln-bases/cache}" LOAD_DOCKER=0 \

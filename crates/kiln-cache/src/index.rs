@@ -285,6 +285,11 @@ impl Cache {
         id: &StepIdentity,
         explanation: &KeyExplanation,
     ) -> Result<(), CacheError> {
+        // The same key has the same explanation, already there: a rebuild does not serialize
+        // and rewrite a large COPY's leaves again.
+        if self.remembers(id, &explanation.key)? {
+            return Ok(());
+        }
         let conn = self.conn();
         let err = || {
             self.db_err(format!(
@@ -292,25 +297,6 @@ impl Cache {
                 id.step, id.stage, id.dockerfile
             ))
         };
-        // The same key has the same explanation, already there: a rebuild does not serialize
-        // and rewrite a large COPY's leaves again.
-        let same = conn
-            .query_row(
-                "SELECT 1 FROM steps
-                 WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3 AND key = ?4",
-                params![
-                    id.dockerfile,
-                    id.stage,
-                    id.step,
-                    explanation.key.to_string()
-                ],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(err())?;
-        if same.is_some() {
-            return Ok(());
-        }
         let json = serde_json::to_string(explanation).expect("an explanation serializes");
         conn.execute(
             "INSERT INTO steps (dockerfile, stage, step, key, explanation, updated_ms)

@@ -113,11 +113,7 @@ fn convert_whiteouts(dir: &Path) -> Result<(), OverlayError> {
     let dir_mtime = if marks.is_empty() {
         None
     } else {
-        let m = fs::symlink_metadata(dir).map_err(io_err("stat", dir))?;
-        Some(rustix::fs::Timespec {
-            tv_sec: m.mtime(),
-            tv_nsec: m.mtime_nsec() as _,
-        })
+        Some(fs::symlink_metadata(dir).map_err(io_err("stat", dir))?)
     };
     for (path, hidden) in marks {
         let marker = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
@@ -136,36 +132,36 @@ fn convert_whiteouts(dir: &Path) -> Result<(), OverlayError> {
                     0,
                 )
                 .map_err(|e| io_err("create the whiteout", &target)(e.into()))?;
-                let at = rustix::fs::Timespec {
-                    tv_sec: marker.mtime(),
-                    tv_nsec: marker.mtime_nsec() as _,
-                };
-                let times = rustix::fs::Timestamps {
-                    last_access: at,
-                    last_modification: at,
-                };
-                rustix::fs::utimensat(
-                    rustix::fs::CWD,
-                    &target,
-                    &times,
-                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| io_err("set the time of", &target)(e.into()))?;
+                set_mtime(&target, &marker)?;
             }
         }
     }
-    if let Some(at) = dir_mtime {
-        let times = rustix::fs::Timestamps {
-            last_access: at,
-            last_modification: at,
-        };
-        rustix::fs::utimensat(rustix::fs::CWD, dir, &times, rustix::fs::AtFlags::empty())
-            .map_err(|e| io_err("set the time of", dir)(e.into()))?;
+    if let Some(meta) = dir_mtime {
+        set_mtime(dir, &meta)?;
     }
     for d in subdirs {
         convert_whiteouts(&d)?;
     }
     Ok(())
+}
+
+/// Gives `path` (not following a final link) the mtime, as its atime too, of `like`.
+fn set_mtime(path: &Path, like: &fs::Metadata) -> Result<(), OverlayError> {
+    let at = rustix::fs::Timespec {
+        tv_sec: like.mtime(),
+        tv_nsec: like.mtime_nsec() as _,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: at,
+        last_modification: at,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| io_err("set the time of", path)(e.into()))
 }
 
 /// One entry of a merged directory: the lower dir (index into the stack) that provides it.

@@ -274,43 +274,37 @@ impl Snapshots {
                 })?;
             todo.push((layer, diff_id));
         }
-        // Layers unpack independently: as many at once as there are cores.
+        // Layers unpack independently: as many at once as there are cores, each worker
+        // taking the next layer not yet taken.
         let workers = std::thread::available_parallelism()
             .map_or(1, std::num::NonZero::get)
             .min(todo.len());
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Vec<std::sync::Mutex<Option<Result<PathBuf, SnapshotError>>>> =
-            todo.iter().map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((layer, diff_id)) = todo.get(i) else {
-                            break;
-                        };
-                        let r = self.ensure(layer, diff_id);
-                        *done[i]
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
-                    }
-                });
-            }
+        let mut done: Vec<(usize, Result<PathBuf, SnapshotError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((layer, diff_id)) = todo.get(i) else {
+                                return mine;
+                            };
+                            mine.push((i, self.ensure(layer, diff_id)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         });
-        let mut out = Vec::with_capacity(done.len());
-        for slot in done {
-            let r = slot
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Every slot was filled: the workers stop only when none is left.
-            out.push(r.unwrap_or_else(|| {
-                Err(SnapshotError::Io(kiln_io::IoError::new(
-                    "unpack",
-                    self.dir.clone(),
-                    io::Error::other("a layer was not unpacked"),
-                )))
-            })?);
-        }
+        done.sort_by_key(|(i, _)| *i);
+        let mut out = done
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         Ok(out)
     }

@@ -206,25 +206,29 @@ fn layers_merkle(
     selector: &str,
 ) -> Result<(Digest, LazyLeaves), StepError> {
     let snapshots = sh.sink.snapshots();
-    let mut computed = None;
-    let root_selector = format!("{selector}\nroot-only");
-    let root = snapshots.selection(lowers, &root_selector, merkle_root, || {
-        let m = snapshots.selection(lowers, selector, decode_merkle, || {
+    let full = || {
+        snapshots.selection(lowers, selector, decode_merkle, || {
             copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher).map(|m| {
                 let bytes = encode_merkle(&m);
                 (m, bytes)
             })
-        })?;
-        let root = m.root.clone();
-        computed = Some(m);
+        })
+    };
+    // A stack the store keeps memos for: the leaves are read back from the full memo when
+    // needed. Any other stack is hashed every time, leaves and all.
+    let Some(memo) = snapshots.selection_path(lowers, selector) else {
+        let m = full()?;
+        return Ok((
+            m.root.clone(),
+            LazyLeaves::new(LeavesSource::Bytes(encode_merkle(&m)), decode_merkle),
+        ));
+    };
+    let root_selector = format!("{selector}\nroot-only");
+    let root = snapshots.selection(lowers, &root_selector, merkle_root, || {
+        let root = full()?.root;
         Ok::<_, StepError>((root.clone(), root.hex().as_bytes().to_vec()))
     })?;
-    let source = match (computed, snapshots.selection_path(lowers, selector)) {
-        (None, Some(path)) => LeavesSource::File(path),
-        (Some(m), _) => LeavesSource::Bytes(encode_merkle(&m)),
-        // (A stack without memos is always computed; no leaves is only a vaguer explanation.)
-        (None, None) => LeavesSource::Bytes(Vec::new()),
-    };
+    let source = LeavesSource::File(memo);
     Ok((root, LazyLeaves::new(source, decode_merkle)))
 }
 
