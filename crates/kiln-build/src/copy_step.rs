@@ -2,6 +2,7 @@
 //! the source (the context, a stage, an image) and the stage's own filesystem and writes the
 //! layer (BuildKit's `dispatchCopy`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use kiln_fileop::{
 };
 use kiln_frontend::instruction::{Chmod, CopyFlags, SourcesAndDest, is_url};
 use kiln_layer::Digest;
+use kiln_oci::snapshot::shares::Sharing;
 
 use crate::error::StepError;
 use crate::layers::{Layer, LayerSink};
@@ -168,7 +170,9 @@ pub(crate) fn copy_merkle(
 }
 
 /// Run the COPY/ADD and commit its layer; with it, the Merkle root of the files as they were
-/// written (which differs from the key's when a file changed in between).
+/// written (which differs from the key's when a file changed in between). Files copied from
+/// another snapshot become hard links to it in the new snapshot where that is safe (see
+/// `kiln_oci::snapshot::shares`), so a `COPY --from` creates no file again.
 pub(crate) fn copy_step(
     sink: &LayerSink<'_>,
     input: &CopyInput<'_>,
@@ -178,12 +182,27 @@ pub(crate) fn copy_step(
         compression: sink.compression(),
         source_date_epoch: input.source_date_epoch,
     };
-    let (digests, files) = with_plan(sink, input, &|plan| {
+    let (digests, files, sharing) = with_plan(sink, input, &|plan| {
         let out = std::fs::File::create(&file).map_err(|e| StepError::io("create", &file, e))?;
         let written = plan.write_layer(std::io::BufWriter::new(out), &opts)?;
         let mut w = written.out;
         std::io::Write::flush(&mut w).map_err(|e| StepError::io("write", &file, e))?;
-        Ok((written.digests, written.merkle.root))
+        let sharing = match &input.source {
+            CopySource::Layers { lowers, .. } => {
+                let mut sharing = Sharing::new(lowers, &input.target);
+                for (entry, rel) in plan.source_files() {
+                    sharing.offer(entry, rel);
+                }
+                Some(sharing.finish())
+            }
+            CopySource::Context { .. } => None,
+        };
+        Ok((written.digests, written.merkle.root, sharing))
     })?;
-    Ok((sink.commit_layer(&file, &digests, None)?, files))
+    let (link_from, shares) =
+        sharing.map_or_else(|| (None, BTreeSet::new()), |(l, s)| (Some(l), s));
+    Ok((
+        sink.commit_layer(&file, &digests, link_from, &shares)?,
+        files,
+    ))
 }

@@ -5,12 +5,13 @@
 //! wrote them in rather than created again) so that later steps can stack it under their
 //! overlay.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kiln_layer::{Compression, Digest, LayerDigests};
+use kiln_layer::{Compression, Digest, LayerDigests, LinkFrom};
 use kiln_oci::model::Descriptor;
 use kiln_oci::snapshot::Snapshots;
 use kiln_oci::store::Txn;
@@ -111,14 +112,16 @@ impl<'s> LayerSink<'s> {
 
     /// Adopt the layer written at `file` (with `digests` from its writer) as a blob, and make
     /// its snapshot by unpacking it: a snapshot holds exactly its layer, because every layer
-    /// with the same `diff_id` shares it. `link_from` is the tree the layer was diffed from
-    /// (a RUN's upper dir or full copy, discarded after): the snapshot's regular files are
-    /// hard links to its files, so what a RUN writes is created once, not again.
+    /// with the same `diff_id` shares it. `link_from` names files that already hold the
+    /// layer's content (a RUN's upper dir, discarded after; the snapshots a `COPY --from`
+    /// read, whose families are `shares`): the snapshot's regular files are hard links to
+    /// them, so what a step outputs is created once, not again.
     pub(crate) fn commit_layer(
         &self,
         file: &Path,
         digests: &LayerDigests,
-        link_from: Option<&Path>,
+        link_from: Option<LinkFrom>,
+        shares: &BTreeSet<String>,
     ) -> Result<Layer, StepError> {
         let (digest, size) = self
             .txn
@@ -129,7 +132,7 @@ impl<'s> LayerSink<'s> {
         let blob = self.blob_path(&digest);
         let (snapshot, stats) = self
             .snapshots
-            .ensure_from_file(&blob, &digests.diff_id, link_from)
+            .ensure_from_file(&blob, &digests.diff_id, link_from, shares)
             .map_err(StepError::snapshot)?;
         if let Some(s) = stats {
             self.files_created.fetch_add(s.created, Ordering::Relaxed);

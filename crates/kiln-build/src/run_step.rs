@@ -328,9 +328,14 @@ pub(crate) fn run_step(
     // must hold exactly its layer, since an identical layer elsewhere shares it. Its regular
     // files are the step's own, hard-linked from the tree (which is discarded after), so
     // each file the step wrote is created once.
-    sink.commit_layer(&file, &digests, Some(&root.tree()))
-        .map(Some)
-        .map_err(no_tail)
+    sink.commit_layer(
+        &file,
+        &digests,
+        Some(kiln_layer::LinkFrom::Adopt(root.tree())),
+        &std::collections::BTreeSet::new(),
+    )
+    .map(Some)
+    .map_err(no_tail)
 }
 
 /// BuildKit's RUN layers carry the `/dev`, `/proc` and `/sys` mount points its runtime made

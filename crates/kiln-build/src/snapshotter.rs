@@ -50,6 +50,7 @@ impl Snapshotter {
         dir: &Path,
         lowers: &[PathBuf],
     ) -> Result<(Rootfs, Option<(i64, i64)>), StepError> {
+        kiln_oci::snapshot::shares::separate(lowers)?;
         match self {
             Self::Overlay => {
                 let mut lower = lowers.to_vec();
@@ -84,6 +85,7 @@ impl Snapshotter {
         scratch: &Path,
         f: impl FnOnce(&Path) -> R + Send,
     ) -> Result<R, StepError> {
+        kiln_oci::snapshot::shares::separate(lower)?;
         match lower {
             [] => {
                 let empty = scratch.join("empty");
@@ -137,6 +139,7 @@ impl Snapshotter {
             }
         };
         fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
+        kiln_oci::snapshot::shares::separate(lowers)?;
         if lowers.is_empty() {
             let empty = scratch.join("empty");
             fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
@@ -206,6 +209,7 @@ pub(crate) fn merged_copy(
     purpose: &'static str,
 ) -> Result<(), StepError> {
     fs::create_dir_all(into).map_err(|e| StepError::io("create", into, e))?;
+    kiln_oci::snapshot::shares::separate(lowers)?;
     kiln_layer::overlay::copy_merged(lowers, into).map_err(|source| StepError::Merge {
         purpose,
         source: Box::new(source),

@@ -86,6 +86,23 @@ impl Plan<'_> {
             .collect()
     }
 
+    /// The regular files of the layer whose content is a file of the source root, as
+    /// `(entry path, path relative to the source root)`, in layer order; of a hard-link group,
+    /// the member that carries the data. A caller that knows where the source root's files
+    /// live can link them instead of writing them again.
+    pub fn source_files(&self) -> Vec<(&Path, &Path)> {
+        let mut groups = std::collections::HashSet::new();
+        self.entries
+            .values()
+            .filter(|p| p.entry.kind == EntryKind::File)
+            .filter(|p| p.link_group.is_none_or(|g| groups.insert(g)))
+            .filter_map(|p| match &p.data {
+                Data::Source(rel) => Some((p.entry.path.as_path(), rel.as_path())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The Merkle hash of the selection, hashing contents with `hasher` (for the cache lookup
     /// before anything is written). See [`crate::merkle`] for the format. Large selections
     /// are hashed on several threads.

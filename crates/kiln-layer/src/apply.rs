@@ -15,7 +15,7 @@
 //! `.wh..wh..opq` empties its directory of everything lower layers put there; entries of the
 //! same layer are never hidden by its own whiteouts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
@@ -45,12 +45,26 @@ pub struct ApplyOptions {
     pub xattrs: bool,
     /// Create device nodes. The default is `true`; when `false` they are skipped.
     pub devices: bool,
+    /// Where regular files can be hard-linked from instead of written again (see
+    /// [`LinkFrom`]). The default, `None`, writes every file from the layer.
+    pub link_from: Option<LinkFrom>,
+}
+
+/// Files that already exist with a layer's content, so [`apply`] can hard-link them instead
+/// of creating them again (an inode costs more than a directory entry).
+#[derive(Debug, Clone)]
+pub enum LinkFrom {
     /// The tree the layer was written from (a RUN's upper dir or full tree), whose regular
     /// files are discarded after: a regular file entry becomes a hard link to the file at the
     /// same path there, when that is a regular file of the entry's size, and gets the entry's
-    /// metadata and exactly its xattrs, so the layer's files are not created a second time.
-    /// The default, `None`, writes every file from the layer.
-    pub link_from: Option<PathBuf>,
+    /// metadata and exactly its xattrs.
+    Adopt(PathBuf),
+    /// Files that must not change (another snapshot's, for a `COPY --from`), by entry path
+    /// (as written in the layer, without `./`): an entry is linked to its file only when that
+    /// is a regular file that already has the entry's size, mode, owner, mtime (whole
+    /// seconds) and exactly its xattrs, and no earlier entry of this layer was linked to the
+    /// same file (separate entries stay separate files). Nothing of the file is changed.
+    Share(HashMap<Vec<u8>, PathBuf>),
 }
 
 impl Default for ApplyOptions {
@@ -74,7 +88,7 @@ pub struct ApplyStats {
     pub bytes: u64,
     /// Regular files created and written (whiteout markers unpacked as files not counted).
     pub created: u64,
-    /// Regular files hard-linked from [`ApplyOptions::link_from`] instead.
+    /// Regular files hard-linked from [`ApplyOptions::link_from`] instead (no new inode).
     pub linked: u64,
     /// Extended attributes the target refused.
     pub skipped_xattrs: u64,
@@ -141,15 +155,18 @@ pub fn apply<R: Read>(
     let (reader, _) = decompress(layer).map_err(|source| ApplyError::Read { source })?;
     let mut archive = tar::Archive::new(reader);
     let link_root = match &opts.link_from {
-        Some(dir) => Some(open_root(dir).map_err(|source| ApplyError::Target {
-            path: dir.clone(),
-            source,
-        })?),
-        None => None,
+        Some(LinkFrom::Adopt(dir)) => {
+            Some(open_root(dir).map_err(|source| ApplyError::Target {
+                path: dir.clone(),
+                source,
+            })?)
+        }
+        _ => None,
     };
     let mut state = State {
         root,
         link_root,
+        shared: HashSet::new(),
         opts,
         written: HashSet::new(),
         dirs: Vec::new(),
@@ -187,6 +204,8 @@ struct PendingDir {
 struct State<'a> {
     root: OwnedFd,
     link_root: Option<OwnedFd>,
+    /// The files [`LinkFrom::Share`] linked so far, as `(device, inode)`.
+    shared: HashSet<(u64, u64)>,
     opts: &'a ApplyOptions,
     written: HashSet<Vec<u8>>,
     dirs: Vec<PendingDir>,
@@ -246,6 +265,11 @@ impl State<'_> {
                     name: name.clone(),
                     meta,
                 });
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+                if self.share(&path, &parent, base_os, e.size(), &meta) =>
+            {
+                self.stats.linked += 1;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
                 if self.link(&path, &parent, base_os, e.size()) =>
@@ -343,7 +367,54 @@ impl State<'_> {
         Ok(())
     }
 
-    /// Hard-links `base` in `parent` to the file at `path` under [`ApplyOptions::link_from`],
+    /// Hard-links `base` in `parent` to the file [`LinkFrom::Share`] has for `path`, when that
+    /// file already is what the entry describes; whether it did.
+    fn share(
+        &mut self,
+        path: &[u8],
+        parent: &OwnedFd,
+        base: &OsStr,
+        size: u64,
+        meta: &Meta,
+    ) -> bool {
+        let Some(LinkFrom::Share(files)) = &self.opts.link_from else {
+            return false;
+        };
+        let Some(file) = files.get(path) else {
+            return false;
+        };
+        let Ok(st) = rustix::fs::lstat(file) else {
+            return false;
+        };
+        let (uid, gid) = if self.opts.same_owner {
+            (meta.uid, meta.gid)
+        } else {
+            (
+                u64::from(rustix::process::geteuid().as_raw()),
+                u64::from(rustix::process::getegid().as_raw()),
+            )
+        };
+        let same = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && u64::try_from(st.st_size).ok() == Some(size)
+            && st.st_mode & 0o7777 == meta.mode
+            && u64::from(st.st_uid) == uid
+            && u64::from(st.st_gid) == gid
+            && st.st_mtime == meta.mtime
+            && st.st_mtime_nsec == 0
+            && same_xattrs(file, if self.opts.xattrs { &meta.xattrs } else { &[] });
+        let id = (st.st_dev, st.st_ino);
+        if !same || self.shared.contains(&id) {
+            return false;
+        }
+        // Across filesystems, or past the link limit, it fails and the file is written.
+        if rustix::fs::linkat(rustix::fs::CWD, file, parent, base, AtFlags::empty()).is_err() {
+            return false;
+        }
+        self.shared.insert(id);
+        true
+    }
+
+    /// Hard-links `base` in `parent` to the file at `path` under [`LinkFrom::Adopt`],
     /// when that is a regular file of `size` bytes; whether it did.
     fn link(&self, path: &[u8], parent: &OwnedFd, base: &OsStr, size: u64) -> bool {
         let Some(link_root) = &self.link_root else {
@@ -614,6 +685,27 @@ fn drop_other_xattrs(fd: &OwnedFd, meta: &Meta) {
             let _ = rustix::fs::fremovexattr(fd, OsStr::from_bytes(name));
         }
     }
+}
+
+/// Whether `file` has exactly the extended attributes `want` (names and values).
+fn same_xattrs(file: &Path, want: &[(String, Vec<u8>)]) -> bool {
+    let mut names = vec![0_u8; 4096];
+    let Ok(n) = rustix::fs::llistxattr(file, &mut names) else {
+        return false;
+    };
+    let have: Vec<&[u8]> = names[..n]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if have.len() != want.len() {
+        return false;
+    }
+    let mut value = vec![0_u8; 65536];
+    want.iter().all(|(k, v)| {
+        have.contains(&k.as_bytes())
+            && rustix::fs::lgetxattr(file, k.as_str(), &mut value)
+                .is_ok_and(|n| value[..n] == v[..])
+    })
 }
 
 fn uid(n: u64) -> Uid {

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::apply::{ApplyError, ApplyOptions, ApplyStats, apply};
+use crate::apply::{ApplyError, ApplyOptions, ApplyStats, LinkFrom, apply};
 
 /// The xattr marking an opaque directory.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -75,16 +75,16 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 /// Unpacks `layer` into the empty directory `target` as an overlay lower dir: `.wh.NAME`
 /// entries become 0/0 character devices and `.wh..wh..opq` an opaque directory. A whiteout of
 /// a name the same layer also carries is dropped (a layer's whiteouts hide lower layers only).
-/// With `link_from` (the tree the layer was diffed from, discarded after), regular files are
-/// hard links to that tree's files rather than new ones ([`ApplyOptions::link_from`]).
+/// With `link_from`, regular files that exist already are hard links to them rather than new
+/// files ([`ApplyOptions::link_from`]).
 pub fn unpack_lower<R: Read>(
     layer: R,
     target: &Path,
-    link_from: Option<&Path>,
+    link_from: Option<LinkFrom>,
 ) -> Result<ApplyStats, OverlayError> {
     let opts = ApplyOptions {
         whiteouts: false,
-        link_from: link_from.map(Path::to_path_buf),
+        link_from,
         ..ApplyOptions::default()
     };
     let stats = apply(layer, target, &opts).map_err(|source| OverlayError::Apply {

@@ -708,5 +708,7 @@ fn mkdir_layer(sh: &Shared<'_>, state: &State, wd: &str) -> Result<Option<Layer>
     let (mut out, digests) = w.finish().map_err(pack_err)?;
     std::io::Write::flush(&mut out).map_err(|e| StepError::io("write", &file, e))?;
     drop(out);
-    sh.sink.commit_layer(&file, &digests, None).map(Some)
+    sh.sink
+        .commit_layer(&file, &digests, None, &std::collections::BTreeSet::new())
+        .map(Some)
 }

@@ -126,7 +126,8 @@ impl Layout {
 }
 
 /// One snapshot's directory: `diff_id` (the marker, written last: the snapshot is complete
-/// when it names the layer), `fs/` (the layer unpacked) and `selections/` (memos).
+/// when it names the layer), `fs/` (the layer unpacked), `shares` (the snapshots whose files
+/// it hard-links, when any) and `selections/` (memos).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotDir(PathBuf);
 
@@ -149,6 +150,12 @@ impl SnapshotDir {
     /// The layer, unpacked: what a lower dir shows.
     pub fn tree(&self) -> PathBuf {
         self.0.join("fs")
+    }
+
+    /// The ids of the snapshots whose inodes this one's tree shares (hard links to their
+    /// files), one per line; absent when it shares none.
+    pub fn shares(&self) -> PathBuf {
+        self.0.join("shares")
     }
 
     /// Memos of what the stack topped by this snapshot shows.

@@ -370,6 +370,7 @@ fn export(
                 .rev()
                 .map(|l| l.snapshot.clone())
                 .collect();
+            kiln_oci::snapshot::shares::separate(&lowers)?;
             kiln_layer::overlay::copy_merged(&lowers, &tmp)?;
             let opts = kiln_layer::PackOptions {
                 compression: kiln_layer::Compression::None,
@@ -394,6 +395,7 @@ fn export(
             let lowers =
                 kiln_layer::overlay::unique_stack(outcome.layers.iter().rev().map(|l| &l.snapshot));
             std::fs::create_dir_all(dest)?;
+            kiln_oci::snapshot::shares::separate(&lowers)?;
             kiln_layer::overlay::copy_merged(&lowers, dest)?;
             Ok(())
         }

@@ -6,6 +6,8 @@
 //! snapshots/<id>/fs         the layer unpacked in overlay's format (whiteouts are 0/0
 //!                           character devices, opaque dirs carry trusted.overlay.opaque=y)
 //! snapshots/<id>/diff_id    the layer's uncompressed digest (`sha256:<hex>`), checked on use
+//! snapshots/<id>/shares     the ids of the snapshots whose files `fs/` hard-links, when any
+//!                           (see [`shares`])
 //! snapshots/<id>/selections/<key>
 //!                           a digest a caller computed from the stack with this snapshot on
 //!                           top and a selector, and asked to keep ([`Snapshots::selection`]):
@@ -18,10 +20,12 @@
 //! under its id only once complete and verified against its `diff_id`; two processes unpacking
 //! the same layer race harmlessly (the loser's copy is removed).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use kiln_layer::LinkFrom;
 use kiln_layer::apply::ApplyStats;
 use kiln_layer::{Digest, HashingReader};
 
@@ -29,6 +33,8 @@ use crate::error::StoreError;
 use crate::image::Image;
 use crate::model::Descriptor;
 use crate::store::{Layout, SnapshotDir, Store};
+
+pub mod shares;
 
 /// Errors of preparing snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -121,26 +127,26 @@ impl Snapshots {
 
     /// The snapshot of a layer that is not in the store yet (a build's new layer, still in its
     /// transaction): unpacked from the compressed or plain layer file at `file`, its regular
-    /// files hard-linked from `link_from` (the tree the layer was diffed from, which the
-    /// caller discards) where they are there, so a RUN's files are created once. Returns the
-    /// snapshot's tree and, when this call made it, what the unpack did.
+    /// files hard-linked from `link_from` where they are there, so a file is created once:
+    /// a RUN's from the tree it was diffed from ([`LinkFrom::Adopt`]), a `COPY --from`'s
+    /// from the snapshots it copies ([`LinkFrom::Share`], whose families `shares` names: see
+    /// [`shares`]). Returns the snapshot's tree and, when this call made it, what the unpack
+    /// did.
     pub fn ensure_from_file(
         &self,
         file: &Path,
         diff_id: &Digest,
-        link_from: Option<&Path>,
+        link_from: Option<LinkFrom>,
+        shares: &BTreeSet<String>,
     ) -> Result<(PathBuf, Option<ApplyStats>), SnapshotError> {
         let mut stats = None;
         let tree = self.publish(diff_id, |tmp| {
             let f = fs::File::open(file).map_err(io_err("open", file))?;
-            stats = Some(Self::unpack_reader(
-                f,
-                file,
-                &Digest::of(b""),
-                diff_id,
-                tmp,
-                link_from,
-            )?);
+            let done = Self::unpack_reader(f, file, &Digest::of(b""), diff_id, tmp, link_from)?;
+            if done.linked > 0 {
+                shares::record(tmp, shares)?;
+            }
+            stats = Some(done);
             Ok(())
         })?;
         Ok((tree, stats))
@@ -337,7 +343,7 @@ impl Snapshots {
         digest: &Digest,
         diff_id: &Digest,
         tmp: &Path,
-        link_from: Option<&Path>,
+        link_from: Option<LinkFrom>,
     ) -> Result<ApplyStats, SnapshotError> {
         let fs_dir = SnapshotDir::at(tmp).tree();
         fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
