@@ -149,7 +149,8 @@ fn comments_inside_continuations_and_prev_comments() {
 
 #[test]
 fn directives_are_not_comments_of_the_first_instruction() {
-    let df = parse("# check=skip=all\n# syntax=x\n# about a\nARG a\n# check=skip=X\nFROM b\n").unwrap();
+    let df =
+        parse("# check=skip=all\n# syntax=x\n# about a\nARG a\n# check=skip=X\nFROM b\n").unwrap();
     assert_eq!(df.directives.len(), 2);
     assert_eq!(df.instructions[0].comments, ["about a"]);
     assert_eq!(df.instructions[1].comments, ["check=skip=X"]);
