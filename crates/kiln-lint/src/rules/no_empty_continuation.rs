@@ -34,12 +34,18 @@ declare_rule! {
 }
 
 /// Report the parser's empty-continuation warnings, at the last line of their instruction
-/// (where BuildKit's parser is when it notices).
+/// (where BuildKit's parser is when it notices), with the parser's hint.
 pub(crate) fn check(sink: &mut Sink, config: &CheckConfig, source: &str, df: &Dockerfile) {
     let index = LineIndex::new(source);
     for w in df.warnings.iter().filter(|w| w.rule == RULE.name) {
         let last = index.line_col(source, w.span.end).line;
         let span = index.line_range(source, last);
-        sink.warn(config, &RULE, span, "Empty continuation line".to_owned());
+        sink.warn_with_hint(
+            config,
+            &RULE,
+            span,
+            "Empty continuation line".to_owned(),
+            w.hint.clone(),
+        );
     }
 }
