@@ -150,8 +150,10 @@ fn build_in(
         args.platform.as_ref(),
     )?;
     let images = crate::cmd::lint::StoreImages(store);
+    let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.check {
-        let findings = crate::cmd::lint::check_dockerfile(&src, &opts, &ctx.dir, Some(&images))?;
+        let findings = crate::cmd::lint::check_dockerfile(&src, &opts, &ignore, Some(&images))?;
         crate::cmd::lint::print(&src, &findings, crate::cmd::lint::LintFormat::Text)?;
         let clean = findings.warnings.is_empty() && findings.error.is_none();
         return Ok(if clean {
@@ -160,8 +162,6 @@ fn build_in(
             ExitCode::from(1)
         });
     }
-    let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let checks = crate::cmd::outline::Checks {
         ignore: Some(&ignore),
         images: Some(&images),

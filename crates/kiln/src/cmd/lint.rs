@@ -68,10 +68,12 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let opts = build_options(args.target.as_ref(), &args.build_arg, None)?;
     let store = existing_store(&globals.root);
     let images = store.as_ref().map(StoreImages);
+    let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let findings = check_dockerfile(
         &src,
         &opts,
-        &args.context,
+        &ignore,
         images.as_ref().map(|i| i as &dyn BaseImages),
     )?;
     print(&src, &findings, args.format)?;
@@ -86,11 +88,11 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Parse, check and plan `src` as `docker build --check` would: every stage unless
-/// `opts.target` is set.
+/// `opts.target` is set; `ignore` holds the context's `.dockerignore` rules.
 pub(crate) fn check_dockerfile(
     src: &DockerfileSource,
     opts: &BuildOptions,
-    context: &Path,
+    ignore: &kiln_context::IgnoreRules,
     images: Option<&dyn BaseImages>,
 ) -> anyhow::Result<Findings> {
     let df = match kiln_syntax::parse(&src.text) {
@@ -103,10 +105,7 @@ pub(crate) fn check_dockerfile(
             });
         }
     };
-    let ignore = kiln_context::IgnoreRules::for_build(context, &src.path)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut report = match run_checks(src, &df, opts, Some(&ignore), images, opts.target.is_none())
-    {
+    let mut report = match run_checks(src, &df, opts, Some(ignore), images, opts.target.is_none()) {
         Ok(r) => r,
         Err(e) => match e.to_diagnostic() {
             Some(d) => {
