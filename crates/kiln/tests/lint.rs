@@ -156,12 +156,13 @@ fn check_options_come_from_the_directive_or_the_build_arg() {
     let directive = context(&[("Dockerfile", "# check=skip=all;nope\nFROM scratch\n")]);
     let out = kiln(&directive, &["lint"]);
     assert_eq!(out.status.code(), Some(1));
-    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
     assert!(
-        stdout.starts_with("error: invalid check option \"nope\"\n --> "),
-        "{stdout}"
+        stderr.starts_with("error: invalid check option \"nope\"\n --> "),
+        "{stderr}"
     );
-    assert!(stdout.contains(":1:1\n"), "{stdout}");
+    assert!(stderr.contains(":1:1\n"), "{stderr}");
+    assert!(text(&out.stdout).ends_with(": 1 error\n"));
 }
 
 #[test]
@@ -182,15 +183,15 @@ fn errors_point_at_the_file_after_the_warnings_before_them() {
     let broken = context(&[("Dockerfile", "FROM a\nRUN <<EOF\necho\n")]);
     let out = kiln(&broken, &["lint"]);
     assert_eq!(out.status.code(), Some(1));
-    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
     assert!(
-        stdout.starts_with("error: unterminated heredoc `EOF`\n --> "),
-        "{stdout}"
+        stderr.starts_with("error: unterminated heredoc `EOF`\n --> "),
+        "{stderr}"
     );
-    assert!(stdout.contains("Dockerfile:2:1\n"), "{stdout}");
+    assert!(stderr.contains("Dockerfile:2:1\n"), "{stderr}");
     assert!(
-        stdout.contains("= hint: end the heredoc with a line holding only `EOF`"),
-        "{stdout}"
+        stderr.contains("= hint: end the heredoc with a line holding only `EOF`"),
+        "{stderr}"
     );
     // A file that cannot be read.
     let missing = context(&[]);

@@ -24,7 +24,7 @@ pub(crate) struct Args {
     /// The Dockerfile (default: `CONTEXT/Dockerfile`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
-    /// How the findings are printed (on stdout).
+    /// How the findings are printed: on stdout (in text, an error goes to stderr).
     #[arg(long, value_enum, default_value_t = LintFormat::Text)]
     pub format: LintFormat,
     /// Exit with status 1 when there is a warning, not only on errors.
@@ -187,8 +187,12 @@ pub(crate) fn print(
 ) -> anyhow::Result<()> {
     match format {
         LintFormat::Text => {
-            for d in findings.warnings.iter().chain(&findings.error) {
+            for d in &findings.warnings {
                 out!("{}", diagnostics::render_text(&src.path, &src.text, d))?;
+            }
+            // An error is shown as every command shows one: on stderr.
+            if let Some(e) = &findings.error {
+                eprint!("{}", diagnostics::render_text(&src.path, &src.text, e));
             }
             let n = findings.warnings.len();
             let summary = match (n, findings.error.is_some()) {
