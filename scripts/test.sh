@@ -17,6 +17,10 @@ fi
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The SARIF 2.1.0 schema the lint's SARIF output is validated against (fetched once, cached).
+KILN_SARIF_SCHEMA="$(bash scripts/sarif-schema.sh)"
+export KILN_SARIF_SCHEMA
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The docs build without a warning (broken links included), and the fuzz targets compile.

@@ -128,7 +128,7 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
     let max = if len <= 3 { 1 } else { (len / 3).max(2) };
     candidates
         .iter()
-        .map(|c| (levenshtein(&word.to_lowercase(), c), *c))
+        .map(|c| (crate::suggest::levenshtein(&word.to_lowercase(), c), *c))
         .filter(|&(d, _)| d <= max)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
@@ -138,40 +138,7 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
 /// Levenshtein distance under 3, in the case of `word` when it is all upper or all lower case;
 /// `None` for an exact match (the error is about something else) or nothing close.
 pub(crate) fn suggest_as_buildkit(word: &str, candidates: &[&str]) -> Option<String> {
-    let lower = word.to_lowercase();
-    let mut best: Option<&str> = None;
-    let mut min = 3;
-    for c in candidates {
-        if lower == *c {
-            return None;
-        }
-        let d = levenshtein(&lower, c);
-        if d < min {
-            best = Some(c);
-            min = d;
-        }
-    }
-    best.map(|b| {
-        if word == word.to_uppercase() && word != lower {
-            b.to_uppercase()
-        } else {
-            b.to_owned()
-        }
-    })
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::suggest::search(word, candidates, false)
 }
 
 #[cfg(test)]

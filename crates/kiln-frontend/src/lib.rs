@@ -14,6 +14,7 @@ pub mod instruction;
 mod plan;
 mod platform;
 mod scope;
+pub mod suggest;
 
 pub use error::{ErrorKind, InstructionError};
 pub use expand::{ArgContext, Expanded, expand_command};

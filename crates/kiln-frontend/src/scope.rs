@@ -59,6 +59,8 @@ pub struct Scope {
     args: Vec<ResolvedArg>,
     /// Names referenced by expansions so far (set or not).
     referenced: Mutex<BTreeSet<String>>,
+    /// Names looked up and unset since the last [`Scope::take_unmatched`].
+    unmatched: Mutex<BTreeSet<String>>,
 }
 
 impl Clone for Scope {
@@ -68,15 +70,19 @@ impl Clone for Scope {
             env: self.env.clone(),
             args: self.args.clone(),
             referenced: Mutex::new(self.referenced_lock().clone()),
+            unmatched: Mutex::new(lock(&self.unmatched).clone()),
         }
     }
 }
 
+fn lock(set: &Mutex<BTreeSet<String>>) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    set.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Scope {
     fn referenced_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        self.referenced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.referenced)
     }
 
     /// A scope starting from `env` (the base's environment), with `escape` for expansion.
@@ -86,6 +92,7 @@ impl Scope {
             env,
             args: Vec::new(),
             referenced: Mutex::new(BTreeSet::new()),
+            unmatched: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -102,6 +109,13 @@ impl Scope {
     /// Names referenced by the expansions done through this scope.
     pub fn referenced(&self) -> BTreeSet<String> {
         self.referenced_lock().clone()
+    }
+
+    /// The names that expansions through this scope looked up and found unset since the last
+    /// call, and forgets them: what BuildKit's `UndefinedVar` check reads after expanding one
+    /// instruction.
+    pub fn take_unmatched(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *lock(&self.unmatched))
     }
 
     /// Look up a variable.
@@ -144,6 +158,7 @@ impl Scope {
         let mut referenced = self.referenced_lock();
         referenced.extend(out.matched.iter().cloned());
         referenced.extend(out.unmatched.iter().cloned());
+        lock(&self.unmatched).extend(out.unmatched.iter().cloned());
         Ok(out)
     }
 
@@ -279,6 +294,18 @@ mod tests {
             ArgOrigin::Unset
         );
         assert_eq!(s.get("V"), None);
+    }
+
+    #[test]
+    fn unmatched_names_are_taken_per_instruction() {
+        let s = Scope::new('\\', vec![("a".into(), "1".into())]);
+        s.expand(&w("$a$b${c:-x}")).unwrap();
+        assert_eq!(
+            s.take_unmatched().into_iter().collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert!(s.take_unmatched().is_empty());
+        assert!(s.referenced().contains("b"));
     }
 
     #[test]

@@ -61,8 +61,18 @@ impl DirectiveScanner {
 
 /// Match `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` (RE2 `\s`: space, tab, CR, FF).
 fn split_directive(line: &str) -> Option<(&str, &str)> {
+    comment_directive(line.strip_prefix('#')?)
+}
+
+/// The `name=value` of a comment's text (without its `#`), as BuildKit's directive parser
+/// reads a comment: `^\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`. The name is returned as
+/// written (directive names are case-insensitive).
+///
+/// BuildKit reads `# check=skip=Rule` comments directly above an instruction this way
+/// (`Linter.WithMergedConfigFromComments`), wherever they are in the file.
+pub fn comment_directive(comment: &str) -> Option<(&str, &str)> {
     let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\u{c}');
-    let rest = line.strip_prefix('#')?.trim_start_matches(blank);
+    let rest = comment.trim_start_matches(blank);
     let name_len = rest
         .char_indices()
         .find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
@@ -95,6 +105,11 @@ mod tests {
         assert_eq!(split_directive("# escape ="), None);
         assert_eq!(split_directive("# 1a=b"), None);
         assert_eq!(split_directive("# a b=c"), None);
+        assert_eq!(
+            comment_directive("check=skip=all // local"),
+            Some(("check", "skip=all // local"))
+        );
+        assert_eq!(comment_directive("just a comment"), None);
     }
 
     #[test]

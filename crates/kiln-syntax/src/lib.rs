@@ -25,6 +25,7 @@ mod span;
 
 pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Word};
 pub use diagnostic::{Diagnostic, Severity};
+pub use directives::comment_directive;
 pub use dump::{dump, go_quote};
 pub use error::{ParseError, ParseErrorKind};
 pub use heredoc::{Delimiter as HeredocDelimiter, parse_word as parse_heredoc_word};

@@ -132,11 +132,18 @@ impl<'a> Parser<'a> {
             let trimmed = trim_leading_ws(line.text);
             let lead = line.text.len() - trimmed.len();
             let line_span = TextRange::new(line.start, line.start + line.text.len());
+            let directives_before = self.directives.found.len();
             if let Some(esc) = self.directives.line(trimmed, line_span)? {
                 self.escape = esc;
             }
             if let Some(comment) = trimmed.strip_prefix('#') {
                 let comment = comment.trim();
+                // A parser directive is not a comment of the instruction after it (BuildKit
+                // strips it from `PrevComment`), so that `# check=` at the top of the file
+                // is read once, as the file's setting.
+                if self.directives.found.len() > directives_before {
+                    continue;
+                }
                 if comment.is_empty() {
                     comments.clear();
                 } else {

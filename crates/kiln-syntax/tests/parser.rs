@@ -148,6 +148,15 @@ fn comments_inside_continuations_and_prev_comments() {
 }
 
 #[test]
+fn directives_are_not_comments_of_the_first_instruction() {
+    let df =
+        parse("# check=skip=all\n# syntax=x\n# about a\nARG a\n# check=skip=X\nFROM b\n").unwrap();
+    assert_eq!(df.directives.len(), 2);
+    assert_eq!(df.instructions[0].comments, ["about a"]);
+    assert_eq!(df.instructions[1].comments, ["check=skip=X"]);
+}
+
+#[test]
 fn empty_continuation_line_warns() {
     let df = parse("FROM a\nRUN a \\\n\n b\n").unwrap();
     assert_eq!(df.warnings.len(), 1);

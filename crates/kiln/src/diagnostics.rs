@@ -16,7 +16,7 @@
 //!
 //! while [`to_json`] gives `{"rule", "severity", "file", "line", "column", "end_line",
 //! "end_column", "message", "hint", "url"}` (lines and columns 1-based, columns in characters;
-//! the end is exclusive, as the span is).
+//! the end is exclusive, as the span is), and [`to_sarif`] a SARIF 2.1.0 log of several.
 //!
 //! No colour is used, so the output reads the same with or without a terminal (and
 //! `NO_COLOR` is honoured trivially).
@@ -132,6 +132,103 @@ pub(crate) fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_jso
     })
 }
 
+/// `diagnostics` about `file` (whose text is `source`) as a SARIF 2.1.0 log with one run of
+/// the tool `kiln`.
+///
+/// The driver lists every build check (`id`, `shortDescription` from BuildKit's description,
+/// `helpUri`, and the rule's documentation as `help`), then any other rule a result names
+/// (kiln's own, or an error class such as `SyntaxError`) by id alone. Each result has its
+/// `ruleId` and `ruleIndex`, `level` (`warning` or `error`), `message` (with the hint as a
+/// second paragraph) and one physical location: the file as a relative or absolute URI
+/// reference, and the region's 1-based lines and columns (columns count Unicode code points,
+/// as the run's `columnKind` says; `endColumn` is exclusive).
+pub(crate) fn to_sarif(
+    file: &Path,
+    source: &str,
+    diagnostics: &[&Diagnostic],
+) -> serde_json::Value {
+    let mut rules: Vec<serde_json::Value> = kiln_lint::RULES
+        .iter()
+        .map(|r| {
+            let mut rule = serde_json::json!({
+                "id": r.name,
+                "shortDescription": { "text": r.description },
+                "help": { "text": r.documentation(), "markdown": r.documentation() },
+                "properties": { "experimental": r.experimental },
+            });
+            if let Some(url) = r.url {
+                rule["helpUri"] = url.into();
+            }
+            rule
+        })
+        .collect();
+    let mut ids: Vec<&str> = kiln_lint::RULES.iter().map(|r| r.name).collect();
+    let index = LineIndex::new(source);
+    let uri = uri_reference(file);
+    let results: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let rule_index = ids.iter().position(|id| *id == d.rule).unwrap_or_else(|| {
+                ids.push(d.rule);
+                rules.push(serde_json::json!({ "id": d.rule }));
+                ids.len() - 1
+            });
+            let start = index.line_col(source, d.span.start);
+            let end = index.line_col(source, d.span.end);
+            let text = match &d.hint {
+                Some(hint) => format!("{}\n\nhint: {hint}", d.message),
+                None => d.message.clone(),
+            };
+            serde_json::json!({
+                "ruleId": d.rule,
+                "ruleIndex": rule_index,
+                "level": d.severity.as_str(),
+                "message": { "text": text },
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": uri },
+                        "region": {
+                            "startLine": start.line,
+                            "startColumn": start.col,
+                            "endLine": end.line,
+                            "endColumn": end.col,
+                        },
+                    },
+                }],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "kiln",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "rules": rules,
+                },
+            },
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    })
+}
+
+/// A path as a URI reference: `/` separated, with bytes other than unreserved characters and
+/// `/` percent-encoded (a space is `%20`).
+fn uri_reference(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// Print warnings to stderr, each as a snippet.
 pub(crate) fn print_warnings(file: &Path, source: &str, warnings: &[Diagnostic]) {
     for w in warnings {
@@ -189,6 +286,49 @@ mod tests {
         assert_eq!(
             render_text(Path::new("Dockerfile"), source, &w),
             "warning: Empty continuation line found in: RUN a  b\n --> Dockerfile:2:1\n  |\n2 | RUN a \\\n  | ^^^^^^^\n  = see: https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/\n"
+        );
+    }
+
+    #[test]
+    fn sarif_points_at_the_region_and_names_every_rule() {
+        let source = "FROM a AS B\nCOPY x y\n";
+        let w = Diagnostic::warning(
+            "StageNameCasing",
+            TextRange::new(0, 11),
+            "Stage name 'B' should be lowercase",
+        )
+        .with_url("https://docs.docker.com/go/dockerfile/rule/stage-name-casing/");
+        let own = Diagnostic::warning("StageNameTypo", TextRange::new(12, 16), "typo")
+            .with_hint("did you mean it?".to_owned());
+        let doc = to_sarif(Path::new("dir/my Dockerfile"), source, &[&w, &own]);
+        let run = &doc["runs"][0];
+        assert_eq!(doc["version"], "2.1.0");
+        assert_eq!(run["tool"]["driver"]["name"], "kiln");
+        let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 23);
+        assert_eq!(rules[0]["id"], "StageNameCasing");
+        assert_eq!(
+            rules[0]["shortDescription"]["text"],
+            "Stage names should be lowercase"
+        );
+        assert_eq!(
+            rules[0]["helpUri"],
+            "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
+        );
+        assert_eq!(rules[22], serde_json::json!({ "id": "StageNameTypo" }));
+        let results = run["results"].as_array().unwrap();
+        assert_eq!(results[0]["ruleIndex"], 0);
+        assert_eq!(results[0]["level"], "warning");
+        let location = &results[0]["locations"][0]["physicalLocation"];
+        assert_eq!(location["artifactLocation"]["uri"], "dir/my%20Dockerfile");
+        assert_eq!(
+            location["region"],
+            serde_json::json!({ "startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 12 })
+        );
+        assert_eq!(results[1]["ruleIndex"], 22);
+        assert_eq!(
+            results[1]["message"]["text"],
+            "typo\n\nhint: did you mean it?"
         );
     }
 

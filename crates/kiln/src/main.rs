@@ -64,6 +64,8 @@ enum Command {
     Prune(cmd::prune::PruneArgs),
     /// Show the build cache's disk usage.
     Du(cmd::prune::DuArgs),
+    /// Run BuildKit's build checks on a Dockerfile (text, JSON or SARIF), building nothing.
+    Lint(cmd::lint::Args),
     /// Show the stages of a Dockerfile in build order, what each depends on and which the
     /// target needs.
     Outline(cmd::outline::Args),
@@ -192,6 +194,7 @@ fn main() -> ExitCode {
         Command::Build(args) => cmd::build::run(&globals, &args),
         Command::Prune(args) => cmd::prune::prune(&globals, &args),
         Command::Du(args) => cmd::prune::du(&globals, &args),
+        Command::Lint(args) => cmd::lint::run(&globals, &args),
         Command::Outline(args) => cmd::outline::run(&globals, &args),
         Command::Load(args) => cmd::load::run(&globals, &args),
         Command::Save(args) => cmd::save::run(&globals, &args),

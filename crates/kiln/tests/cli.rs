@@ -25,8 +25,9 @@ fn a_closed_stdout_ends_kiln_quietly() {
     }
 }
 
-/// A parser warning (BuildKit's rule name and URL) and a planner warning (kiln's rule, with a
-/// hint), both as snippets on stderr and as objects in `outline --format json`.
+/// A build check's warning (BuildKit's rule, message, URL and line, with kiln's hint) and a
+/// planner warning (kiln's rule, with a hint), both as snippets on stderr and as objects in
+/// `outline --format json`.
 #[test]
 fn warnings_are_snippets_on_stderr_and_objects_in_json() {
     let tmp = tempfile::tempdir().unwrap();
@@ -52,7 +53,9 @@ fn warnings_are_snippets_on_stderr_and_objects_in_json() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("warning: Empty continuation line found in: RUN echo a   b\n"),
+        stderr.contains(&format!(
+            "warning: Empty continuation line\n --> {file}:4:1\n"
+        )),
         "{stderr}"
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -63,11 +66,11 @@ fn warnings_are_snippets_on_stderr_and_objects_in_json() {
                 "rule": "NoEmptyContinuation",
                 "severity": "warning",
                 "file": file,
-                "line": 2,
+                "line": 4,
                 "column": 1,
                 "end_line": 4,
                 "end_column": 4,
-                "message": "Empty continuation line found in: RUN echo a   b",
+                "message": "Empty continuation line",
                 "hint": "empty continuation lines will become errors in a future release: remove the blank line",
                 "url": "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
             },

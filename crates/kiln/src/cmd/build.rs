@@ -67,6 +67,10 @@ pub(crate) struct Args {
     /// Build nothing: say for every step whether it is cached or why it would run.
     #[arg(long)]
     pub explain: bool,
+    /// Build nothing: run the build checks (as `kiln lint`) and print what they find; the
+    /// status is 1 when they find anything, as `docker build --check`'s is.
+    #[arg(long, conflicts_with = "explain")]
+    pub check: bool,
     /// When a RUN fails, keep its filesystem (what it changed over the layers below, and its
     /// sandbox spec) under the store's `failed-steps/` for a look inside; `kiln prune --all`
     /// removes them.
@@ -145,9 +149,24 @@ fn build_in(
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let Loaded { plan, warnings } = load_plan(&src, &opts)?;
+    let images = crate::cmd::lint::StoreImages(store);
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.check {
+        let findings = crate::cmd::lint::check_dockerfile(&src, &opts, &ignore, Some(&images))?;
+        crate::cmd::lint::print(&src, &findings, crate::cmd::lint::LintFormat::Text)?;
+        let clean = findings.warnings.is_empty() && findings.error.is_none();
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let checks = crate::cmd::outline::Checks {
+        ignore: Some(&ignore),
+        images: Some(&images),
+    };
+    let Loaded { plan, warnings } = load_plan(&src, &opts, checks)?;
     let labels = args
         .label
         .iter()

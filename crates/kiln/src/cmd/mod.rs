@@ -7,6 +7,7 @@ pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;
 pub(crate) mod inspect;
+pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod outline;
 pub(crate) mod prune;

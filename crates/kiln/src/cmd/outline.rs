@@ -112,8 +112,7 @@ pub(crate) fn parse_build_args(args: &[String]) -> anyhow::Result<Vec<(String, S
     Ok(out)
 }
 
-/// A planned Dockerfile, with what the parser and the planner warned about (parser warnings
-/// first, each group in file order).
+/// A planned Dockerfile, with the warnings of the build checks and the planner.
 pub(crate) struct Loaded {
     /// The plan.
     pub plan: Plan,
@@ -121,10 +120,36 @@ pub(crate) struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Parse and plan a Dockerfile, turning errors into source diagnostics; warnings are printed
-/// to stderr and returned (for a JSON document).
-pub(crate) fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::Result<Loaded> {
+/// What the build checks get besides the Dockerfile.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Checks<'a> {
+    /// The context's ignore rules.
+    pub ignore: Option<&'a kiln_context::IgnoreRules>,
+    /// The base images the store knows.
+    pub images: Option<&'a dyn kiln_lint::BaseImages>,
+}
+
+/// Parse, check and plan a Dockerfile, as a build does: the build checks of the stages the
+/// target needs (BuildKit's, then kiln's own from the planner) are printed to stderr as they
+/// come and returned (for a JSON document); errors become source diagnostics. With
+/// `error=true` in the check options, a warning fails here, before anything is built.
+pub(crate) fn load_plan(
+    src: &DockerfileSource,
+    opts: &BuildOptions,
+    checks: Checks<'_>,
+) -> anyhow::Result<Loaded> {
     let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
+    let mut report =
+        crate::cmd::lint::run_checks(src, &df, opts, checks.ignore, checks.images, false).map_err(
+            |e| -> anyhow::Error {
+                match e.to_diagnostic() {
+                    Some(d) => src.error(d).into(),
+                    None => crate::cmd::lint::config_error(&e),
+                }
+            },
+        )?;
+    // Warnings before errors, as BuildKit prints them; the planner reports the error.
+    diagnostics::print_warnings(&src.path, &src.text, &report.warnings);
     let plan = kiln_frontend::plan(&df, opts).map_err(|e| -> anyhow::Error {
         if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
             let hint = e.hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
@@ -132,10 +157,23 @@ pub(crate) fn load_plan(src: &DockerfileSource, opts: &BuildOptions) -> anyhow::
         }
         src.error(e.to_diagnostic()).into()
     })?;
-    let mut warnings = df.warnings;
-    warnings.extend(plan.warnings.iter().cloned());
-    diagnostics::print_warnings(&src.path, &src.text, &warnings);
-    Ok(Loaded { plan, warnings })
+    let own: Vec<Diagnostic> = plan
+        .warnings
+        .iter()
+        .filter(|w| report.config.allows(w.rule, false))
+        .cloned()
+        .collect();
+    diagnostics::print_warnings(&src.path, &src.text, &own);
+    report.add(own);
+    if let Some(violation) = report.violation() {
+        anyhow::bail!(
+            "{violation}\nhint: the check options (`# check=` or `--build-arg BUILDKIT_DOCKERFILE_CHECK`) say `error=true`: fix the warnings above, or skip their rules with `skip=`"
+        );
+    }
+    Ok(Loaded {
+        plan,
+        warnings: report.warnings,
+    })
 }
 
 /// `BuildOptions` from the flags `build` and `outline` share.
@@ -159,16 +197,22 @@ pub(crate) fn build_options(
     Ok(opts)
 }
 
-pub(crate) fn run(_globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
     let opts = build_options(
         args.target.as_ref(),
         &args.build_arg,
         args.platform.as_ref(),
     )?;
-    let Loaded { plan, warnings } = load_plan(&src, &opts)?;
     let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = crate::cmd::lint::existing_store(&globals.root);
+    let images = store.as_ref().map(crate::cmd::lint::StoreImages);
+    let checks = Checks {
+        ignore: Some(&ignore),
+        images: images.as_ref().map(|i| i as &dyn kiln_lint::BaseImages),
+    };
+    let Loaded { plan, warnings } = load_plan(&src, &opts, checks)?;
     let mut outline = Outline::new(&plan, &src, ignore.source());
     outline.warnings = warnings.iter().map(|w| src.json(w)).collect();
     match args.format {
@@ -187,7 +231,7 @@ struct Outline {
     build_order: Vec<String>,
     global_args: Vec<ResolvedArg>,
     stages: Vec<StageOutline>,
-    /// The parser's and planner's warnings, as `diagnostics::to_json` shapes them (also
+    /// The build checks' and planner's warnings, as `diagnostics::to_json` shapes them (also
     /// printed to stderr); not part of the text form.
     warnings: Vec<serde_json::Value>,
 }
