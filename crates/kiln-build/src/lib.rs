@@ -45,7 +45,7 @@ pub use error::{BuildError, StepError, one_line};
 pub use executor::{BuildOutcome, BuildRequest, StageSummary, build, explain};
 pub use explain::{ExplainedStep, Explanation, Verdict, WhyRun};
 pub use layers::Layer;
-pub use output::{Output, OutputError, parse_output};
+pub use output::{CompressionAttrs, Output, OutputError, parse_output};
 pub use ports::{PortError, PortProblem};
 pub use progress::{Event, Reporter, StepId};
 pub use resolve::{ImageResolver, ResolveError};

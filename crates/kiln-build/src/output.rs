@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+use kiln_layer::Compression;
+use kiln_oci::store::ExportCompression;
+
 /// Where a build's result goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -16,6 +19,9 @@ pub enum Output {
     Oci {
         /// The file (`None`: stdout).
         dest: Option<PathBuf>,
+        /// How its layers are compressed (`compression=`, `compression-level=`,
+        /// `force-compression=`).
+        compression: ExportCompression,
     },
     /// A `docker load` tarball of the image.
     Docker {
@@ -55,6 +61,83 @@ pub enum OutputError {
     /// A `"` that is not closed.
     #[error("unterminated quote in `{0}`")]
     UnterminatedQuote(String),
+    /// `compression=` names no compression kiln writes.
+    #[error("unknown compression `{0}`: valid are gzip, zstd and uncompressed")]
+    Compression(String),
+    /// `compression-level=` is not a level of the compression.
+    #[error("invalid compression-level `{0}`: gzip takes 0 to 9, zstd 1 to 22")]
+    CompressionLevel(String),
+    /// A boolean attribute that is neither true nor false.
+    #[error("invalid `{key}={value}`: expected true or false")]
+    Bool {
+        /// The attribute.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The compression attributes of an export (`--output type=oci`, `--cache-to`), as BuildKit
+/// spells them: `compression=gzip|zstd|uncompressed`, `compression-level=N`,
+/// `force-compression=true|false`. Feed each attribute to [`Self::take`], then [`Self::finish`].
+#[derive(Debug, Default)]
+pub struct CompressionAttrs {
+    name: Option<String>,
+    level: Option<String>,
+    force: bool,
+}
+
+impl CompressionAttrs {
+    /// Takes `key=value` when it is a compression attribute; whether it was.
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, OutputError> {
+        match key {
+            "compression" => self.name = Some(value.to_ascii_lowercase()),
+            "compression-level" => self.level = Some(value.to_owned()),
+            "force-compression" => {
+                self.force = match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(OutputError::Bool {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                        });
+                    }
+                };
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The compression asked for: gzip (level 6) unless said otherwise.
+    pub fn finish(self) -> Result<ExportCompression, OutputError> {
+        let level = |max: i64, min: i64| -> Result<Option<i64>, OutputError> {
+            self.level
+                .as_deref()
+                .map(|l| {
+                    l.parse::<i64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| OutputError::CompressionLevel(l.to_owned()))
+                })
+                .transpose()
+        };
+        let compression = match self.name.as_deref().unwrap_or("gzip") {
+            "gzip" => Compression::Gzip {
+                level: level(9, 0)?.map_or(6, |n| u32::try_from(n).unwrap_or(6)),
+            },
+            "zstd" => Compression::Zstd {
+                level: level(22, 1)?.map_or(3, |n| i32::try_from(n).unwrap_or(3)),
+            },
+            "uncompressed" => Compression::None,
+            other => return Err(OutputError::Compression(other.to_owned())),
+        };
+        Ok(ExportCompression {
+            compression,
+            force: self.force,
+        })
+    }
 }
 
 /// Parse one `--output` value; the error says what is wrong and what would be valid.
@@ -68,11 +151,18 @@ pub fn parse_output(spec: &str) -> Result<Output, OutputError> {
     let mut typ = None;
     let mut dest: Option<String> = None;
     let mut names = Vec::new();
+    let mut compression = CompressionAttrs::default();
+    let mut compression_keys = Vec::new();
     for field in split_csv(spec)? {
         let (k, v) = field
             .split_once('=')
             .ok_or_else(|| OutputError::Field(field.clone()))?;
-        match k.trim().to_ascii_lowercase().as_str() {
+        let key = k.trim().to_ascii_lowercase();
+        if compression.take(&key, v)? {
+            compression_keys.push(key);
+            continue;
+        }
+        match key.as_str() {
             "type" => typ = Some(v.to_ascii_lowercase()),
             "dest" => dest = Some(v.to_owned()),
             "name" => names.extend(v.split(',').filter(|n| !n.is_empty()).map(str::to_owned)),
@@ -82,9 +172,18 @@ pub fn parse_output(spec: &str) -> Result<Output, OutputError> {
         }
     }
     let file = |dest: Option<String>| dest.filter(|d| d != "-").map(PathBuf::from);
+    // Only an OCI archive's layers are compressed (a docker archive's are plain tars).
+    if let Some(key) = compression_keys.first()
+        && typ.as_deref() != Some("oci")
+    {
+        return Err(OutputError::Attribute(key.clone()));
+    }
     match typ.as_deref() {
         Some("image") => Ok(Output::Image { names }),
-        Some("oci") => Ok(Output::Oci { dest: file(dest) }),
+        Some("oci") => Ok(Output::Oci {
+            dest: file(dest),
+            compression: compression.finish()?,
+        }),
         Some("docker") => Ok(Output::Docker { dest: file(dest) }),
         Some("tar") => Ok(Output::Tar { dest: file(dest) }),
         Some("local") => dest
@@ -120,6 +219,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn compression_attributes() {
+        let oci = |spec: &str| match parse_output(spec) {
+            Ok(Output::Oci { compression, .. }) => Ok(compression),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(oci("type=oci,dest=a"), Ok(ExportCompression::default()));
+        assert_eq!(
+            oci("type=oci,dest=a,compression=zstd,compression-level=19,force-compression=true"),
+            Ok(ExportCompression {
+                compression: Compression::Zstd { level: 19 },
+                force: true
+            })
+        );
+        assert_eq!(
+            oci("type=oci,compression=uncompressed"),
+            Ok(ExportCompression {
+                compression: Compression::None,
+                force: false
+            })
+        );
+        assert_eq!(
+            oci("type=oci,compression=gzip,compression-level=10"),
+            Err("invalid compression-level `10`: gzip takes 0 to 9, zstd 1 to 22".into())
+        );
+        assert_eq!(
+            oci("type=oci,compression=lz4"),
+            Err("unknown compression `lz4`: valid are gzip, zstd and uncompressed".into())
+        );
+        assert_eq!(
+            oci("type=oci,force-compression=maybe"),
+            Err("invalid `force-compression=maybe`: expected true or false".into())
+        );
+        assert_eq!(
+            parse_output("type=docker,compression=zstd"),
+            Err(OutputError::Attribute("compression".into()))
+        );
+    }
+
+    #[test]
     fn specs() {
         assert_eq!(
             parse_output("out").unwrap(),
@@ -139,7 +278,8 @@ mod tests {
         assert_eq!(
             parse_output("type=oci,dest=a.tar").unwrap(),
             Output::Oci {
-                dest: Some("a.tar".into())
+                dest: Some("a.tar".into()),
+                compression: ExportCompression::default(),
             }
         );
         assert_eq!(

@@ -26,7 +26,9 @@
 //!               "layer": {"mediaType": "...", "digest": "sha256:...", "size": 456,
 //!                         "diffId": "sha256:..."}}]}   // "layer" absent: no layer
 //! ```
-//! sorted by key. Because every blob the records name is listed in the manifest, the same
+//! sorted by key. Layers leave compressed (gzip unless the export says otherwise); the
+//! records keep each layer's `diffId`, so a hit is the same layer whatever its compression.
+//! Because every blob the records name is listed in the manifest, the same
 //! manifest and blobs can be pushed to a registry as they are (`type=registry`), and any OCI
 //! tool can copy the layout. Import checks every blob against its digest.
 
@@ -37,7 +39,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_layer::{Digest, HashingReader};
 use kiln_oci::model::{Descriptor, Index, Manifest, REF_NAME};
-use kiln_oci::{Store, media};
+use kiln_oci::store::ExportCompression;
+use kiln_oci::{MediaTypes, Store, media};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CacheError, io_err};
@@ -111,16 +114,18 @@ pub struct ImportReport {
 impl Cache {
     /// Exports every record whose layer is in the store (see the module docs).
     pub fn export(&self, dir: &Path) -> Result<ExportReport, CacheError> {
-        self.export_keys(dir, None)
+        self.export_keys(dir, None, ExportCompression::default())
     }
 
     /// Exports the records of `keys` (all records when `None`) into the OCI layout at `dir`,
     /// created when missing; an earlier export there is replaced as the tagged manifest (its
-    /// blobs stay).
+    /// blobs stay). Layers leave compressed as `compression` says (gzip by default: kiln
+    /// stores the layers it builds plain), each compressed once and remembered by the store.
     pub fn export_keys(
         &self,
         dir: &Path,
         keys: Option<&[CacheKey]>,
+        compression: ExportCompression,
     ) -> Result<ExportReport, CacheError> {
         let wanted: Option<BTreeSet<&CacheKey>> = keys.map(|k| k.iter().collect());
         let mut records = self.records()?;
@@ -137,12 +142,15 @@ impl Cache {
         };
         let mut skipped = 0;
         for r in records {
+            let mut layer = None;
             if let Some(l) = &r.output.layer {
-                let d = &l.descriptor;
-                if !self.store().has_blob(&d.digest) {
+                if !self.store().has_blob(&l.descriptor.digest) {
                     skipped += 1;
                     continue;
                 }
+                let d = self
+                    .store()
+                    .layer_variant(&l.descriptor, MediaTypes::Oci, compression)?;
                 if listed.insert(d.digest.clone()) {
                     if !txn.has_blob(&d.digest) {
                         let mut src = self
@@ -159,6 +167,12 @@ impl Cache {
                         d.size,
                     ));
                 }
+                layer = Some(ExportedLayer {
+                    media_type: d.media_type,
+                    digest: d.digest,
+                    size: d.size,
+                    diff_id: l.diff_id.clone(),
+                });
             }
             let (config, config_size) =
                 txn.put_bytes(&r.output.config, Some(&r.config_digest), "step config")?;
@@ -174,12 +188,7 @@ impl Cache {
                 config,
                 config_size,
                 created_ms: to_ms(r.created),
-                layer: r.output.layer.map(|l| ExportedLayer {
-                    media_type: l.descriptor.media_type,
-                    digest: l.descriptor.digest,
-                    size: l.descriptor.size,
-                    diff_id: l.diff_id,
-                }),
+                layer,
             });
         }
         let count = doc.records.len();

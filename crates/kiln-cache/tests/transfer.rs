@@ -3,6 +3,7 @@
 mod common;
 
 use kiln_cache::{ARTIFACT_TYPE, Cache, RECORDS_MEDIA_TYPE};
+use kiln_oci::store::ExportCompression;
 
 #[test]
 fn export_import_round_trip_into_a_fresh_store() {
@@ -74,7 +75,11 @@ fn export_import_round_trip_into_a_fresh_store() {
     // Exporting a subset lists only its blobs.
     let subset = out.path().join("subset");
     let r = cache
-        .export_keys(&subset, Some(&[common::key("env")]))
+        .export_keys(
+            &subset,
+            Some(&[common::key("env")]),
+            ExportCompression::default(),
+        )
         .unwrap();
     assert_eq!((r.records, r.blobs), (1, 1));
 }

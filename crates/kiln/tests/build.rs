@@ -701,6 +701,27 @@ fn layers_are_stored_plain_and_compressed_on_export() {
         );
     }
     assert_eq!(m1["config"], m2["config"], "one image, one config");
+    // zstd: the built layers; the base's gzip layer stays, unless forced (BuildKit's
+    // `force-compression=true`).
+    for (force, base_type) in [
+        (false, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        (true, "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        let zst = env.dir.join(format!("v-zstd-{force}.tar"));
+        let mut args = vec!["save", "--format", "oci", "--compression", "zstd"];
+        if force {
+            args.push("--force-compression");
+        }
+        args.extend(["-o", zst.to_str().unwrap(), "variant:1"]);
+        ok(&env.kiln(&args));
+        let (m, layers) = manifest_of(&zst);
+        assert_eq!(m["config"], m1["config"]);
+        assert_eq!(layers[0].0, base_type, "force: {force}");
+        for (media_type, bytes) in &layers[1..] {
+            assert_eq!(media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+            assert_eq!(&bytes[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd");
+        }
+    }
     // Loaded back from the gzip archive: the same image id.
     let other = env.dir.join("variant-store");
     let loaded = Command::new(env!("CARGO_BIN_EXE_kiln"))

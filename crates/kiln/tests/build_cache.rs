@@ -250,6 +250,52 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
     )
     .trim()
     .to_owned();
+    // Issue 12: the layers kiln stores plain leave compressed, gzip by default, or as the
+    // export says; the same records either way.
+    let zstd = env.store.parent().unwrap().join("exported-zstd");
+    kiln(
+        &env.store,
+        &[
+            "build",
+            "-q",
+            "--cache-to",
+            &format!(
+                "type=local,dest={},compression=zstd,compression-level=5",
+                zstd.display()
+            ),
+            env.ctx.to_str().unwrap(),
+        ],
+    );
+    for (dir, media_type, magic) in [
+        (
+            &exported,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &[0x1f, 0x8b][..],
+        ),
+        (
+            &zstd,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            &[0x28, 0xb5, 0x2f, 0xfd][..],
+        ),
+    ] {
+        let blob = |d: &str| fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap()))
+                .unwrap();
+        let layers: Vec<_> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["mediaType"].as_str().unwrap().contains("layer"))
+            .collect();
+        assert!(layers.len() >= 4, "{manifest}");
+        for l in layers {
+            assert_eq!(l["mediaType"], media_type, "{}", dir.display());
+            assert!(blob(l["digest"].as_str().unwrap()).starts_with(magic));
+        }
+    }
     kiln(
         &env.store,
         &[

@@ -35,6 +35,7 @@ pub use index::{ImageEntry, LockGuard, add_untagged, set_tag};
 pub use layer_size::content_size;
 pub use layout::{CacheMountDir, Layout, SnapshotDir};
 pub use txn::{BlobWriter, Txn};
+pub use variant::ExportCompression;
 
 use crate::error::{StoreError, io_err};
 

@@ -188,7 +188,7 @@ fn build_in(
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
     for spec in &args.cache_from {
-        let dir = local_cache_dir(spec, "src")?;
+        let (dir, _) = local_cache_dir(spec, "src")?;
         let report = cache
             .import(&dir)
             .map_err(|e| anyhow::anyhow!("cannot import the cache `{}`: {e}", dir.display()))?;
@@ -296,9 +296,9 @@ fn build_in(
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
-    for dir in &cache_to {
+    for (dir, compression) in &cache_to {
         cache
-            .export_keys(dir, Some(&outcome.cache_keys))
+            .export_keys(dir, Some(&outcome.cache_keys), *compression)
             .map_err(|e| anyhow::anyhow!("cannot export the cache to `{}`: {e}", dir.display()))?;
     }
     if !args.quiet {
@@ -334,24 +334,38 @@ fn build_in(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`.
-fn local_cache_dir(spec: &str, key: &str) -> anyhow::Result<PathBuf> {
+/// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`,
+/// and for `--cache-to` (`key` = `dest`) the compression of its layers (`compression=`,
+/// `compression-level=`, `force-compression=`, as BuildKit's cache exporters take them).
+fn local_cache_dir(
+    spec: &str,
+    key: &str,
+) -> anyhow::Result<(PathBuf, kiln_oci::store::ExportCompression)> {
+    let hint = || {
+        if key == "dest" {
+            "hint: write `type=local,dest=DIR`, optionally with `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=true`".to_owned()
+        } else {
+            format!("hint: write `type=local,{key}=DIR`")
+        }
+    };
     let mut typ = None;
     let mut dir = None;
+    let mut compression = kiln_build::CompressionAttrs::default();
     for field in spec.split(',') {
         match field.split_once('=') {
             Some(("type", v)) => typ = Some(v),
             Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
             Some(("mode", _)) => {}
-            _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
+            Some((k, v)) if key == "dest" && compression.take(k, v)? => {}
+            _ => anyhow::bail!("invalid cache spec `{spec}`\n{}", hint()),
         }
     }
     match (typ, dir) {
-        (Some("local"), Some(d)) => Ok(d),
+        (Some("local"), Some(d)) => Ok((d, compression.finish()?)),
         (Some("registry"), _) => anyhow::bail!(
             "`type=registry` caches need registry support, which kiln does not have yet\nhint: use `type=local,{key}=DIR`"
         ),
-        _ => anyhow::bail!("invalid cache spec `{spec}`\nhint: write `type=local,{key}=DIR`"),
+        _ => anyhow::bail!("invalid cache spec `{spec}`\n{}", hint()),
     }
 }
 
@@ -364,18 +378,20 @@ fn export(
 ) -> anyhow::Result<()> {
     match output {
         Output::Image { .. } => Ok(()),
-        Output::Oci { dest } | Output::Docker { dest } => {
-            let format = if matches!(output, Output::Oci { .. }) {
-                SaveFormat::Oci
-            } else {
-                SaveFormat::Docker
+        Output::Oci { dest, .. } | Output::Docker { dest } => {
+            let (format, compression) = match output {
+                Output::Oci { compression, .. } => (SaveFormat::Oci, *compression),
+                _ => (
+                    SaveFormat::Docker,
+                    kiln_oci::store::ExportCompression::default(),
+                ),
             };
             let image = store.resolve(&outcome.manifest.digest.to_string())?;
             crate::cmd::save::write_archive(
                 store,
                 &[(image, tags.to_vec())],
                 format,
-                kiln_layer::Compression::default(),
+                compression,
                 dest.as_deref(),
             )
         }

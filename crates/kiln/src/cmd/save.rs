@@ -32,6 +32,10 @@ pub(crate) struct Args {
     /// always plain tars.
     #[arg(long, value_enum, default_value_t = ExportCompression::Gzip)]
     pub compression: ExportCompression,
+    /// Recompress layers that are already compressed otherwise (a base image's gzip layers
+    /// under `--compression zstd`, say), as BuildKit's `force-compression=true`.
+    #[arg(long)]
+    pub force_compression: bool,
     /// Images by name or id.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -78,20 +82,23 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         &store,
         &images,
         format,
-        args.compression.compression(),
+        kiln_oci::store::ExportCompression {
+            compression: args.compression.compression(),
+            force: args.force_compression,
+        },
         args.output.as_deref(),
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Write `images` as an archive to `output` (stdout when `None`), an OCI archive's plain
-/// layers compressed with `compression`. A file is written beside its final name and
+/// layers compressed as `compression` says. A file is written beside its final name and
 /// renamed, so a failure leaves no half-written archive.
 pub(crate) fn write_archive(
     store: &Store,
     images: &[(kiln_oci::Image, Vec<Reference>)],
     format: SaveFormat,
-    compression: kiln_layer::Compression,
+    compression: kiln_oci::store::ExportCompression,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let variants = match format {
