@@ -127,7 +127,7 @@ impl<'s> LayerSink<'s> {
             .txn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .adopt_file(file, Some((&digests.digest, digests.size)), "new layer")
+            .adopt_written(file, &digests.digest, digests.size, "new layer")
             .map_err(StepError::store)?;
         let blob = self.blob_path(&digest);
         let (snapshot, stats) = self

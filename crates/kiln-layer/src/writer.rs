@@ -56,7 +56,54 @@ pub struct LayerDigests {
     pub compression: Compression,
 }
 
-type Stack<W> = HashingWriter<Compressor<HashingWriter<W>>>;
+type Stack<W> = HashingWriter<Compressor<Tally<W>>>;
+
+/// What a compressed stream's bytes are checked by: hashed and counted, or, when the stream is
+/// not compressed (its bytes are the tar's, hashed already), only counted.
+enum Tally<W> {
+    Hash(HashingWriter<W>),
+    Count(W, u64),
+}
+
+impl<W: Write> Tally<W> {
+    fn new(out: W, compression: Compression) -> Self {
+        match compression {
+            Compression::None => Self::Count(out, 0),
+            _ => Self::Hash(HashingWriter::new(out)),
+        }
+    }
+
+    /// The writer, the digest (when hashed) and the byte count.
+    fn finish(self) -> (W, Option<Digest>, u64) {
+        match self {
+            Self::Hash(h) => {
+                let (w, d, n) = h.finish();
+                (w, Some(d), n)
+            }
+            Self::Count(w, n) => (w, None, n),
+        }
+    }
+}
+
+impl<W: Write> Write for Tally<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Hash(h) => h.write(buf),
+            Self::Count(w, n) => {
+                let k = w.write(buf)?;
+                *n += k as u64;
+                Ok(k)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Hash(h) => h.flush(),
+            Self::Count(w, _) => w.flush(),
+        }
+    }
+}
 
 /// Writes a layer tar stream entry by entry.
 ///
@@ -76,7 +123,7 @@ impl<W: Write> LayerWriter<W> {
     /// Starts a layer written to `out` with `compression`.
     pub fn new(out: W, compression: Compression) -> Result<Self, PackError> {
         let compressor =
-            Compressor::new(HashingWriter::new(out), compression).map_err(write_err)?;
+            Compressor::new(Tally::new(out, compression), compression).map_err(write_err)?;
         Ok(Self {
             out: HashingWriter::new(compressor),
             header: Vec::with_capacity(2 * BLOCK),
@@ -162,8 +209,10 @@ fn finish_stack<W: Write>(
     compression: Compression,
 ) -> Result<(W, LayerDigests), PackError> {
     let (compressor, diff_id, uncompressed_size) = out.finish();
-    let hashed = compressor.finish().map_err(write_err)?;
-    let (w, digest, size) = hashed.finish();
+    let tally = compressor.finish().map_err(write_err)?;
+    let (w, digest, size) = tally.finish();
+    // An uncompressed blob is the tar itself.
+    let digest = digest.unwrap_or_else(|| diff_id.clone());
     Ok((
         w,
         LayerDigests {
@@ -186,7 +235,8 @@ pub fn compress_tar<R: Read, W: Write>(
     out: W,
     compression: Compression,
 ) -> Result<(W, LayerDigests), PackError> {
-    let compressor = Compressor::new(HashingWriter::new(out), compression).map_err(write_err)?;
+    let compressor =
+        Compressor::new(Tally::new(out, compression), compression).map_err(write_err)?;
     let mut stack = HashingWriter::new(compressor);
     let mut buf = vec![0u8; 256 * 1024];
     loop {

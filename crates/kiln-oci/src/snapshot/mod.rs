@@ -142,7 +142,16 @@ impl Snapshots {
         let mut stats = None;
         let tree = self.publish(diff_id, |tmp| {
             let f = fs::File::open(file).map_err(io_err("open", file))?;
-            let done = Self::unpack_reader(f, file, &Digest::of(b""), diff_id, tmp, link_from)?;
+            // The writer computed `diff_id` from these very bytes a moment ago: not again.
+            let done = Self::unpack_reader(
+                f,
+                file,
+                &Digest::of(b""),
+                diff_id,
+                false,
+                tmp,
+                link_from,
+            )?;
             if done.linked > 0 {
                 shares::record(tmp, shares)?;
             }
@@ -329,19 +338,22 @@ impl Snapshots {
             &self.store.blob_path(&layer.digest),
             &layer.digest,
             diff_id,
+            true,
             tmp,
             None,
         )
         .map(drop)
     }
 
-    /// Unpack a layer stream (plain or compressed) into `tmp/fs`, check its `diff_id` and
-    /// write the marker. `path` and `digest` name the layer in errors.
+    /// Unpack a layer stream (plain or compressed) into `tmp/fs`, check its `diff_id` (when
+    /// `verify`: not for a layer this process just wrote and hashed) and write the marker.
+    /// `path` and `digest` name the layer in errors.
     fn unpack_reader(
         reader: impl io::Read,
         path: &Path,
         digest: &Digest,
         diff_id: &Digest,
+        verify: bool,
         tmp: &Path,
         link_from: Option<LinkFrom>,
     ) -> Result<ApplyStats, SnapshotError> {
@@ -349,23 +361,28 @@ impl Snapshots {
         fs::create_dir_all(&fs_dir).map_err(io_err("create", &fs_dir))?;
         let (plain, _) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, reader))
             .map_err(io_err("read", path))?;
-        let mut hashing = HashingReader::new(plain);
-        let stats = kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir, link_from).map_err(
-            |source| SnapshotError::Unpack {
-                digest: digest.clone(),
-                source,
-            },
-        )?;
-        // The tar reader stops at the end-of-archive marker; the diff_id covers every byte.
-        io::copy(&mut hashing, &mut io::sink()).map_err(io_err("read", path))?;
-        let (_, actual, _) = hashing.finish();
-        if &actual != diff_id {
-            return Err(SnapshotError::DiffIdMismatch {
-                digest: digest.clone(),
-                expected: diff_id.clone(),
-                actual,
-            });
-        }
+        let unpack_err = |source| SnapshotError::Unpack {
+            digest: digest.clone(),
+            source,
+        };
+        let stats = if verify {
+            let mut hashing = HashingReader::new(plain);
+            let stats = kiln_layer::overlay::unpack_lower(&mut hashing, &fs_dir, link_from)
+                .map_err(unpack_err)?;
+            // The tar reader stops at the end-of-archive marker; the diff_id covers every byte.
+            io::copy(&mut hashing, &mut io::sink()).map_err(io_err("read", path))?;
+            let (_, actual, _) = hashing.finish();
+            if &actual != diff_id {
+                return Err(SnapshotError::DiffIdMismatch {
+                    digest: digest.clone(),
+                    expected: diff_id.clone(),
+                    actual,
+                });
+            }
+            stats
+        } else {
+            kiln_layer::overlay::unpack_lower(plain, &fs_dir, link_from).map_err(unpack_err)?
+        };
         let marker = SnapshotDir::at(tmp).marker();
         fs::write(&marker, diff_id.to_string()).map_err(io_err("write", &marker))?;
         Ok(stats)

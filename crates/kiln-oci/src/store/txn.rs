@@ -140,6 +140,28 @@ impl<'s> Txn<'s> {
         Ok(Descriptor::new(media.manifest(), digest, size))
     }
 
+    /// Stages a file this process just wrote on the store's filesystem, hashing it as it
+    /// wrote (a layer writer's digests), by renaming it: its size is checked, its bytes are
+    /// not read again. Anything else goes through [`Txn::adopt_file`].
+    pub fn adopt_written(
+        &mut self,
+        path: &std::path::Path,
+        digest: &Digest,
+        size: u64,
+        what: &str,
+    ) -> Result<(Digest, u64), StoreError> {
+        let f = File::open(path).map_err(io_err("open", path))?;
+        f.sync_all().map_err(io_err("fsync", path))?;
+        let actual = f.metadata().map_err(io_err("stat", path))?.len();
+        check(what, digest, size, digest, actual)?;
+        if !self.has_blob(digest) {
+            let dest = self.dir.join(digest.hex());
+            fs::rename(path, &dest).map_err(io_err("rename", path))?;
+            self.staged.insert(digest.clone(), size);
+        }
+        Ok((digest.clone(), size))
+    }
+
     /// Stages a file already on the store's filesystem (for example in [`Txn::scratch_dir`])
     /// by renaming it, after hashing it and checking `expected` digest and size when given.
     pub fn adopt_file(
