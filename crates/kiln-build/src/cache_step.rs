@@ -272,3 +272,22 @@ pub(crate) fn lookup(
         .map_err(store_err)?;
     Ok(Lookup::Miss(WhyRun::Miss(miss)))
 }
+
+/// The snapshot of the layer that step `id` made when it was last built with a key other
+/// than `key`, when the store still has both the record and the snapshot; `None` otherwise
+/// (a failure to look only costs the sharing).
+pub(crate) fn previous_snapshot(
+    cache: &CacheUse<'_>,
+    id: &StepIdentity,
+    key: &CacheKey,
+    snapshots: &Snapshots,
+) -> Option<std::path::PathBuf> {
+    let last = cache
+        .cache
+        .last_key(id)
+        .ok()
+        .flatten()
+        .filter(|k| k != key)?;
+    let record = cache.cache.peek(&last).ok().flatten()?;
+    snapshots.existing(&record.output.layer?.diff_id)
+}

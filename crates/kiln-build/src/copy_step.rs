@@ -3,7 +3,7 @@
 //! layer (BuildKit's `dispatchCopy`).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_fileop::{
@@ -172,10 +172,13 @@ pub(crate) fn copy_merkle(
 /// Run the COPY/ADD and commit its layer; with it, the Merkle root of the files as they were
 /// written (which differs from the key's when a file changed in between). Files copied from
 /// another snapshot become hard links to it in the new snapshot where that is safe (see
-/// `kiln_oci::snapshot::shares`), so a `COPY --from` creates no file again.
+/// `kiln_oci::snapshot::shares`), so a `COPY --from` creates no file again; a COPY from the
+/// context links the files that are still what they were from `previous` (the snapshot this
+/// step made last time), so a change to one file of a big COPY writes that file, not all.
 pub(crate) fn copy_step(
     sink: &LayerSink<'_>,
     input: &CopyInput<'_>,
+    previous: Option<&Path>,
 ) -> Result<(Layer, Digest), StepError> {
     let file = sink.layer_path();
     let opts = LayerOptions {
@@ -195,7 +198,13 @@ pub(crate) fn copy_step(
                 }
                 Some(sharing.finish())
             }
-            CopySource::Context { .. } => None,
+            CopySource::Context { .. } => previous.map(|previous| {
+                let mut sharing = Sharing::previous(previous, &input.target);
+                for (entry, _) in plan.source_files() {
+                    sharing.offer(entry, entry);
+                }
+                sharing.finish()
+            }),
         };
         Ok((written.digests, written.merkle.root, sharing))
     })?;

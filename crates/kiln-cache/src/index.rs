@@ -316,6 +316,23 @@ impl Cache {
         Ok(())
     }
 
+    /// The key step `id` had when it was last remembered, if any (its explanation unread).
+    pub fn last_key(&self, id: &StepIdentity) -> Result<Option<CacheKey>, CacheError> {
+        let key: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT key FROM steps WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3",
+                params![id.dockerfile, id.stage, id.step],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db_err(format!(
+                "read step {} of stage `{}` of `{}`",
+                id.step, id.stage, id.dockerfile
+            )))?;
+        Ok(key.and_then(|k| k.parse().ok()))
+    }
+
     /// The explanation remembered for step `id`, if any.
     pub fn last_step(&self, id: &StepIdentity) -> Result<Option<KeyExplanation>, CacheError> {
         let json: Option<String> = self

@@ -59,12 +59,41 @@ pub enum LinkFrom {
     /// same path there, when that is a regular file of the entry's size, and gets the entry's
     /// metadata and exactly its xattrs.
     Adopt(PathBuf),
-    /// Files that must not change (another snapshot's, for a `COPY --from`), by entry path
-    /// (as written in the layer, without `./`): an entry is linked to its file only when that
-    /// is a regular file that already has the entry's size, mode, owner, mtime (whole
-    /// seconds) and exactly its xattrs, and no earlier entry of this layer was linked to the
-    /// same file (separate entries stay separate files). Nothing of the file is changed.
-    Share(HashMap<Vec<u8>, PathBuf>),
+    /// Files that must not change (another snapshot's, for a `COPY --from` or the previous
+    /// build of a COPY), by entry path (as written in the layer, without `./`): an entry is
+    /// linked to its file only when that is a regular file that already has the entry's
+    /// size, mode, owner, mtime (whole seconds) and exactly its xattrs (and, under `verify`,
+    /// its content), and no earlier entry of this layer was linked to the same file
+    /// (separate entries stay separate files). Nothing of the file is changed.
+    Share {
+        /// The files, by entry path.
+        files: HashMap<Vec<u8>, PathBuf>,
+        /// Also compare each file's content with the entry's before linking it (for files
+        /// that are only likely to be the same: an earlier build's copy of a context file).
+        verify: bool,
+    },
+}
+
+/// What [`State::share`] made of an entry.
+enum Shared {
+    /// A hard link to the shared file.
+    Linked,
+    /// A file of its own (the content differed).
+    Written,
+}
+
+/// Reads until `buf` is full or the reader ends; how many bytes it read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl Default for ApplyOptions {
@@ -266,52 +295,31 @@ impl State<'_> {
                     meta,
                 });
             }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
-                if self.share(&path, &parent, base_os, e.size(), &meta) =>
-            {
-                self.stats.linked += 1;
-            }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
-                if self.link(&path, &parent, base_os, e.size()) =>
-            {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    base_os,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| fail(e.into()))?;
-                self.stats.linked += 1;
-                self.finish_fd(&fd, &meta).map_err(fail)?;
-                drop_other_xattrs(&fd, &meta);
-            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    base_os,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| fail(e.into()))?;
-                let mut file = File::from(fd);
-                let expected = e.size();
-                let got = io::copy(e, &mut file).map_err(|source| ApplyError::Read { source })?;
-                if got != expected {
-                    return Err(ApplyError::Truncated {
-                        entry: name,
-                        expected,
-                        got,
-                    });
+                match self.share(e, &path, &parent, base_os, &meta, &name)? {
+                    Some(Shared::Linked) => self.stats.linked += 1,
+                    Some(Shared::Written) => {}
+                    None if self.link(&path, &parent, base_os, e.size()) => {
+                        let fd = rustix::fs::openat(
+                            &parent,
+                            base_os,
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .map_err(|e| fail(e.into()))?;
+                        self.stats.linked += 1;
+                        self.finish_fd(&fd, &meta).map_err(fail)?;
+                        drop_other_xattrs(&fd, &meta);
+                    }
+                    None => {
+                        let mut file = Self::create(&parent, base_os).map_err(fail)?;
+                        self.write_data(e, &mut file, 0, &[], &name)?;
+                        if !base.starts_with(b".wh.") {
+                            self.stats.created += 1;
+                        }
+                        self.finish_fd(file.as_fd(), &meta).map_err(fail)?;
+                    }
                 }
-                self.stats.bytes += got;
-                if !base.starts_with(b".wh.") {
-                    self.stats.created += 1;
-                }
-                self.finish_fd(file.as_fd(), &meta).map_err(fail)?;
             }
             EntryType::Symlink => {
                 let target = e
@@ -367,24 +375,70 @@ impl State<'_> {
         Ok(())
     }
 
-    /// Hard-links `base` in `parent` to the file [`LinkFrom::Share`] has for `path`, when that
-    /// file already is what the entry describes; whether it did.
-    fn share(
+    /// A new regular file `base` in `parent`, empty, writable, mode 0600 until finished.
+    fn create(parent: &OwnedFd, base: &OsStr) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            parent,
+            base,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Writes `head` (bytes of the entry already read) and the rest of the entry `e` to
+    /// `file`, which holds the entry's first `before` bytes already, checking that the entry
+    /// has the size its header announced.
+    fn write_data<R: Read>(
         &mut self,
+        e: &mut tar::Entry<'_, R>,
+        file: &mut File,
+        before: u64,
+        head: &[u8],
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let expected = e.size();
+        io::Write::write_all(file, head).map_err(|source| ApplyError::Entry {
+            entry: name.to_owned(),
+            source,
+        })?;
+        let written =
+            head.len() as u64 + io::copy(e, file).map_err(|source| ApplyError::Read { source })?;
+        if before + written != expected {
+            return Err(ApplyError::Truncated {
+                entry: name.to_owned(),
+                expected,
+                got: before + written,
+            });
+        }
+        self.stats.bytes += written;
+        Ok(())
+    }
+
+    /// Makes `base` in `parent` from the file [`LinkFrom::Share`] has for `path`, when that
+    /// file already is what the entry describes: a hard link to it. Under `verify` its
+    /// content is compared with the entry's as the entry is read; when they differ the file
+    /// is written (the part read so far from the shared file, which was equal, the rest from
+    /// the entry). `None` when nothing was shared, and then nothing of the entry was read.
+    fn share<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
         path: &[u8],
         parent: &OwnedFd,
         base: &OsStr,
-        size: u64,
         meta: &Meta,
-    ) -> bool {
-        let Some(LinkFrom::Share(files)) = &self.opts.link_from else {
-            return false;
+        name: &str,
+    ) -> Result<Option<Shared>, ApplyError> {
+        let Some(LinkFrom::Share { files, verify }) = &self.opts.link_from else {
+            return Ok(None);
         };
+        let verify = *verify;
         let Some(file) = files.get(path) else {
-            return false;
+            return Ok(None);
         };
+        let size = e.size();
         let Ok(st) = rustix::fs::lstat(file) else {
-            return false;
+            return Ok(None);
         };
         let (uid, gid) = if self.opts.same_owner {
             (meta.uid, meta.gid)
@@ -404,14 +458,61 @@ impl State<'_> {
             && same_xattrs(file, if self.opts.xattrs { &meta.xattrs } else { &[] });
         let id = (st.st_dev, st.st_ino);
         if !same || self.shared.contains(&id) {
-            return false;
+            return Ok(None);
+        }
+        let fail = |source: io::Error| ApplyError::Entry {
+            entry: name.to_owned(),
+            source,
+        };
+        if verify {
+            let Ok(mut theirs) = File::open(file) else {
+                return Ok(None);
+            };
+            let mut ours = vec![0_u8; 256 * 1024];
+            let mut other = vec![0_u8; 256 * 1024];
+            let mut equal: u64 = 0;
+            loop {
+                let n = read_full(e, &mut ours).map_err(|source| ApplyError::Read { source })?;
+                if n == 0 {
+                    break;
+                }
+                let m = read_full(&mut theirs, &mut other[..n]).map_err(fail)?;
+                if m != n || ours[..n] != other[..n] {
+                    // Different after `equal` bytes: write the file, the equal part from theirs.
+                    let mut out = Self::create(parent, base).map_err(fail)?;
+                    io::Seek::rewind(&mut theirs).map_err(fail)?;
+                    io::copy(&mut io::Read::take(&mut theirs, equal), &mut out).map_err(fail)?;
+                    self.stats.bytes += equal;
+                    self.write_data(e, &mut out, equal, &ours[..n], name)?;
+                    self.stats.created += 1;
+                    self.finish_fd(out.as_fd(), meta).map_err(fail)?;
+                    return Ok(Some(Shared::Written));
+                }
+                equal += n as u64;
+            }
+            if equal != size {
+                return Err(ApplyError::Truncated {
+                    entry: name.to_owned(),
+                    expected: size,
+                    got: equal,
+                });
+            }
         }
         // Across filesystems, or past the link limit, it fails and the file is written.
         if rustix::fs::linkat(rustix::fs::CWD, file, parent, base, AtFlags::empty()).is_err() {
-            return false;
+            if !verify {
+                return Ok(None);
+            }
+            // The entry was read, and found equal to the shared file: copy that.
+            let mut out = Self::create(parent, base).map_err(fail)?;
+            io::copy(&mut File::open(file).map_err(fail)?, &mut out).map_err(fail)?;
+            self.stats.bytes += size;
+            self.stats.created += 1;
+            self.finish_fd(out.as_fd(), meta).map_err(fail)?;
+            return Ok(Some(Shared::Written));
         }
         self.shared.insert(id);
-        true
+        Ok(Some(Shared::Linked))
     }
 
     /// Hard-links `base` in `parent` to the file at `path` under [`LinkFrom::Adopt`],

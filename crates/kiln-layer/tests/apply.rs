@@ -315,3 +315,75 @@ fn ownership_devices_and_xattrs_as_root() {
         Err(_) => assert!(stats.skipped_xattrs >= 1),
     }
 }
+
+/// `LinkFrom::Share` with `verify`: a file is linked only when its content is the entry's;
+/// one that differs after the first chunk is written whole, from the equal part of the
+/// shared file and the rest of the entry; the shared files never change.
+#[test]
+fn shared_files_are_linked_only_when_their_content_is_the_entrys() {
+    use kiln_layer::LinkFrom;
+    use std::collections::HashMap;
+    let big: Vec<u8> = (0..600_000_u32).map(|i| (i % 251) as u8).collect();
+    let mut near = big.clone();
+    near[300_000] ^= 0xff;
+    let meta = |e: Entry| {
+        let mut e = e;
+        e.mode = 0o644;
+        e.mtime = 1_700_000_000;
+        e
+    };
+    let tar = layer(&[
+        (meta(file("same")), &big[..]),
+        (meta(file("differs")), &big[..]),
+        (meta(file("old-time")), &big[..]),
+    ]);
+    let shared = tempfile::tempdir().unwrap();
+    let put = |name: &str, data: &[u8], mtime: i64| {
+        let p = shared.path().join(name);
+        fs::write(&p, data).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.unsigned_abs());
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        p
+    };
+    let files: HashMap<Vec<u8>, std::path::PathBuf> = [
+        ("same", put("same", &big, 1_700_000_000)),
+        ("differs", put("differs", &near, 1_700_000_000)),
+        ("old-time", put("old-time", &big, 1_600_000_000)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.as_bytes().to_vec(), v))
+    .collect();
+    let target = tempfile::tempdir().unwrap();
+    let opts = ApplyOptions {
+        link_from: Some(LinkFrom::Share {
+            files: files.clone(),
+            verify: true,
+        }),
+        ..ApplyOptions::default()
+    };
+    let stats = apply(&tar[..], target.path(), &opts).unwrap();
+    assert_eq!((stats.linked, stats.created), (1, 2));
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&target.path().join("same")),
+        ino(&files[&b"same".to_vec()])
+    );
+    for name in ["same", "differs", "old-time"] {
+        assert_eq!(fs::read(target.path().join(name)).unwrap(), big, "{name}");
+    }
+    assert_eq!(
+        fs::read(&files[&b"differs".to_vec()]).unwrap(),
+        near,
+        "untouched"
+    );
+    assert_eq!(
+        fs::metadata(target.path().join("differs")).unwrap().mtime(),
+        1_700_000_000
+    );
+}

@@ -117,7 +117,14 @@ pub(super) fn through_cache<R: Into<Made>>(
                 id,
                 reason: why.to_string(),
             });
+            state.previous = cache_step::previous_snapshot(
+                cache,
+                &keyed.identity,
+                &keyed.key,
+                sh.sink.snapshots(),
+            );
             let made = run(state)?.into();
+            state.previous = None;
             let keyed_files = keyed.explanation.files.as_ref().map(|f| &f.root);
             if let (Some(written), Some(keyed_files)) = (&made.files, keyed_files)
                 && written != keyed_files

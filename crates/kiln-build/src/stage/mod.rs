@@ -51,6 +51,10 @@ struct State {
     /// Under [`crate::explain`], what the cache said about the current step (`None` for a
     /// step that makes no layer).
     verdict: Option<Verdict>,
+    /// For a step that missed, the snapshot of the layer the same step made last time (this
+    /// Dockerfile, stage and position), when the store still has it: a COPY of the context
+    /// links the files that did not change from it.
+    previous: Option<std::path::PathBuf>,
 }
 
 impl State {
@@ -396,6 +400,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
         label: stage.label(),
         step: 0,
         verdict: None,
+        previous: None,
     })
 }
 
@@ -436,8 +441,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
             };
             let parts = copy_parts(sh, "COPY", &input, c.from.as_ref().map(|w| w.text.as_str()))
                 .map_err(no_tail)?;
-            let Continue(layer) = through_cache(sh, state, parts, id, |_| {
-                copy_step(&sh.sink, &input).map_err(no_tail)
+            let Continue(layer) = through_cache(sh, state, parts, id, |state| {
+                copy_step(&sh.sink, &input, state.previous.take().as_deref()).map_err(no_tail)
             })?
             else {
                 return Ok(());
@@ -487,8 +492,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 }
                 p
             };
-            let Continue(layer) = through_cache(sh, state, parts, id, |_| {
-                copy_step(&sh.sink, &input).map_err(no_tail)
+            let Continue(layer) = through_cache(sh, state, parts, id, |state| {
+                copy_step(&sh.sink, &input, state.previous.take().as_deref()).map_err(no_tail)
             })?
             else {
                 return Ok(());

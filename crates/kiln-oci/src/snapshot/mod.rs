@@ -125,6 +125,14 @@ impl Snapshots {
         self.publish(diff_id, |tmp| self.unpack(layer, diff_id, tmp))
     }
 
+    /// The tree of the complete snapshot of `diff_id`, when there is one (nothing is
+    /// unpacked).
+    pub fn existing(&self, diff_id: &Digest) -> Option<PathBuf> {
+        existing(&self.store.layout().snapshot(diff_id), diff_id)
+            .ok()
+            .flatten()
+    }
+
     /// The snapshot of a layer that is not in the store yet (a build's new layer, still in its
     /// transaction): unpacked from the compressed or plain layer file at `file`, its regular
     /// files hard-linked from `link_from` where they are there, so a file is created once:
@@ -143,15 +151,8 @@ impl Snapshots {
         let tree = self.publish(diff_id, |tmp| {
             let f = fs::File::open(file).map_err(io_err("open", file))?;
             // The writer computed `diff_id` from these very bytes a moment ago: not again.
-            let done = Self::unpack_reader(
-                f,
-                file,
-                &Digest::of(b""),
-                diff_id,
-                false,
-                tmp,
-                link_from,
-            )?;
+            let done =
+                Self::unpack_reader(f, file, &Digest::of(b""), diff_id, false, tmp, link_from)?;
             if done.linked > 0 {
                 shares::record(tmp, shares)?;
             }

@@ -222,7 +222,7 @@ fn set_times(path: &Path, meta: &fs::Metadata) -> Result<(), IoError> {
     .map_err(|e| io_err("set the times of", path)(e.into()))
 }
 
-/// The files a `COPY --from` may hard-link instead of writing: built from the stack it reads
+/// The files a COPY may hard-link instead of writing: built from the stack it reads
 /// (`sources`) and the stack it writes onto (`target`), both snapshot trees, topmost first.
 /// Only snapshots whose family is disjoint from the target's lend their files.
 #[derive(Debug)]
@@ -231,9 +231,20 @@ pub struct Sharing {
     sources: Vec<(PathBuf, Option<OwnedFd>, Option<BTreeSet<String>>)>,
     files: HashMap<Vec<u8>, PathBuf>,
     families: BTreeSet<String>,
+    verify: bool,
 }
 
 impl Sharing {
+    /// What the previous build of a COPY (its snapshot `previous`) may lend the new one on
+    /// `target`: the files at the same paths, when their content is still the same (checked
+    /// as the layer is unpacked, so a changed file is never linked). Offer each entry with
+    /// its own path as `rel`.
+    pub fn previous(previous: &Path, target: &[PathBuf]) -> Self {
+        let mut sharing = Self::new(&[previous.to_owned()], target);
+        sharing.verify = true;
+        sharing
+    }
+
     /// What copying from `sources` onto `target` may share.
     pub fn new(sources: &[PathBuf], target: &[PathBuf]) -> Self {
         let target = stack_family(target);
@@ -255,6 +266,7 @@ impl Sharing {
             sources,
             files: HashMap::new(),
             families: BTreeSet::new(),
+            verify: false,
         }
     }
 
@@ -295,6 +307,12 @@ impl Sharing {
 
     /// The files to link, and the families the new snapshot joins.
     pub fn finish(self) -> (LinkFrom, BTreeSet<String>) {
-        (LinkFrom::Share(self.files), self.families)
+        (
+            LinkFrom::Share {
+                files: self.files,
+                verify: self.verify,
+            },
+            self.families,
+        )
     }
 }
