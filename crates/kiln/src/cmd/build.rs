@@ -80,6 +80,12 @@ pub(crate) struct Args {
     /// (one document on stdout). Only with `--explain`.
     #[arg(long, value_enum, requires = "explain", default_value_t = crate::cmd::outline::Format::Text)]
     pub format: crate::cmd::outline::Format,
+    /// Draw the stages this build ran to FILE, each with its steps' times and how they ended
+    /// (cached, done, failed), over the stage graph as `kiln graph` draws it: Graphviz DOT for
+    /// `.dot`/`.gv`, Mermaid for `.mmd`, JSON for `.json`, text for `.txt`. Written when the
+    /// build fails too.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["explain", "check"])]
+    pub graph: Option<PathBuf>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -101,6 +107,9 @@ pub(crate) enum NetworkArg {
 }
 
 pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(g) = &args.graph {
+        crate::graph::GraphFormat::for_file(g)?;
+    }
     let store = Store::open(&globals.root)?;
     let outputs = args
         .output
@@ -183,7 +192,7 @@ fn build_in(
     } else {
         args.progress
     };
-    let reporter = progress::reporter(mode);
+    let reporter = progress::Timings::new(progress::reporter(mode));
     let cache = kiln_cache::Cache::open(store).map_err(|e| {
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
@@ -243,7 +252,7 @@ fn build_in(
         sandbox: &launcher,
         media: MediaTypes::Oci,
         source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
-        reporter: reporter.as_ref(),
+        reporter: &reporter,
         secrets: &args.secret,
         snapshotter: globals.snapshotter(store),
     };
@@ -276,7 +285,17 @@ fn build_in(
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = kiln_build::build(&req);
+    let runs = reporter.runs();
     drop(reporter);
+    if let Some(file) = &args.graph {
+        let written = write_graph(file, &plan, &src, &runs);
+        match (&outcome, written) {
+            (_, Ok(())) => {}
+            (Ok(_), Err(e)) => return Err(e),
+            // The build's error is the one to report; the graph's is a warning beside it.
+            (Err(_), Err(e)) => eprintln!("warning: {e:#}"),
+        }
+    }
     let outcome = outcome.map_err(|e| src.error(e.to_diagnostic()))?;
     for o in outputs {
         export(store, &outcome, o, tags)?;
@@ -332,6 +351,20 @@ fn build_in(
     }
     outln!("{id}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--graph FILE`: the plan's graph with what each stage's steps did, in the format the
+/// file's name asks for.
+fn write_graph(
+    file: &Path,
+    plan: &kiln_frontend::Plan,
+    src: &DockerfileSource,
+    runs: &std::collections::BTreeMap<String, crate::graph::StageRun>,
+) -> anyhow::Result<()> {
+    let format = crate::graph::GraphFormat::for_file(file)?;
+    let doc = crate::graph::GraphDoc::new(plan, src, runs);
+    std::fs::write(file, doc.render(format)?)
+        .map_err(|e| anyhow::anyhow!("cannot write the build graph `{}`: {e}", file.display()))
 }
 
 /// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`.

@@ -9,12 +9,14 @@
 
 mod plain;
 mod rawjson;
+mod timings;
 mod tty;
 
 use std::io::IsTerminal as _;
 
 pub(crate) use plain::Plain;
 pub(crate) use rawjson::RawJson;
+pub(crate) use timings::Timings;
 pub(crate) use tty::Tty;
 
 /// `--progress` values.
