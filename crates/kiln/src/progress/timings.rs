@@ -1,5 +1,6 @@
-//! A reporter that passes every event on and notes, per stage, which steps ran, how they
-//! ended and how long they took (`kiln build --graph`).
+//! The build's reporter: passes every event on to the renderer the user chose, notes per
+//! stage which steps ran, how they ended and how long they took (`kiln build --graph`), and
+//! holds events back while a debug shell has the terminal (`--on-error=shell`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -7,12 +8,15 @@ use std::time::Instant;
 
 use kiln_build::{Event, Reporter, StepId};
 
+use super::Render;
 use crate::graph::{StageRun, StepRun};
 
 /// Wraps the reporter the user chose.
 pub(crate) struct Timings {
-    inner: Box<dyn Reporter>,
+    inner: Box<dyn Render>,
     state: Mutex<State>,
+    /// `Some` while paused: the events held back.
+    held: Mutex<Option<Vec<Event>>>,
 }
 
 #[derive(Default)]
@@ -23,10 +27,33 @@ struct State {
 }
 
 impl Timings {
-    pub(crate) fn new(inner: Box<dyn Reporter>) -> Self {
+    pub(crate) fn new(inner: Box<dyn Render>) -> Self {
         Self {
             inner,
             state: Mutex::new(State::default()),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Stops the renderer and holds events back until [`Timings::resume`].
+    pub(crate) fn pause(&self) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.get_or_insert_with(Vec::new);
+        self.inner.pause(true);
+    }
+
+    /// Restarts the renderer with the events held back.
+    pub(crate) fn resume(&self) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.pause(false);
+        for e in held.take().unwrap_or_default() {
+            self.inner.event(e);
         }
     }
 
@@ -108,7 +135,14 @@ fn step<'a>(
 impl Reporter for Timings {
     fn event(&self, event: Event) {
         self.note(&event);
-        self.inner.event(event);
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &mut *held {
+            Some(events) => events.push(event),
+            None => self.inner.event(event),
+        }
     }
 }
 
