@@ -56,13 +56,14 @@ fn store_state(store: &Path) -> (String, Vec<String>) {
     (index, leftovers)
 }
 
-/// Runs `kiln build` with stdin and stdout on a pseudo-terminal (stderr piped), types
-/// `input` once `ready` shows up, and returns what the terminal showed, the stderr and the
-/// exit code.
+/// Runs `kiln build` with stdin and stdout on a pseudo-terminal (stderr too with
+/// `stderr_too`, else piped), types each input once its prompt shows up, and returns what
+/// the terminal showed, the stderr and the exit code.
 fn build_on_a_terminal(
     env: &KilnEnv,
     args: &[&str],
     script: &[(&str, &str)],
+    stderr_too: bool,
 ) -> (String, String, Option<i32>) {
     let pty = kiln_sandbox::pty::Pty::open(None).unwrap();
     pty.set_size(24, 100).unwrap();
@@ -72,14 +73,20 @@ fn build_on_a_terminal(
         .args(args)
         .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::piped())
+        .stderr(if stderr_too {
+            Stdio::from(pty.slave.try_clone().unwrap())
+        } else {
+            Stdio::piped()
+        })
         .spawn()
         .unwrap();
     drop(pty.slave);
-    let mut stderr = child.stderr.take().unwrap();
+    let stderr = child.stderr.take();
     let err_thread = std::thread::spawn(move || {
         let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s);
+        }
         s
     });
     let master = fs::File::from(pty.master);
@@ -153,6 +160,7 @@ fn shell_opens_in_the_failed_step_with_its_user_workdir_env_and_mounts() {
                 ctx.to_str().unwrap(),
             ],
             &[("$ ", ASK), ("DONE-42", "exit 3\n")],
+            false,
         );
         let answers = format!(
             "65534\n/work\nhello\nchanged\nfrom-the-cache\nfrom-the-context\n{secret_line}DONE-42\n"
@@ -187,6 +195,46 @@ fn shell_opens_in_the_failed_step_with_its_user_workdir_env_and_mounts() {
             "the store is unchanged"
         );
     }
+}
+
+/// With stderr on the terminal too, the live progress view is drawn before the shell and
+/// again after it, never over it.
+#[test]
+fn the_live_progress_holds_back_while_the_shell_has_the_terminal() {
+    let Some((env, ctx, secret)) = env() else {
+        return;
+    };
+    let (shown, _, code) = build_on_a_terminal(
+        &env,
+        &[
+            "build",
+            "--on-error=shell",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[
+            ("$ ", "sleep 0.5; echo DONE-$((40+2))\n"),
+            ("DONE-42", "exit\n"),
+        ],
+        true,
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    let banner = shown.find("a shell in its filesystem").expect(&shown);
+    let done = banner + shown[banner..].find("DONE-42\n").expect(&shown);
+    assert!(
+        shown[..banner].contains("[+] Building"),
+        "drawn before: {shown}"
+    );
+    assert!(
+        !shown[banner..done].contains("[+] Building"),
+        "not drawn over the shell: {shown}"
+    );
+    assert!(
+        shown[done..].contains("[+] Building"),
+        "drawn after: {shown}"
+    );
+    assert!(shown[done..].contains("exit code: 5"), "{shown}");
 }
 
 #[test]
