@@ -62,6 +62,9 @@ pub struct BuildRequest<'a> {
     /// Keep the filesystem of a RUN whose process fails, under the store's `failed-steps/`
     /// (`--keep-failed`); the error names it.
     pub keep_failed: bool,
+    /// Told when a RUN's process fails, while its filesystem and mounts still stand
+    /// (`--on-error=shell`); `None` tells no one.
+    pub on_run_failure: Option<&'a dyn crate::on_failure::OnRunFailure>,
     /// How steps get their filesystems (`--snapshotter`, or [`Snapshotter::choose`]'s probe).
     pub snapshotter: Snapshotter,
 }

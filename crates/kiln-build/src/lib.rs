@@ -15,6 +15,10 @@
 //! come through [`ImageResolver`]; the store is [`kiln_oci::Store`] itself, a directory that
 //! needs no privileges either.
 //!
+//! A RUN whose process fails is offered, mounts and all, to the caller's [`OnRunFailure`]
+//! hook before it is cleaned up (the binary's `--on-error=shell` opens a shell there), and
+//! with `keep_failed` handed back as a [`KeptStep`] that can become an image.
+//!
 //! [`explain`] is the same walk over the plan without running or storing anything: it returns
 //! an [`Explanation`], for every layer step whether the cache has it or why it would run.
 
@@ -28,6 +32,7 @@ mod executor;
 mod explain;
 mod image_config;
 mod layers;
+mod on_failure;
 mod output;
 mod ports;
 mod progress;
@@ -45,6 +50,7 @@ pub use error::{BuildError, StepError, one_line};
 pub use executor::{BuildOutcome, BuildRequest, StageSummary, build, explain};
 pub use explain::{ExplainedStep, Explanation, Verdict, WhyRun};
 pub use layers::Layer;
+pub use on_failure::{FailedRun, OnRunFailure};
 pub use output::{CompressionAttrs, Output, OutputError, parse_output};
 pub use ports::{PortError, PortProblem};
 pub use progress::{Event, Reporter, StepId};

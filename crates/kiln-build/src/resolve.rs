@@ -50,7 +50,10 @@ impl<'a> Images<'a> {
                 Base::Image(name) => Some(name),
                 Base::Scratch | Base::Stage(_) => None,
             };
-            for name in base.into_iter().chain(&stage.image_refs) {
+            for name in base
+                .into_iter()
+                .chain(stage.image_refs.iter().map(|r| &r.name))
+            {
                 if !self.resolved.contains_key(name) {
                     let found = self.resolver.resolve(name);
                     self.resolved.insert(name.clone(), found);

@@ -300,6 +300,10 @@ pub(crate) struct PreparedMounts {
     pub mounts: Vec<MountSpec>,
     /// `KEY=VALUE` entries to add to the step's environment (secrets with `env=`).
     pub env: Vec<String>,
+    /// The targets of the secret mounts among `mounts`.
+    pub secret_mounts: Vec<String>,
+    /// The variables of `env` that hold secrets (all of them, today).
+    pub secret_env: Vec<String>,
     scratch: PathBuf,
     /// Held for the step's duration: dropping them releases the cache locks.
     locks: Vec<fs::File>,
@@ -375,6 +379,8 @@ pub(crate) fn prepare(input: &MountInput<'_>) -> Result<PreparedMounts, StepErro
     let mut out = PreparedMounts {
         mounts: Vec::new(),
         env: Vec::new(),
+        secret_mounts: Vec::new(),
+        secret_env: Vec::new(),
         scratch: input.scratch.clone(),
         locks: Vec::new(),
     };
@@ -528,8 +534,10 @@ fn secret(input: &MountInput<'_>, m: &Mount, out: &mut PreparedMounts) -> Result
         };
         out.env
             .push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
+        out.secret_env.push(var.clone());
     }
     if let Some(target) = target {
+        out.secret_mounts.push(target.clone());
         out.mounts.push(MountSpec {
             target,
             kind: MountKind::File {

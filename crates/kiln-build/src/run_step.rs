@@ -20,13 +20,48 @@ use crate::progress::{Event, Reporter, StepId};
 use crate::sandbox::Sandbox;
 use crate::snapshotter::Snapshotter;
 
-/// A failed step's filesystem, kept for a look inside ([`StepRoot::keep`]).
+/// A failed step's filesystem, kept for a look inside ([`StepRoot::keep`]), with what an
+/// image of it needs: the stage's layers and config as they were when the step started.
 #[derive(Debug, Clone)]
 pub struct KeptStep {
     /// Its directory (under the store's `failed-steps/`), with `spec.json`.
     pub dir: PathBuf,
     /// The step's sandbox spec, its paths inside `dir` (and the snapshots below it).
     pub spec: Spec,
+    /// The stage's name or index.
+    pub stage: String,
+    /// The step's position in its stage, from 1 (the FROM is 1).
+    pub position: usize,
+    /// The stage's image config before the step (its history and `diff_ids` those of
+    /// `layers`).
+    pub config: kiln_oci::ImageConfig,
+    /// The stage's layers before the step, bottom first: in the store once the failed build
+    /// has ended (the finished steps' layers are published).
+    pub layers: Vec<Layer>,
+    root: StepRoot,
+}
+
+impl KeptStep {
+    /// Writes what the failed step changed as a layer to `out`, as its RUN layer would have
+    /// been ([`StepRoot::diff`] with the mount points).
+    pub fn diff<W: std::io::Write>(
+        &self,
+        out: W,
+        compression: kiln_layer::Compression,
+        source_date_epoch: Option<i64>,
+    ) -> Result<(W, kiln_layer::LayerDigests), StepError> {
+        self.root.diff(out, compression, source_date_epoch, true)
+    }
+}
+
+/// Where and what to keep of a RUN that fails (`--keep-failed`).
+pub(crate) struct KeepTo {
+    /// The new directory for the step (under `failed-steps/`).
+    pub dir: PathBuf,
+    /// The stage's config before the step.
+    pub config: kiln_oci::ImageConfig,
+    /// The stage's layers before the step.
+    pub layers: Vec<Layer>,
 }
 
 /// The filesystem a RUN-like step runs in and whose changes become its layer, made the same
@@ -34,6 +69,7 @@ pub struct KeptStep {
 /// and `/etc/resolv.conf`), `rootfs/` (the mount point) and either `upper/` and `work/` over
 /// the lower dirs (overlay) or `tree/`, a copy of them (naive), marked right after copying so
 /// the diff can tell what the step touched.
+#[derive(Debug, Clone)]
 pub struct StepRoot {
     dir: PathBuf,
     lowers: Vec<PathBuf>,
@@ -88,11 +124,12 @@ impl StepRoot {
     }
 
     /// Moves the step's directories to `to` (a new path on the same filesystem) so that they
-    /// outlive the step, and writes there `spec.json`: `spec` with its paths moved along,
+    /// outlive the step, and writes there `spec.json`: `spec` with its paths moved along
+    /// (returned, with this root as it is now, at `to`),
     /// without the extra mounts (RUN `--mount`s are made per run and gone with the step).
     /// What a failed RUN's process left is in `upper/` (overlay) or `tree/` (naive), over
     /// the lower dirs the spec names; a debugger can start a shell in it with the spec.
-    pub fn keep(&self, spec: &Spec, to: &Path) -> Result<KeptStep, StepError> {
+    pub fn keep(&self, spec: &Spec, to: &Path) -> Result<(Spec, Self), StepError> {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| StepError::io("create", parent, e))?;
         }
@@ -118,10 +155,17 @@ impl StepRoot {
         let bytes = serde_json::to_vec_pretty(&spec)
             .map_err(|e| StepError::io("write", &file, std::io::Error::other(e)))?;
         std::fs::write(&file, bytes).map_err(|e| StepError::io("write", &file, e))?;
-        Ok(KeptStep {
+        let root = Self {
             dir: to.to_owned(),
-            spec,
-        })
+            lowers: self.lowers.clone(),
+            snapshotter: self.snapshotter,
+            rootfs: spec.rootfs.clone(),
+            hostname: self.hostname.clone(),
+            hosts: spec.hosts.clone(),
+            resolv_conf: spec.resolv_conf.clone(),
+            settled_before: self.settled_before,
+        };
+        Ok((spec, root))
     }
 
     /// The tree the step's changes are diffed from: the overlay's upper dir, or the full
@@ -216,6 +260,14 @@ pub(crate) struct RunInput<'a> {
     pub mounts: Vec<MountSpec>,
     /// The step, for log events.
     pub id: StepId,
+    /// The stage's label and the step's position in it (for the failure hook).
+    pub stage: &'a str,
+    pub position: usize,
+    /// The targets of `mounts` that are secrets, and the variables of `env` that hold them.
+    pub secret_mounts: Vec<String>,
+    pub secret_env: Vec<String>,
+    /// Told when the process fails, before anything is cleaned up.
+    pub on_failure: Option<&'a dyn crate::on_failure::OnRunFailure>,
     /// Where events go.
     pub reporter: &'a dyn Reporter,
     /// Runs the process ([`Launcher`](kiln_sandbox::Launcher) in a build).
@@ -225,7 +277,7 @@ pub(crate) struct RunInput<'a> {
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
     /// Where to keep the step's filesystem if its process fails (`--keep-failed`).
-    pub keep_failed: Option<PathBuf>,
+    pub keep_failed: Option<KeepTo>,
 }
 
 /// How many of the last lines of a failed step's output come back with its error.
@@ -295,8 +347,30 @@ pub(crate) fn run_step(
     let tail: Vec<String> = tail.into_inner().unwrap_or_default().into_iter().collect();
     let code = code.map_err(|e| (e.into(), tail.clone()))?;
     if code != 0 {
+        if let Some(hook) = input.on_failure {
+            hook.run_failed(&crate::on_failure::FailedRun {
+                stage: input.stage,
+                position: input.position,
+                code,
+                spec: &spec,
+                state: &state,
+                secret_mounts: &input.secret_mounts,
+                secret_env: &input.secret_env,
+            });
+        }
         let kept = match &input.keep_failed {
-            Some(to) => Some(Box::new(root.keep(&spec, to).map_err(no_tail)?)),
+            Some(to) => {
+                let (kept_spec, kept_root) = root.keep(&spec, &to.dir).map_err(no_tail)?;
+                Some(Box::new(KeptStep {
+                    dir: to.dir.clone(),
+                    spec: kept_spec,
+                    stage: input.stage.to_owned(),
+                    position: input.position,
+                    config: to.config.clone(),
+                    layers: to.layers.clone(),
+                    root: kept_root,
+                }))
+            }
             None => None,
         };
         return Err((

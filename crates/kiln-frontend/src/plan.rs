@@ -83,6 +83,17 @@ pub struct Dep {
     pub span: TextRange,
 }
 
+/// An image (not a stage) that `COPY --from` or `RUN --mount from=` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The reference as written.
+    pub name: String,
+    /// How it is read ([`DepKind::CopyFrom`] or [`DepKind::MountFrom`]).
+    pub kind: DepKind,
+    /// The flag that names it (for a base stage's ONBUILD trigger, this stage's FROM base).
+    pub span: TextRange,
+}
+
 /// One stage.
 #[derive(Clone, Debug)]
 pub struct Stage {
@@ -104,8 +115,8 @@ pub struct Stage {
     pub commands: Vec<Command>,
     /// Stages this one depends on.
     pub deps: Vec<Dep>,
-    /// Images referenced by `COPY --from` or `RUN --mount from=` (not stages).
-    pub image_refs: Vec<String>,
+    /// Images referenced by `COPY --from` or `RUN --mount from=` (not stages), in order.
+    pub image_refs: Vec<ImageRef>,
     /// The ARGs the stage uses, with their values: those its instructions (and, for a stage
     /// based on another, that stage's) expand, and the global ARGs its FROM references.
     pub used_args: Vec<ResolvedArg>,
@@ -275,7 +286,11 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
                             forward.push((index, stage, kind, reference, span));
                         }
                         Some(stage) => deps.push(Dep { stage, kind, span }),
-                        None => image_refs.push(reference),
+                        None => image_refs.push(ImageRef {
+                            name: reference,
+                            kind,
+                            span,
+                        }),
                     }
                 }
             }
@@ -306,7 +321,11 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, InstructionErr
                         .with_hint(format!("did you mean the stage `{close}`?")),
                     );
                 }
-                image_refs.push(reference);
+                image_refs.push(ImageRef {
+                    name: reference,
+                    kind,
+                    span,
+                });
             }
         }
         let used_args = scope

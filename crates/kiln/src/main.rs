@@ -25,6 +25,7 @@ macro_rules! out {
 mod cmd;
 mod diagnostics;
 mod explanation;
+mod graph;
 mod progress;
 
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile and a context.
-    Build(cmd::build::Args),
+    Build(Box<cmd::build::Args>),
     /// Remove build cache records, their layers and snapshots (never what images use).
     Prune(cmd::prune::PruneArgs),
     /// Show the build cache's disk usage.
@@ -69,6 +70,9 @@ enum Command {
     /// Show the stages of a Dockerfile in build order, what each depends on and which the
     /// target needs.
     Outline(cmd::outline::Args),
+    /// Draw the stage graph of a Dockerfile (text, Graphviz DOT, Mermaid or JSON): stages,
+    /// the images and stages they read, and what the target needs.
+    Graph(cmd::graph::Args),
     /// Load images from a `docker save` tarball, an OCI archive or an OCI layout.
     Load(cmd::load::Args),
     /// Save images to a tarball that `docker load` accepts.
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
         Command::Du(args) => cmd::prune::du(&globals, &args),
         Command::Lint(args) => cmd::lint::run(&globals, &args),
         Command::Outline(args) => cmd::outline::run(&globals, &args),
+        Command::Graph(args) => cmd::graph::run(&args),
         Command::Load(args) => cmd::load::run(&globals, &args),
         Command::Save(args) => cmd::save::run(&globals, &args),
         Command::Import(args) => cmd::import::run(&globals, &args),

@@ -95,6 +95,7 @@ impl Fixture {
             secrets: &[],
             cache: None,
             keep_failed: false,
+            on_run_failure: None,
             snapshotter: Snapshotter::Naive,
         };
         go(&req)
@@ -522,6 +523,103 @@ fn keep_failed_keeps_the_failed_steps_filesystem_and_spec() {
     assert!(dir.starts_with(&kept.dir), "the spec's paths moved along");
     assert_eq!(std::fs::read_to_string(dir.join("left")).unwrap(), "behind");
     assert_eq!(kept.spec.process.args, ["/bin/sh", "-c", "false"]);
+}
+
+/// One call of the failure hook: stage, position, exit code, mount targets, secret mounts,
+/// secret variables, and whether the failed step's changes and state dir were there then.
+type Seen = (
+    String,
+    usize,
+    i32,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    bool,
+);
+
+/// What the failure hook saw.
+#[derive(Default)]
+struct SeenFailure(Mutex<Vec<Seen>>);
+
+impl crate::on_failure::OnRunFailure for SeenFailure {
+    fn run_failed(&self, f: &crate::on_failure::FailedRun<'_>) {
+        let Rootfs::Bind { dir } = &f.spec.rootfs else {
+            panic!("naive")
+        };
+        let targets = f.spec.mounts.iter().map(|m| m.target.clone()).collect();
+        self.0.lock().unwrap().push((
+            f.stage.to_owned(),
+            f.position,
+            f.code,
+            targets,
+            f.secret_mounts.to_vec(),
+            f.secret_env.to_vec(),
+            dir.join("left").is_file() && f.state.is_dir(),
+        ));
+    }
+}
+
+#[test]
+fn the_failure_hook_sees_the_failed_run_with_its_mounts_before_it_is_kept() {
+    let fx = Fixture::new();
+    let secret_file = fx.dir.path().join("token");
+    std::fs::write(&secret_file, "s3cret").unwrap();
+    let secrets = [crate::run_mount::Secret {
+        id: "tok".into(),
+        source: crate::run_mount::SecretSource::File(secret_file),
+    }];
+    let sandbox = FakeSandbox::new(|_, root| {
+        std::fs::write(root.join("left"), "behind").unwrap();
+        FakeRun::exit(3)
+    });
+    let seen = SeenFailure::default();
+    let err = fx
+        .run(
+            "FROM scratch AS app\nENV A=1\nRUN --mount=type=tmpfs,target=/t --mount=type=secret,id=tok,env=TOKEN,target=/run/secrets/tok false\n",
+            &sandbox,
+            &Recorder::default(),
+            |req| {
+                super::build(&BuildRequest {
+                    keep_failed: true,
+                    on_run_failure: Some(&seen),
+                    secrets: &secrets,
+                    ..*req
+                })
+            },
+        )
+        .unwrap_err();
+    let seen = seen.0.into_inner().unwrap();
+    assert_eq!(
+        seen,
+        [(
+            "app".to_owned(),
+            3,
+            3,
+            vec!["/t".to_owned(), "/run/secrets/tok".to_owned()],
+            vec!["/run/secrets/tok".to_owned()],
+            vec!["TOKEN".to_owned()],
+            true
+        )]
+    );
+    let StepError::RunFailed {
+        kept: Some(kept), ..
+    } = &*err.error
+    else {
+        panic!("not a kept RunFailed: {:?}", err.error)
+    };
+    // What an image of the failed step needs: the stage as it was before the step.
+    assert_eq!((kept.stage.as_str(), kept.position), ("app", 3));
+    assert!(kept.layers.is_empty());
+    let env = kept.config.config.as_ref().unwrap().env.clone().unwrap();
+    assert_eq!(env.last().map(String::as_str), Some("A=1"));
+    let mut layer = Vec::new();
+    let (_, digests) = kept
+        .diff(&mut layer, kiln_layer::Compression::None, None)
+        .unwrap();
+    assert_eq!(digests.size, layer.len() as u64);
+    // The layer holds the file the failed process wrote (a tar: name and body in the clear).
+    let has = |needle: &[u8]| layer.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"left") && has(b"behind"));
 }
 
 /// Every entry of a tree with what a snapshot must agree on: type and mode, owner, mtime to

@@ -519,6 +519,7 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 }
             }
             let wd = workdir(state);
+            let label = state.label.clone();
             let mut input = RunInput {
                 lowers: state.lowers(),
                 argv: argv.clone(),
@@ -534,10 +535,18 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 sandbox: req.sandbox,
                 snapshotter: sh.snapshotter,
                 source_date_epoch: epoch,
-                keep_failed: req.keep_failed.then(|| {
-                    req.store
+                stage: &label,
+                position: state.step + 2,
+                secret_mounts: Vec::new(),
+                secret_env: Vec::new(),
+                on_failure: req.on_run_failure,
+                keep_failed: req.keep_failed.then(|| crate::run_step::KeepTo {
+                    dir: req
+                        .store
                         .layout()
-                        .failed_step(&format!("{}-step{id}", state.label))
+                        .failed_step(&format!("{}-step{id}", state.label)),
+                    config: state.config.clone(),
+                    layers: state.layers.clone(),
                 }),
             };
             let parts = run_parts(sh, state, run, &input).map_err(no_tail)?;
@@ -565,6 +574,8 @@ fn step(sh: &Shared<'_>, state: &mut State, cmd: &Command, id: usize) -> StepRes
                 .map_err(no_tail)?;
                 // Secrets with `env=`: the process sees them, the history and config never do.
                 input.env.extend(prepared.env.iter().cloned());
+                input.secret_mounts.clone_from(&prepared.secret_mounts);
+                input.secret_env.clone_from(&prepared.secret_env);
                 // `prepared` lives on until the step is done: dropping it removes what it made.
                 input.mounts = std::mem::take(&mut prepared.mounts);
                 run_step(&sh.sink, &input)

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod dump;
 pub(crate) mod fsck;
+pub(crate) mod graph;
 pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;

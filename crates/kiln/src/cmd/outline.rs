@@ -150,13 +150,7 @@ pub(crate) fn load_plan(
         )?;
     // Warnings before errors, as BuildKit prints them; the planner reports the error.
     diagnostics::print_warnings(&src.path, &src.text, &report.warnings);
-    let plan = kiln_frontend::plan(&df, opts).map_err(|e| -> anyhow::Error {
-        if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
-            let hint = e.hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
-            return anyhow::anyhow!("`--target`: {}{hint}", e.kind);
-        }
-        src.error(e.to_diagnostic()).into()
-    })?;
+    let plan = plan_parsed(src, &df, opts)?;
     let own: Vec<Diagnostic> = plan
         .warnings
         .iter()
@@ -173,6 +167,22 @@ pub(crate) fn load_plan(
     Ok(Loaded {
         plan,
         warnings: report.warnings,
+    })
+}
+
+/// Plan a parsed Dockerfile: an unknown `--target` is the flag's error, any other a source
+/// diagnostic.
+pub(crate) fn plan_parsed(
+    src: &DockerfileSource,
+    df: &kiln_syntax::Dockerfile,
+    opts: &BuildOptions,
+) -> anyhow::Result<Plan> {
+    kiln_frontend::plan(df, opts).map_err(|e| -> anyhow::Error {
+        if let kiln_frontend::ErrorKind::UnknownTarget(_) = e.kind {
+            let hint = e.hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
+            return anyhow::anyhow!("`--target`: {}{hint}", e.kind);
+        }
+        src.error(e.to_diagnostic()).into()
     })
 }
 
@@ -273,7 +283,7 @@ impl Outline {
                     },
                     platform: s.platform.clone(),
                     depends_on: deps,
-                    images: s.image_refs.clone(),
+                    images: s.image_refs.iter().map(|r| r.name.clone()).collect(),
                     args: s.used_args.clone(),
                     instructions: s.commands.len() + 1,
                     needed: s.needed,

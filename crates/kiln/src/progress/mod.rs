@@ -9,12 +9,14 @@
 
 mod plain;
 mod rawjson;
+mod timings;
 mod tty;
 
 use std::io::IsTerminal as _;
 
 pub(crate) use plain::Plain;
 pub(crate) use rawjson::RawJson;
+pub(crate) use timings::Timings;
 pub(crate) use tty::Tty;
 
 /// `--progress` values.
@@ -32,6 +34,18 @@ pub(crate) enum Mode {
     Quiet,
 }
 
+/// A renderer of build events, which can stop drawing while something else (a debug
+/// shell) has the terminal.
+pub(crate) trait Render: kiln_build::Reporter {
+    /// Stop (`true`) or resume (`false`) drawing. Only the live view draws by itself; the
+    /// others write what they are given, and [`Timings`] holds events back meanwhile.
+    fn pause(&self, _paused: bool) {}
+}
+
+impl Render for Plain {}
+impl Render for RawJson {}
+impl Render for Quiet {}
+
 /// A reporter that drops every event (`--progress=quiet`).
 pub(crate) struct Quiet;
 
@@ -40,7 +54,7 @@ impl kiln_build::Reporter for Quiet {
 }
 
 /// The reporter for `mode`, writing to stderr.
-pub(crate) fn reporter(mode: Mode) -> Box<dyn kiln_build::Reporter> {
+pub(crate) fn reporter(mode: Mode) -> Box<dyn Render> {
     match mode {
         Mode::Auto if std::io::stderr().is_terminal() => Box::new(Tty::stderr()),
         Mode::Tty => Box::new(Tty::stderr()),

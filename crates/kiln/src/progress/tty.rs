@@ -36,6 +36,8 @@ struct View {
     steps: Vec<Step>,
     start: Instant,
     drawn_lines: usize,
+    /// While a debug shell has the terminal, nothing is drawn.
+    paused: bool,
     out: Box<dyn Write + Send>,
 }
 
@@ -58,6 +60,7 @@ impl Tty {
             steps: Vec::new(),
             start: Instant::now(),
             drawn_lines: 0,
+            paused: false,
             out,
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -134,6 +137,9 @@ impl View {
     }
 
     fn draw(&mut self, width: usize) {
+        if self.paused {
+            return;
+        }
         let lines = self.lines(width);
         let mut buf = String::new();
         if self.drawn_lines > 0 {
@@ -217,6 +223,21 @@ impl Reporter for Tty {
                 }
             }
             Event::StageDone { .. } | Event::CacheMiss { .. } => {}
+        }
+    }
+}
+
+impl super::Render for Tty {
+    /// Draws the frame once more and stops; on resuming, draws a new frame below whatever
+    /// was printed meanwhile.
+    fn pause(&self, paused: bool) {
+        let mut v = lock(&self.view);
+        if paused {
+            v.draw(width());
+            v.paused = true;
+        } else {
+            v.paused = false;
+            v.drawn_lines = 0;
         }
     }
 }

@@ -10,8 +10,9 @@
 //! image, like `docker commit`. The exit code is the command's.
 
 pub(crate) mod step;
+pub(crate) mod terminal;
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::process::{ExitCode, Stdio};
 
@@ -204,31 +205,7 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     });
 
     let result = if let Some(master) = pty {
-        let stdin = io::stdin();
-        let raw = kiln_sandbox::pty::RawMode::enter(stdin.as_fd()).ok();
-        let mut to_step = std::fs::File::from(master.try_clone()?);
-        if args.interactive {
-            // Detached: it ends with the process when the step's side closes.
-            std::thread::spawn(move || {
-                let mut stdin = io::stdin().lock();
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stdin.read(&mut buf) {
-                    if n == 0 || to_step.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut from_step = std::fs::File::from(master);
-        let mut out = io::stdout().lock();
-        let mut buf = [0u8; 4096];
-        // EIO once every holder of the slave side has gone.
-        while let Ok(n) = from_step.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
-                break;
-            }
-        }
-        drop(raw);
+        terminal::attach(master, args.interactive)?;
         running.wait()
     } else {
         running.wait()

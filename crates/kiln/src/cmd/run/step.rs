@@ -127,11 +127,45 @@ pub(crate) fn commit_layer(
         MediaTypes::Oci
     };
     let epoch = crate::source_date_epoch_from_env();
+    // As `docker commit`: no runtime mount points in the layer.
+    commit_image(
+        store,
+        family,
+        &base.config,
+        base.manifest.layers.clone(),
+        &|w| root.diff(w, Compression::None, epoch, false),
+        created_by,
+        reference,
+    )
+}
+
+/// What writes a layer into a blob writer (a step's diff).
+pub(crate) type LayerDiff<'d> = dyn for<'t, 's> Fn(
+        kiln_oci::store::BlobWriter<'t, 's>,
+    ) -> Result<
+        (
+            kiln_oci::store::BlobWriter<'t, 's>,
+            kiln_layer::LayerDigests,
+        ),
+        kiln_build::StepError,
+    > + 'd;
+
+/// Writes the layer `diff` makes into the store and the image `config` + `layers` + that
+/// layer (stored uncompressed, as a build's layers are; compressed on export), with
+/// `created_by` in its history, tagged `reference` when given.
+pub(crate) fn commit_image(
+    store: &Store,
+    family: MediaTypes,
+    config: &kiln_oci::ImageConfig,
+    mut layers: Vec<Descriptor>,
+    diff: &LayerDiff<'_>,
+    created_by: &str,
+    reference: Option<&Reference>,
+) -> anyhow::Result<Descriptor> {
+    let epoch = crate::source_date_epoch_from_env();
     let mut txn = store.txn()?;
     let writer = txn.blob_writer()?;
-    // As `docker commit`: no runtime mount points in the layer. Stored uncompressed, as a
-    // build's layers are (compressed on export).
-    let (writer, digests) = root.diff(writer, Compression::None, epoch, false)?;
+    let (writer, digests) = diff(writer)?;
     let (layer_digest, layer_size) =
         writer.commit(Some((&digests.digest, digests.size)), "step layer")?;
     let now = epoch.unwrap_or_else(|| {
@@ -140,7 +174,7 @@ pub(crate) fn commit_layer(
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     });
     let created = kiln_oci::import::rfc3339(now);
-    let mut config = base.config.clone();
+    let mut config = config.clone();
     config.created = Some(created.clone());
     config.rootfs.diff_ids.push(digests.diff_id.to_string());
     config.history.push(History {
@@ -148,7 +182,6 @@ pub(crate) fn commit_layer(
         created_by: Some(created_by.to_owned()),
         ..History::default()
     });
-    let mut layers = base.manifest.layers.clone();
     layers.push(Descriptor::new(
         family.layer(Compression::None),
         layer_digest,

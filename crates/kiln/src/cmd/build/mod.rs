@@ -1,5 +1,7 @@
 //! `kiln build`: a Dockerfile and a context to an image, with `docker build`'s flags.
 
+mod on_error;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,10 +78,23 @@ pub(crate) struct Args {
     /// removes them.
     #[arg(long)]
     pub keep_failed: bool,
+    /// What to do when a RUN fails, besides failing: `shell` opens `/bin/sh` in the failed
+    /// step (its filesystem with the command's changes, its user, workdir, environment and
+    /// mounts; secrets only with `shell,secrets`) when stdin and stdout are a terminal;
+    /// `keep` keeps its filesystem as the image `kiln-failed/<stage>:<step>` for `kiln run`;
+    /// `shell,keep` both; `fail` (the default) nothing.
+    #[arg(long, value_name = "MODE", value_parser = on_error::parse, default_value = "fail", conflicts_with_all = ["explain", "check"])]
+    pub on_error: on_error::OnError,
     /// How `--explain` reports: `text` (progress lines and a summary on stderr) or `json`
     /// (one document on stdout). Only with `--explain`.
     #[arg(long, value_enum, requires = "explain", default_value_t = crate::cmd::outline::Format::Text)]
     pub format: crate::cmd::outline::Format,
+    /// Draw the stages this build ran to FILE, each with its steps' times and how they ended
+    /// (cached, done, failed), over the stage graph as `kiln graph` draws it: Graphviz DOT for
+    /// `.dot`/`.gv`, Mermaid for `.mmd`, JSON for `.json`, text for `.txt`. Written when the
+    /// build fails too.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["explain", "check"])]
+    pub graph: Option<PathBuf>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -101,6 +116,9 @@ pub(crate) enum NetworkArg {
 }
 
 pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(g) = &args.graph {
+        crate::graph::GraphFormat::for_file(g)?;
+    }
     let store = Store::open(&globals.root)?;
     let outputs = args
         .output
@@ -183,7 +201,15 @@ fn build_in(
     } else {
         args.progress
     };
-    let reporter = progress::reporter(mode);
+    let reporter = progress::Timings::new(progress::reporter(mode));
+    // The debug shell needs the terminal; without one, the failure says why there is none.
+    let no_terminal = if args.on_error.shell {
+        on_error::no_terminal()
+    } else {
+        None
+    };
+    let shell = (args.on_error.shell && no_terminal.is_none())
+        .then(|| on_error::Shell::new(&launcher, args.on_error.secrets, &reporter));
     let cache = kiln_cache::Cache::open(store).map_err(|e| {
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
@@ -225,7 +251,8 @@ fn build_in(
     let fetcher = crate::http_client()?;
     let req = BuildRequest {
         cache: Some(&cache_use),
-        keep_failed: args.keep_failed,
+        keep_failed: args.keep_failed || args.on_error.keep,
+        on_run_failure: shell.as_ref().map(|s| s as &dyn kiln_build::OnRunFailure),
         store,
         resolver: store,
         fetcher: &fetcher,
@@ -243,7 +270,7 @@ fn build_in(
         sandbox: &launcher,
         media: MediaTypes::Oci,
         source_date_epoch: source_date_epoch(&plan, &opts.build_args)?,
-        reporter: reporter.as_ref(),
+        reporter: &reporter,
         secrets: &args.secret,
         snapshotter: globals.snapshotter(store),
     };
@@ -276,8 +303,22 @@ fn build_in(
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = kiln_build::build(&req);
+    let runs = reporter.runs();
+    let opened = shell.as_ref().is_some_and(on_error::Shell::opened);
     drop(reporter);
-    let outcome = outcome.map_err(|e| src.error(e.to_diagnostic()))?;
+    if let Some(file) = &args.graph {
+        let written = write_graph(file, &plan, &src, &runs);
+        match (&outcome, written) {
+            (_, Ok(())) => {}
+            (Ok(_), Err(e)) => return Err(e),
+            // The build's error is the one to report; the graph's is a warning beside it.
+            (Err(_), Err(e)) => eprintln!("warning: {e:#}"),
+        }
+    }
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Err(failed(store, args, &src, e, no_terminal, opened)),
+    };
     for o in outputs {
         export(store, &outcome, o, tags)?;
     }
@@ -332,6 +373,79 @@ fn build_in(
     }
     outln!("{id}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The build's error, after `--on-error` did what it could: the failed RUN kept as an
+/// image (named in the error's hint), or why no shell was opened.
+fn failed(
+    store: &Store,
+    args: &Args,
+    src: &DockerfileSource,
+    mut e: kiln_build::BuildError,
+    no_terminal: Option<&str>,
+    opened: bool,
+) -> anyhow::Error {
+    let mut notes = Vec::new();
+    if args.on_error.shell && !opened {
+        let why = no_terminal.unwrap_or("the step that failed is not a RUN");
+        eprintln!("kiln: `--on-error=shell`: cannot open a shell in the failed step: {why}");
+        if no_terminal.is_some() {
+            notes.push(
+                "run the build in a terminal for the shell, or keep the failed step with `--on-error=keep` and open one with `kiln run -it kiln-failed/<stage>:<step> sh`".to_owned(),
+            );
+        }
+    }
+    if args.on_error.keep {
+        if let kiln_build::StepError::RunFailed {
+            command,
+            code,
+            kept,
+        } = &mut *e.error
+        {
+            match kept.as_deref() {
+                Some(k) => match on_error::keep_image(store, k, command, *code) {
+                    Ok(name) => notes.push(format!(
+                        "the failed step is kept as the image `{name}`: `kiln run -it {name} sh` looks inside, `kiln rmi {name}` removes it",
+                        name = name.familiar()
+                    )),
+                    Err(err) => eprintln!("warning: {err:#}"),
+                },
+                None => eprintln!("warning: `--on-error=keep`: the failed step was not kept"),
+            }
+            if !args.keep_failed {
+                // Its image has it now: the kept directory goes, and the error does not name it.
+                if let Some(k) = kept.take() {
+                    let _ = std::fs::remove_dir_all(&k.dir);
+                }
+            }
+        } else {
+            eprintln!(
+                "kiln: `--on-error=keep`: the step that failed is not a RUN; there is nothing to keep"
+            );
+        }
+    }
+    let mut diagnostic = e.to_diagnostic();
+    for n in notes {
+        diagnostic.hint = Some(match diagnostic.hint.take() {
+            Some(h) => format!("{h}\n{n}"),
+            None => n,
+        });
+    }
+    src.error(diagnostic).into()
+}
+
+/// `--graph FILE`: the plan's graph with what each stage's steps did, in the format the
+/// file's name asks for.
+fn write_graph(
+    file: &Path,
+    plan: &kiln_frontend::Plan,
+    src: &DockerfileSource,
+    runs: &std::collections::BTreeMap<String, crate::graph::StageRun>,
+) -> anyhow::Result<()> {
+    let format = crate::graph::GraphFormat::for_file(file)?;
+    let doc = crate::graph::GraphDoc::new(plan, src, runs);
+    std::fs::write(file, doc.render(format)?)
+        .map_err(|e| anyhow::anyhow!("cannot write the build graph `{}`: {e}", file.display()))
 }
 
 /// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`,
