@@ -144,7 +144,13 @@ impl Merged {
         for (node, op) in &prepared.deletions {
             match op {
                 Op::Whiteout => self.remove_subtree(tree, *node, true, true, on),
-                Op::Opaque => self.remove_subtree(tree, *node, false, true, on),
+                Op::Opaque => {
+                    // Each child goes with what is under it, so a removal is reported at
+                    // the path that went (`/tmp/junk`), not at the directory that stays.
+                    for child in tree.children(*node).collect::<Vec<_>>() {
+                        self.remove_subtree(tree, child, true, true, on);
+                    }
+                }
                 Op::Write(_) => {}
             }
         }

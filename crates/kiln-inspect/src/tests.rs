@@ -274,6 +274,15 @@ fn an_opaque_directory_hides_what_the_layers_below_put_in_it() {
     let l1 = tar(&[E::Dir("d/"), E::Opaque("d"), file("d/c", &[1; 7])]);
     let a = analyze(&[l0, l1]);
     assert_eq!((a.total.files, a.total.bytes), (1, 7));
+    assert_eq!(
+        changes(&a, 1),
+        vec![
+            ("/d".into(), ChangeKind::Changed, 0),
+            ("/d/a".into(), ChangeKind::Removed, 5),
+            ("/d/c".into(), ChangeKind::Added, 7),
+            ("/d/sub".into(), ChangeKind::Removed, 6),
+        ]
+    );
     let deleted: u64 = a
         .waste
         .iter()
