@@ -4,6 +4,9 @@
 //! builds. Needs root (RUN steps run in namespaces); under `CI=true` a missing prerequisite
 //! fails.
 
+// Tests read their own settings from the environment.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::Path;
 
@@ -300,4 +303,117 @@ fn unknown_images_are_clear_errors() {
     let out = env.kiln(&["diff", "busybox", "nope:1"]);
     assert_eq!(out.status.code(), Some(2), "trouble is 2, as for diff(1)");
     assert!(text(&out.stderr).contains("no such image `nope:1`"));
+}
+
+/// dive's binary: `KILN_DIVE`, else where `scripts/dive.sh` keeps it. Missing: a failure
+/// under `CI=true`, a loud skip otherwise.
+fn dive() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("KILN_DIVE").map_or_else(
+        || {
+            let cache = std::env::var_os("XDG_CACHE_HOME").map_or_else(
+                || Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
+                std::path::PathBuf::from,
+            );
+            cache.join("kiln-test/dive-0.13.1")
+        },
+        std::path::PathBuf::from,
+    );
+    if path.is_file() {
+        return Some(path);
+    }
+    kiln_test_support::missing(&format!(
+        "dive not found at `{}` (run `bash scripts/dive.sh`)",
+        path.display()
+    ));
+    None
+}
+
+/// The numbers, the inefficient files, the layers and the CI verdicts are dive's own, on
+/// an image with a rewrite, a deleted file, a deleted directory and an opaque one.
+#[test]
+fn numbers_and_verdicts_match_dives_on_the_same_image() {
+    let Some(env) = store_env() else { return };
+    let Some(dive) = dive() else { return };
+    let df = "FROM busybox\n\
+              COPY app /app\n\
+              RUN chmod 600 /app/data.bin && mkdir -p /d/e && head -c 5000 /dev/zero > /d/e/f && echo g > /d/g && head -c 3000 /dev/zero > /lone && echo t > /tmp/t\n\
+              RUN rm -rf /d /lone && head -c 7000 /dev/zero > /app/data.bin\n\
+              RUN rm -rf /tmp/* && echo x > /tmp/x\n";
+    let ctx = env.context("dive", df, &[("app/small.txt", "small\n")]);
+    fs::write(ctx.join("app/data.bin"), vec![1u8; 12_345]).unwrap();
+    ok(&env.kiln(&["build", "-q", "-t", "dive:1", ctx.to_str().unwrap()]));
+    let archive = env.dir.join("dive.tar");
+    ok(&env.kiln(&[
+        "save",
+        "--format",
+        "docker",
+        "-o",
+        archive.to_str().unwrap(),
+        "dive:1",
+    ]));
+    let json = env.dir.join("dive.json");
+    let out = std::process::Command::new(&dive)
+        .args(["--source", "docker-archive"])
+        .arg(&archive)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let theirs: Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+    let ours: Value =
+        serde_json::from_str(&ok(&env.kiln(&["analyze", "dive:1", "--format", "json"]))).unwrap();
+    for key in ["sizeBytes", "inefficientBytes", "efficiencyScore"] {
+        assert_eq!(ours["image"][key], theirs["image"][key], "image.{key}");
+    }
+    let refs = |doc: &Value| {
+        let mut v: Vec<String> = doc["image"]["fileReference"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r["file"], r["count"], r["sizeBytes"]))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(refs(&ours), refs(&theirs));
+    assert!(refs(&ours).len() >= 2, "{:?}", refs(&ours));
+    let (ol, tl) = (
+        ours["layer"].as_array().unwrap(),
+        theirs["layer"].as_array().unwrap(),
+    );
+    assert_eq!(ol.len(), tl.len());
+    for (o, t) in ol.iter().zip(tl) {
+        for key in ["index", "id", "digestId", "sizeBytes", "command"] {
+            assert_eq!(o[key], t[key], "layer {}: {key}", o["index"]);
+        }
+    }
+    // The same rules give the same verdicts.
+    for (i, rules) in [
+        "rules:\n  lowestEfficiency: 0.5\n  highestUserWastedPercent: 0.9\n",
+        "rules:\n  lowestEfficiency: 0.999\n",
+        "rules:\n  lowestEfficiency: disabled\n  highestUserWastedPercent: disabled\n  highestWastedBytes: 10kB\n",
+        "rules:\n  lowestEfficiency: disabled\n  highestUserWastedPercent: disabled\n  highestWastedBytes: 1MB\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = env.dir.join(format!("dive-ci-{i}"));
+        fs::write(&cfg, rules).unwrap();
+        let theirs = std::process::Command::new(&dive)
+            .args(["--ci", "--source", "docker-archive"])
+            .arg(&archive)
+            .arg("--ci-config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let ours = env.kiln(&["analyze", "dive:1", "--ci", "--ci-config", cfg.to_str().unwrap()]);
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{rules}\nkiln:\n{}\ndive:\n{}",
+            text(&ours.stdout),
+            text(&theirs.stdout)
+        );
+    }
 }

@@ -416,10 +416,13 @@ pub(super) fn json(report: &Report<'_>) -> Value {
                 .history
                 .as_ref()
                 .map_or("", |(_, by)| dive_command(by));
+            // dive names a layer by its uncompressed digest (the tar's name in a `docker
+            // save` archive).
+            let id = l.info.diff_id.as_ref().unwrap_or(&l.info.digest);
             json!({
                 "index": i,
-                "id": l.info.diff_id.as_ref().map_or_else(|| l.info.digest.hex().to_owned(), |d| d.hex().to_owned()),
-                "digestId": l.info.digest.to_string(),
+                "id": id.hex(),
+                "digestId": id.to_string(),
                 "sizeBytes": l.dive_size,
                 "command": command,
             })
