@@ -116,7 +116,8 @@ impl Walk {
             kiln_layer::Compression::None
         );
         if plain && !self.hash {
-            let mut archive = tar::Archive::new(SeekBuf(BufReader::with_capacity(64 * 1024, file)));
+            let mut archive =
+                tar::Archive::new(SeekBuf(BufReader::with_capacity(SKIP_BUFFER, file)));
             return walk_entries(archive.entries_with_seek()?, self, f);
         }
         self.reader(file, f)
@@ -142,6 +143,11 @@ fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+/// The read buffer of a walk that seeks: a header and a little more. Larger, and the reads
+/// that fetch headers would bring most of the small files' content along (a 64 KiB buffer
+/// over 20 KiB files reads every byte); smaller, and a PAX header takes two reads.
+const SKIP_BUFFER: usize = 2048;
 
 /// A buffered reader whose relative seeks stay in the buffer when they can: tar skips a small
 /// file's content with a seek, and `BufReader::seek` would throw the buffer away each time.

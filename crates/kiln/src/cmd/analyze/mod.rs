@@ -201,7 +201,16 @@ pub(crate) fn sources(
 pub(crate) fn print(report: &Report<'_>, format: Format) -> anyhow::Result<ExitCode> {
     match format {
         Format::Text => out!("{}", render::text(report))?,
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&render::json(report))?)?,
+        Format::Json => {
+            // Streamed: a layer's changes are written as they are serialized.
+            use std::io::Write as _;
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut w, &render::json(report))
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(w))
+                .and_then(|()| w.flush())
+                .map_err(crate::StdoutError)?;
+        }
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS

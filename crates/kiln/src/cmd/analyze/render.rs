@@ -404,7 +404,7 @@ fn stages_text(s: &mut String, report: &Report<'_>) {
 }
 
 /// The report as dive's JSON export, plus `kiln`.
-pub(super) fn json(report: &Report<'_>) -> Value {
+pub(super) fn json<'r>(report: &'r Report<'_>) -> Doc<'r> {
     let a = report.analysis;
     let layers: Vec<Value> = a
         .layers
@@ -434,7 +434,7 @@ pub(super) fn json(report: &Report<'_>) -> Value {
         .iter()
         .map(|i| json!({"count": i.count, "sizeBytes": i.bytes, "file": a.tree.path(i.node)}))
         .collect();
-    let kiln_layers: Vec<Value> = a
+    let kiln_layers: Vec<LayerDoc<'_>> = a
         .layers
         .iter()
         .enumerate()
@@ -443,24 +443,22 @@ pub(super) fn json(report: &Report<'_>) -> Value {
             let src = source(report, i).map(|(file, s)| {
                 json!({"file": file, "line": s.line, "instruction": s.original, "stage": s.stage})
             });
-            json!({
-                "index": i,
-                "digest": l.info.digest.to_string(),
-                "diffId": l.info.diff_id.as_ref().map(ToString::to_string),
-                "size": l.size,
-                "historyIndex": l.info.history.as_ref().map(|h| h.0),
-                "createdBy": l.info.history.as_ref().map(|h| h.1.clone()),
-                "source": src,
-                "added": t(l.added),
-                "changed": t(l.changed),
-                "removed": t(l.removed),
-                "changes": l.changes.iter().map(|c| json!({
-                    "path": a.tree.path(c.node),
-                    "change": c.change.name(),
-                    "kind": c.kind.name(),
-                    "bytes": c.bytes,
-                })).collect::<Vec<_>>(),
-            })
+            LayerDoc {
+                index: i,
+                digest: l.info.digest.to_string(),
+                diff_id: l.info.diff_id.as_ref().map(ToString::to_string),
+                size: l.size,
+                history_index: l.info.history.as_ref().map(|h| h.0),
+                created_by: l.info.history.as_ref().map(|h| h.1.as_str()),
+                source: src,
+                added: t(l.added),
+                changed: t(l.changed),
+                removed: t(l.removed),
+                changes: Changes {
+                    analysis: a,
+                    layer: i,
+                },
+            }
         })
         .collect();
     let waste: Vec<Value> = a
@@ -512,28 +510,85 @@ pub(super) fn json(report: &Report<'_>) -> Value {
             })
         })
         .collect();
-    json!({
-        "layer": layers,
-        "image": {
+    Doc {
+        layer: layers,
+        image: json!({
             "sizeBytes": a.dive.size_bytes,
             "inefficientBytes": a.dive.wasted_bytes,
             "efficiencyScore": a.dive.efficiency,
             "fileReference": references,
-        },
-        "kiln": {
-            "image": {
+        }),
+        kiln: KilnDoc {
+            image: json!({
                 "name": report.name,
                 "id": report.image.id().to_string(),
                 "size": Report::image_size(a),
                 "files": a.total.files,
                 "userWastedPercent": a.dive.wasted_user_percent,
-            },
-            "layers": kiln_layers,
-            "wastedBytes": a.wasted_bytes(),
-            "waste": waste,
-            "stages": stages,
-            "rules": rules,
-            "pass": report.passed(),
+            }),
+            layers: kiln_layers,
+            wasted_bytes: a.wasted_bytes(),
+            waste,
+            stages,
+            rules,
+            pass: report.passed(),
         },
-    })
+    }
+}
+
+/// The JSON document: dive's `layer` and `image`, then kiln's own. Written as it is
+/// serialized: a layer's list of changes is never held as JSON values all at once.
+#[derive(serde::Serialize)]
+pub(super) struct Doc<'a> {
+    layer: Vec<Value>,
+    image: Value,
+    kiln: KilnDoc<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KilnDoc<'a> {
+    image: Value,
+    layers: Vec<LayerDoc<'a>>,
+    wasted_bytes: u64,
+    waste: Vec<Value>,
+    stages: Vec<Value>,
+    rules: Option<Vec<Value>>,
+    pass: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerDoc<'a> {
+    index: usize,
+    digest: String,
+    diff_id: Option<String>,
+    size: u64,
+    history_index: Option<usize>,
+    created_by: Option<&'a str>,
+    source: Option<Value>,
+    added: Value,
+    changed: Value,
+    removed: Value,
+    changes: Changes<'a>,
+}
+
+/// A layer's changes, serialized one at a time.
+struct Changes<'a> {
+    analysis: &'a Analysis,
+    layer: usize,
+}
+
+impl serde::Serialize for Changes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.analysis;
+        s.collect_seq(a.layers[self.layer].changes.iter().map(|c| {
+            json!({
+                "path": a.tree.path(c.node),
+                "change": c.change.name(),
+                "kind": c.kind.name(),
+                "bytes": c.bytes,
+            })
+        }))
+    }
 }
