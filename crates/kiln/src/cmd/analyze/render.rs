@@ -248,11 +248,7 @@ pub(super) fn text(report: &Report<'_>) -> String {
     } else {
         let _ = writeln!(s, "Inefficient Files:");
         let _ = writeln!(s, "  {:<5}  {:<12}  File Path", "Count", "Wasted Space");
-        let shown = if report.top == 0 {
-            usize::MAX
-        } else {
-            report.top * 4
-        };
+        let shown = report.top.saturating_mul(4);
         for i in d.inefficiencies.iter().take(shown) {
             let _ = writeln!(
                 s,
@@ -345,6 +341,13 @@ fn contributions(report: &Report<'_>) -> Vec<(String, u64, u64, Vec<String>)> {
     out
 }
 
+/// Whether a `--from` value (lowercase) names the stage `st`: by its name, or by its
+/// number (kiln names an unnamed stage `stage-N`).
+fn names_stage(from: &str, st: &super::StageRow) -> bool {
+    let name = st.name.to_ascii_lowercase();
+    from == name || name.strip_prefix("stage-") == Some(from)
+}
+
 fn stages_text(s: &mut String, report: &Report<'_>) {
     let given = contributions(report);
     let _ = writeln!(s, "\nstages:");
@@ -356,21 +359,18 @@ fn stages_text(s: &mut String, report: &Report<'_>) {
         "IN THE FINAL IMAGE".into(),
     ]];
     for st in &report.stages {
-        let gave = given
-            .iter()
-            .find(|c| c.0 == st.name.to_ascii_lowercase())
-            .map_or_else(
-                || "-".to_owned(),
-                |c| {
-                    format!(
-                        "{} file{}, {} (COPY --from at {})",
-                        c.1,
-                        if c.1 == 1 { "" } else { "s" },
-                        human_size(c.2),
-                        c.3.join(", ")
-                    )
-                },
-            );
+        let gave = given.iter().find(|c| names_stage(&c.0, st)).map_or_else(
+            || "-".to_owned(),
+            |c| {
+                format!(
+                    "{} file{}, {} (COPY --from at {})",
+                    c.1,
+                    if c.1 == 1 { "" } else { "s" },
+                    human_size(c.2),
+                    c.3.join(", ")
+                )
+            },
+        );
         rows.push([
             st.name.clone(),
             st.layers.to_string(),
@@ -499,7 +499,7 @@ pub(super) fn json<'r>(report: &'r Report<'_>) -> Doc<'r> {
         .stages
         .iter()
         .map(|st| {
-            let gave = given.iter().find(|c| c.0 == st.name.to_ascii_lowercase());
+            let gave = given.iter().find(|c| names_stage(&c.0, st));
             json!({
                 "name": st.name,
                 "layers": st.layers,
