@@ -394,3 +394,78 @@ fn diff_compares_final_filesystems_not_layers() {
     );
     assert!(Aspects::CONTENT.contains(Aspects::CONTENT));
 }
+
+#[test]
+fn the_walk_reads_long_names_links_and_whiteouts_as_layer_tools_do() {
+    let long = format!("deep/{}/file", "d".repeat(150));
+    let mut b = tar::Builder::new(Vec::new());
+    let fresh = |kind| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h
+    };
+    let mut h = fresh(tar::EntryType::Regular);
+    h.set_size(3);
+    h.set_mode(0o4755);
+    b.append_data(&mut h.clone(), &long, &b"abc"[..]).unwrap();
+    let mut l = fresh(tar::EntryType::Link);
+    b.append_link(&mut l, "./hard", &long).unwrap();
+    for p in ["./x/.wh.gone", "x/.wh..wh..opq", "x/.wh..wh.plnk", "./"] {
+        let mut w = fresh(if p == "./" {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        b.append_data(&mut w, p, &[][..]).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut entries = Vec::new();
+    Walk { hash: true }
+        .reader(&tar[..], |e| entries.push(e))
+        .unwrap();
+    assert_eq!(
+        entries.len(),
+        4,
+        "the root and AUFS link records are no paths"
+    );
+    assert_eq!(entries[0].path, long.as_bytes());
+    let crate::Op::Write(m) = &entries[0].op else {
+        panic!("{:?}", entries[0])
+    };
+    assert_eq!((m.size, m.mode), (3, 0o4755));
+    assert_eq!(
+        m.digest.map(|d| Digest::from_sha256(&d)),
+        Some(Digest::of(b"abc"))
+    );
+    let crate::Op::Write(link) = &entries[1].op else {
+        panic!("{:?}", entries[1])
+    };
+    assert_eq!(link.link.as_deref(), Some(long.as_bytes()));
+    assert_eq!(link.content_size(), 0, "a hard link adds no bytes");
+    assert_eq!(
+        (&entries[2].path[..], &entries[2].op),
+        (&b"x/gone"[..], &crate::Op::Whiteout)
+    );
+    assert_eq!(
+        (&entries[3].path[..], &entries[3].op),
+        (&b"x"[..], &crate::Op::Opaque)
+    );
+}
+
+#[test]
+fn a_path_written_twice_in_one_layer_counts_once_but_dive_sizes_both() {
+    let l0 = tar(&[file("a", &[1; 10]), file("a", &[2; 30])]);
+    let a = analyze(&[l0]);
+    assert_eq!(
+        a.layers[0].size, 30,
+        "the last entry is what the layer holds"
+    );
+    assert_eq!(a.layers[0].dive_size, 40, "dive adds every entry's size");
+    assert_eq!(a.layers[0].added.files, 1);
+    assert!(a.dive.inefficiencies.is_empty());
+}
