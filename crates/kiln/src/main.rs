@@ -91,6 +91,12 @@ enum Command {
     Run(cmd::run::Args),
     /// Show the steps an image was made of, newest first.
     History(cmd::history::Args),
+    /// Show why an image is big: per layer what it adds, changes and removes, wasted bytes
+    /// with the instruction responsible and the fix, dive's efficiency and CI rules.
+    Analyze(cmd::analyze::Args),
+    /// Show the files that differ between two images (content, type, mode, owner, link
+    /// target, mtime); status 1 when any do.
+    Diff(cmd::diff::Args),
     /// Check the store: re-hash blobs, check references, find half-written files.
     Fsck(cmd::fsck::Args),
     /// Print the syntax tree as BuildKit's parser dump (for debugging the parser).
@@ -209,6 +215,8 @@ fn main() -> ExitCode {
         Command::Rmi(args) => cmd::rmi::run(&globals, &args),
         Command::Inspect(args) => cmd::inspect::run(&globals, &args),
         Command::History(args) => cmd::history::run(&globals, &args),
+        Command::Analyze(args) => cmd::analyze::run(&globals, &args),
+        Command::Diff(args) => cmd::diff::run(&globals, &args),
         Command::Run(args) => cmd::run::run(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
         Command::DebugDump(args) => cmd::dump::run(&globals, &args),

@@ -1,6 +1,8 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(&Globals, &Args)`.
 
+pub(crate) mod analyze;
 pub(crate) mod build;
+pub(crate) mod diff;
 pub(crate) mod dump;
 pub(crate) mod fsck;
 pub(crate) mod graph;

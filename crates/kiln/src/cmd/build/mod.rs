@@ -73,6 +73,10 @@ pub(crate) struct Args {
     /// status is 1 when they find anything, as `docker build --check`'s is.
     #[arg(long, conflicts_with = "explain")]
     pub check: bool,
+    /// After the build, print the image's analysis on stdout (after its id), as `kiln
+    /// analyze -f` does, with what each stage gave the final image.
+    #[arg(long, conflicts_with_all = ["explain", "check"])]
+    pub analyze: bool,
     /// When a RUN fails, keep its filesystem (what it changed over the layers below, and its
     /// sandbox spec) under the store's `failed-steps/` for a look inside; `kiln prune --all`
     /// removes them.
@@ -372,6 +376,9 @@ fn build_in(
         }
     }
     outln!("{id}")?;
+    if args.analyze {
+        return crate::cmd::analyze::after_build(store, &outcome, &src, args.target.as_deref());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
