@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real-project-shaped multi-stage builds with package installs, cold, kiln against Docker
-# 20.10's BuildKit (a private dockerd), interleaved: a C project (apt-get install of a
+# 20.10's BuildKit (a private dockerd) and buildah (when installed; overlay storage,
+# --layers, chroot isolation), interleaved: a C project (apt-get install of a
 # compiler, `make -j` of PROJECT_FILES translation units, the binary copied into a slim
 # final stage) and a Python project (apt-get install of python3-venv, `pip install` of a few
 # packages from PyPI into a venv, the venv copied into the final stage). Both start FROM a
@@ -80,10 +81,17 @@ DF
 
 base_store="$work/base-store"
 "$K" --root "$base_store" load -i "$base" > /dev/null
+have_buildah=0
+if command -v buildah > /dev/null; then
+    have_buildah=1
+    export BUILDAH_ISOLATION=chroot
+    B=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
+    bh_store="containers-storage:[overlay@$work/buildah/root+$work/buildah/run]"
+fi
 
-printf '%-24s %10s %10s %8s\n' project kiln BuildKit k/bk
+printf '%-24s %10s %10s %10s %8s %8s\n' project kiln BuildKit buildah k/bk k/bh
 for p in c py; do
-    kt=(); bt=()
+    kt=(); bt=(); ht=()
     kiln_round() {
         rm -rf "$work/k"; cp -a "$base_store" "$work/k"
         t=$(now); "$K" --root "$work/k" build -q --network=host "$work/$p" > /dev/null; kt+=($(( $(now) - t )))
@@ -92,10 +100,21 @@ for p in c py; do
         "${D[@]}" builder prune -af > /dev/null
         t=$(now); DOCKER_BUILDKIT=1 "${D[@]}" build --network=host --no-cache -q "$work/$p" > /dev/null; bt+=($(( $(now) - t )))
     }
+    buildah_round() {
+        [ $have_buildah = 1 ] || return 0
+        rm -rf "$work/buildah"
+        skopeo copy -q "docker-archive:$base" "$bh_store$base_ref" > /dev/null
+        t=$(now); "${B[@]}" build --layers --no-cache --pull=never --network=host -q "$work/$p" > /dev/null 2>&1
+        ht+=($(( $(now) - t )))
+    }
     # Who downloads first may meet a colder mirror or proxy: the order alternates.
     for i in $(seq "$N"); do
-        if [ $((i % 2)) = 1 ]; then kiln_round; buildkit_round; else buildkit_round; kiln_round; fi
+        if [ $((i % 2)) = 1 ]; then kiln_round; buildkit_round; buildah_round
+        else buildah_round; buildkit_round; kiln_round; fi
     done
     mk=$(printf '%s\n' "${kt[@]}" | median); mb=$(printf '%s\n' "${bt[@]}" | median)
-    printf '%-24s %10s %10s %8s\n' "$p cold (median of $N)" "$(ms "$mk")" "$(ms "$mb")" "$(ratio "$mk" "$mb")"
+    mh=0; kh="-"
+    if [ $have_buildah = 1 ]; then mh=$(printf '%s\n' "${ht[@]}" | median); kh=$(ratio "$mk" "$mh"); fi
+    printf '%-24s %10s %10s %10s %8s %8s\n' "$p cold (median of $N)" "$(ms "$mk")" "$(ms "$mb")" \
+        "$(ms "$mh")" "$(ratio "$mk" "$mb")" "$kh"
 done
