@@ -52,7 +52,7 @@ pub(crate) fn check(
     let what = if path == "/" {
         "its whole filesystem".to_owned()
     } else if context_dirs.contains(&path) {
-        format!("`{path}`, where it copied the whole build context")
+        format!("`{path}`, where it copied the whole build context,")
     } else {
         return;
     };
