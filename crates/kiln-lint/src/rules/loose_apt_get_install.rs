@@ -68,7 +68,7 @@ pub(crate) fn check(
         }
         let loose: Vec<String> = packages
             .iter()
-            .filter(|p| !p.contains(['=', '$']) && !p.ends_with(".deb"))
+            .filter(|p| !p.contains(['=', '$']) && !p.to_ascii_lowercase().ends_with(".deb"))
             .map(|p| format!("`{p}`"))
             .collect();
         if !loose.is_empty() {
