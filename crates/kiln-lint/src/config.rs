@@ -4,6 +4,13 @@
 //! build arg `BUILDKIT_DOCKERFILE_CHECK`. A `# check=` comment directly above an instruction
 //! adds to the file's setting for that instruction only (its skip and experimental lists;
 //! never `error`), as BuildKit's `WithMergedConfigFromComments` does.
+//!
+//! kiln adds suppression comments for its own rules, in hadolint's syntax: `# hadolint
+//! ignore=DL3006,DL3008` or `# kiln ignore=KL001,RunCd` on a comment line directly above an
+//! instruction suppresses, for that instruction, the findings of the rules named (by kiln code,
+//! rule name, or the hadolint code a rule stands in for), and `# hadolint global ignore=...` (or
+//! `# kiln global ignore=...`) on any comment line does so for the whole file. `skip=` lists
+//! accept kiln's codes as well as rule names.
 
 use std::borrow::Cow;
 
@@ -29,6 +36,9 @@ pub struct CheckConfig {
     pub experimental: Vec<String>,
     /// `error=true`: a warning fails the build after the checks.
     pub error: bool,
+    /// What `# hadolint ignore=` and `# kiln ignore=` comments suppress here: rule names, kiln
+    /// codes and hadolint codes, as written.
+    pub ignore: Vec<String>,
 }
 
 /// A check option that does not parse; messages are BuildKit's.
@@ -155,10 +165,40 @@ impl CheckConfig {
         }
     }
 
+    /// Add the file-wide `# hadolint global ignore=...` (or `# kiln global ignore=...`)
+    /// comments of `source`: every line whose first non-blank character is `#`. A heredoc line
+    /// of that shape counts too (the parser keeps no other comments).
+    pub fn add_global_ignores(&mut self, source: &str) {
+        for line in source.lines() {
+            let Some(comment) = line.trim_start().strip_prefix('#') else {
+                continue;
+            };
+            if let Some(list) = ignore_list(comment, true) {
+                self.ignore.extend(list);
+            }
+        }
+    }
+
     /// Whether `rule` runs: an experimental rule when enabled (skip lists do not apply to it),
-    /// any other unless skipped.
+    /// any other unless skipped (by name, or for kiln's rules by code).
     pub fn runs(&self, rule: &Rule) -> bool {
-        self.allows(rule.name, rule.experimental)
+        if rule.experimental {
+            return self.allows(rule.name, true);
+        }
+        !(self.skip_all || self.skip.iter().any(|r| rule.is_named(r)))
+    }
+
+    /// Whether an ignore comment suppresses a finding of `rule` whose own hadolint code is
+    /// `alias` (for a rule that stands in for several, the one this finding matches; `None`
+    /// means any of the rule's).
+    pub fn suppresses(&self, rule: &Rule, alias: Option<&str>) -> bool {
+        self.ignore.iter().any(|id| {
+            rule.is_named(id)
+                || match alias {
+                    Some(a) => a == id,
+                    None => rule.hadolint.contains(&id.as_str()),
+                }
+        })
     }
 
     /// [`runs`](Self::runs) for a rule known by name only (kiln's own rules are not
@@ -178,28 +218,70 @@ impl CheckConfig {
         out.experimental_all |= other.experimental_all;
         out.skip.extend(other.skip.iter().cloned());
         out.experimental.extend(other.experimental.iter().cloned());
+        out.ignore.extend(other.ignore.iter().cloned());
         out
     }
 
     /// The setting for an instruction whose comment lines (BuildKit's `PrevComment`) are
-    /// `comments`: the first `check=` comment among them, up to its first space, merged in. A
-    /// comment that does not parse changes nothing (BuildKit ignores it there).
+    /// `comments`: the first `check=` comment among them, up to its first space, merged in (a
+    /// comment that does not parse changes nothing: BuildKit ignores it there), and every
+    /// `hadolint ignore=` and `kiln ignore=` list added.
     pub(crate) fn with_comments(&self, comments: &[String]) -> Cow<'_, Self> {
+        let mut out = Cow::Borrowed(self);
+        let mut checked = false;
         for comment in comments {
+            if let Some(list) = ignore_list(comment, false) {
+                out.to_mut().ignore.extend(list);
+                continue;
+            }
             let Some((name, value)) = kiln_syntax::comment_directive(comment) else {
                 continue;
             };
-            if !name.eq_ignore_ascii_case("check") {
+            if checked || !name.eq_ignore_ascii_case("check") {
                 continue;
             }
+            checked = true;
             let value = value.split(' ').next().unwrap_or_default();
-            return match Self::parse(value) {
-                Ok(other) => Cow::Owned(self.merged(&other)),
-                Err(_) => Cow::Borrowed(self),
-            };
+            if let Ok(other) = Self::parse(value) {
+                out = Cow::Owned(out.merged(&other));
+            }
         }
-        Cow::Borrowed(self)
+        out
     }
+}
+
+/// The codes of an ignore comment (`#` already removed): ` hadolint ignore=DL3006, DL3008` or
+/// ` kiln ignore=KL001` (with `global` after the tool's name when `global`), split at commas
+/// and trimmed; `None` for any other comment.
+fn ignore_list(comment: &str, global: bool) -> Option<Vec<String>> {
+    let rest = comment.trim_start();
+    let rest = rest
+        .strip_prefix("hadolint")
+        .or_else(|| rest.strip_prefix("kiln"))?;
+    let mut rest = rest.strip_prefix([' ', '\t'])?.trim_start();
+    if global {
+        rest = rest
+            .strip_prefix("global")?
+            .strip_prefix([' ', '\t'])?
+            .trim_start();
+    }
+    let list = rest
+        .strip_prefix("ignore")?
+        .trim_start()
+        .strip_prefix('=')?;
+    // The list ends at the first blank that does not follow a comma (a reason may follow).
+    let mut codes = Vec::new();
+    for part in list.split(',') {
+        let part = part.trim_start();
+        let code = part.split_whitespace().next().unwrap_or_default();
+        if !code.is_empty() {
+            codes.push(code.to_owned());
+        }
+        if code.len() < part.trim_end().len() {
+            break;
+        }
+    }
+    Some(codes)
 }
 
 /// Go's `strconv.ParseBool`.
@@ -260,5 +342,20 @@ mod tests {
         assert!(c.error);
         let bad = base.with_comments(&["check=nonsense".into()]);
         assert_eq!(*bad, base);
+    }
+
+    #[test]
+    fn ignore_comments_add_to_the_ignore_list() {
+        let base = CheckConfig::default();
+        let c = base.with_comments(&[
+            " hadolint ignore=DL3006, DL3008".into(),
+            " kiln ignore=KL009 because".into(),
+            " hadolint global ignore=DL3003".into(),
+            " hadolintignore=DL1".into(),
+        ]);
+        assert_eq!(c.ignore, ["DL3006", "DL3008", "KL009"]);
+        let mut file = CheckConfig::default();
+        file.add_global_ignores("# hadolint global ignore=DL3003,KL007\nFROM a\n  # kiln global ignore=X\n# hadolint ignore=DL1\n");
+        assert_eq!(file.ignore, ["DL3003", "KL007", "X"]);
     }
 }

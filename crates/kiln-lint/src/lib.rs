@@ -19,12 +19,21 @@
 //!
 //! Each rule is one module of [`rules`], whose doc comment is the rule's documentation
 //! ([`Rule::documentation`]).
+//!
+//! Besides BuildKit's rules the crate has kiln's own ([`rules::KILN_RULES`], codes `KL001` to
+//! `KL011`: unpinned base images, build tools and package caches left in the image, unfiltered
+//! whole-context copies, credentials in ARG/ENV values, ADD for plain files, unused stages,
+//! loose `apt-get install`, `RUN cd`, a root final user, a final `COPY --from` of a whole
+//! tree). They run only when [`Request::own_rules`] says so, after BuildKit's checks and
+//! over the same expanded instructions, and they answer to the same `# check=skip=` lists,
+//! plus hadolint-style `# hadolint ignore=DL3006` and `# kiln ignore=KL001` comments.
 
 #![forbid(unsafe_code)]
 
 mod config;
 mod rule;
 pub mod rules;
+mod script;
 mod sink;
 mod walk;
 
@@ -36,7 +45,7 @@ use kiln_syntax::{Diagnostic, Dockerfile};
 
 pub use config::{CHECK_BUILD_ARG, CheckConfig, CheckOptionError, ConfigError};
 pub use rule::Rule;
-pub use rules::{RULES, rule};
+pub use rules::{KILN_RULES, RULES, all_rules, rule};
 
 /// What a check runs on.
 #[derive(Clone, Copy)]
@@ -55,6 +64,33 @@ pub struct Request<'a> {
     pub ignore: Option<&'a PatternMatcher>,
     /// What the build knows of base images; `None` when it knows nothing.
     pub images: Option<&'a dyn BaseImages>,
+    /// Run kiln's own rules ([`rules::KILN_RULES`]) after BuildKit's. `kiln lint` and
+    /// `kiln build --check` do; a build, and the BuildKit conformance cases, do not.
+    pub own_rules: bool,
+    /// What the caller saw of the build context, for `UnfilteredContextCopy`; `None` when it
+    /// did not look (the rule is then silent).
+    pub context: Option<&'a ContextSummary>,
+}
+
+/// The top of the build context as the caller saw it: whether it has an ignore file and which
+/// entries it has at its root (whatever the ignore file says of them; the rules match them
+/// against [`Request::ignore`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContextSummary {
+    /// Whether the context has an ignore file (`.dockerignore`, or the Dockerfile's own
+    /// `<Dockerfile>.dockerignore`), even an empty one.
+    pub ignore_file: bool,
+    /// The entries at the context's root.
+    pub entries: Vec<ContextName>,
+}
+
+/// One entry at the root of the build context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextName {
+    /// Its name (`.git`, `id_rsa`).
+    pub name: String,
+    /// Whether it is a directory.
+    pub dir: bool,
 }
 
 /// What a build resolved of one base image.
@@ -66,6 +102,8 @@ pub struct BaseImage {
     pub env: Vec<(String, String)>,
     /// Its `Shell`, empty when it sets none.
     pub shell: Vec<String>,
+    /// Its `User`; `None` when it sets none.
+    pub user: Option<String>,
 }
 
 /// The build's view of base images, for the rules that depend on them.
@@ -131,7 +169,8 @@ impl Report {
 /// Fails only when the check options do not parse (BuildKit fails the build then); an error
 /// in the Dockerfile itself ends the checks and is reported in [`Report::error`].
 pub fn check(req: &Request<'_>) -> Result<Report, ConfigError> {
-    let config = CheckConfig::for_build(req.dockerfile, &req.options.build_args)?;
+    let mut config = CheckConfig::for_build(req.dockerfile, &req.options.build_args)?;
+    config.add_global_ignores(req.source);
     let mut sink = sink::Sink::default();
     let error = walk::run(req, &config, &mut sink).err();
     let mut warnings = sink.warnings;

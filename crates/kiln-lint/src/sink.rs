@@ -32,7 +32,22 @@ impl Sink {
         message: String,
         hint: Option<String>,
     ) {
-        if !config.runs(rule) {
+        self.finding(config, rule, None, span, message, hint);
+    }
+
+    /// Report a finding of `rule` whose own hadolint code (for a rule that stands in for
+    /// several) is `alias`, unless the check options skip the rule or an ignore comment
+    /// suppresses the finding.
+    pub(crate) fn finding(
+        &mut self,
+        config: &CheckConfig,
+        rule: &'static Rule,
+        alias: Option<&str>,
+        span: TextRange,
+        message: String,
+        hint: Option<String>,
+    ) {
+        if !config.runs(rule) || config.suppresses(rule, alias) {
             return;
         }
         let mut d = Diagnostic::warning(rule.name, span, message).with_hint(hint);

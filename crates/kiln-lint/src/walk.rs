@@ -16,7 +16,9 @@
 //!    `JSONArgsRecommended`, `MultipleInstructionsDisallowed`, `WorkdirRelativePath`,
 //!    `ExposeProtoCasing`, `ExposeInvalidFormat`, `CopyIgnoredFile`), with the options plus
 //!    the instruction's comment. A stage built on another starts from that stage's final
-//!    scope, SHELL and WORKDIR state (not its CMD and ENTRYPOINT counts).
+//!    scope, SHELL and WORKDIR state (not its CMD and ENTRYPOINT counts);
+//! 7. when the request asks for them, kiln's own rules over the same expanded instructions
+//!    ([`own`]).
 
 use std::collections::BTreeSet;
 
@@ -40,6 +42,8 @@ use crate::rules::{
 };
 use crate::sink::Sink;
 use crate::{CheckConfig, Request};
+
+mod own;
 
 /// The `PATH` BuildKit gives a stage whose image sets none (`system.DefaultPathEnv` on
 /// Unix); Windows stages get none.
@@ -153,6 +157,7 @@ pub(crate) fn run(
         })
         .collect();
     let mut finals: Vec<Option<StageState>> = vec![None; stages.len()];
+    let mut expanded: Vec<Vec<(&Instruction, Command)>> = vec![Vec::new(); stages.len()];
     for (i, stage) in stages.iter().enumerate() {
         if !checked[i] {
             continue;
@@ -169,7 +174,29 @@ pub(crate) fn run(
             build_args: &opts.build_args,
             global_args: &globals_resolved,
         };
-        finals[i] = Some(dispatch(req, config, sink, stage, state, ctx)?);
+        finals[i] = Some(dispatch(
+            req,
+            config,
+            sink,
+            stage,
+            state,
+            ctx,
+            &mut expanded[i],
+        )?);
+    }
+    if req.own_rules {
+        own::run(
+            req,
+            config,
+            sink,
+            &own::Stages {
+                sources: &stages,
+                resolved: &resolved,
+                checked: &checked,
+                expanded: &expanded,
+                target,
+            },
+        );
     }
     Ok(())
 }
@@ -483,14 +510,16 @@ fn fresh_state(
     }
 }
 
-/// Step 6: check a stage's instructions in its scope; its state at the end.
-fn dispatch(
+/// Step 6: check a stage's instructions in its scope, keeping each as expanded (an ARG as
+/// written) in `expanded`; its state at the end.
+fn dispatch<'a>(
     req: &Request<'_>,
     config: &CheckConfig,
     sink: &mut Sink,
-    parsed: &StageSource<'_>,
+    parsed: &StageSource<'a>,
     mut state: StageState,
     ctx: ArgContext<'_>,
+    expanded: &mut Vec<(&'a Instruction, Command)>,
 ) -> Result<StageState, InstructionError> {
     let mut cmd_seen = Tracker::default();
     let mut entrypoint_seen = Tracker::default();
@@ -525,17 +554,18 @@ fn dispatch(
                 undefined(sink, &state);
                 state.declared.push(decl.key.text.clone());
             }
+            expanded.push((*inst, cmd.clone()));
             continue;
         }
         state.scope.take_unmatched();
-        let expanded = expand_command(&mut state.scope, cmd, ctx)?;
+        let done = expand_command(&mut state.scope, cmd, ctx)?;
         if matches!(cmd.kind, CommandKind::Expose(_)) {
             // BuildKit expands EXPOSE words without reporting what is unset.
             state.scope.take_unmatched();
         } else {
             undefined(sink, &state);
         }
-        match &expanded.command.kind {
+        match &done.command.kind {
             CommandKind::Env(pairs) => {
                 legacy_key_value_format::check(sink, &cfg, keyword, pairs, span);
                 for kv in pairs {
@@ -601,6 +631,7 @@ fn dispatch(
             }
             _ => {}
         }
+        expanded.push((*inst, done.command));
     }
     Ok(state)
 }

@@ -13,6 +13,7 @@ impl BaseImages for Images {
             platform: Some(platform.clone()),
             env: vec![("GOPATH".into(), "/go".into())],
             shell: vec!["/bin/bash".into(), "-c".into()],
+            user: None,
         })
     }
 }
@@ -43,6 +44,8 @@ fn check(
         all_stages,
         ignore: None,
         images,
+        own_rules: false,
+        context: None,
     })
 }
 

@@ -135,9 +135,11 @@ pub(crate) fn to_json(file: &Path, source: &str, diag: &Diagnostic) -> serde_jso
 /// `diagnostics` about `file` (whose text is `source`) as a SARIF 2.1.0 log with one run of
 /// the tool `kiln`.
 ///
-/// The driver lists every build check (`id`, `shortDescription` from BuildKit's description,
-/// `helpUri`, and the rule's documentation as `help`), then any other rule a result names
-/// (kiln's own, or an error class such as `SyntaxError`) by id alone. Each result has its
+/// The driver lists every build check, BuildKit's then kiln's (`id` the rule's name,
+/// `shortDescription` from its description, `helpUri`, the rule's documentation as `help`, and
+/// for kiln's rules their code and hadolint aliases under `properties`; kiln's `helpUri` is the
+/// repository-relative path of the rule's page, `docs/lint/KL001.md`), then any other rule a
+/// result names (the planner's, or an error class such as `SyntaxError`) by id alone. Each result has its
 /// `ruleId` and `ruleIndex`, `level` (`warning` or `error`), `message` (with the hint as a
 /// second paragraph) and one physical location: the file as a relative or absolute URI
 /// reference, and the region's 1-based lines and columns (columns count Unicode code points,
@@ -147,8 +149,7 @@ pub(crate) fn to_sarif(
     source: &str,
     diagnostics: &[&Diagnostic],
 ) -> serde_json::Value {
-    let mut rules: Vec<serde_json::Value> = kiln_lint::RULES
-        .iter()
+    let mut rules: Vec<serde_json::Value> = kiln_lint::all_rules()
         .map(|r| {
             let mut rule = serde_json::json!({
                 "id": r.name,
@@ -156,13 +157,17 @@ pub(crate) fn to_sarif(
                 "help": { "text": r.documentation(), "markdown": r.documentation() },
                 "properties": { "experimental": r.experimental },
             });
+            if let Some(code) = r.code {
+                rule["properties"]["code"] = code.into();
+                rule["properties"]["hadolint"] = r.hadolint.into();
+            }
             if let Some(url) = r.url {
                 rule["helpUri"] = url.into();
             }
             rule
         })
         .collect();
-    let mut ids: Vec<&str> = kiln_lint::RULES.iter().map(|r| r.name).collect();
+    let mut ids: Vec<&str> = kiln_lint::all_rules().map(|r| r.name).collect();
     let index = LineIndex::new(source);
     let uri = uri_reference(file);
     let results: Vec<serde_json::Value> = diagnostics

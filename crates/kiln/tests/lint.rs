@@ -46,7 +46,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-const WARNED: &str = "FROM scratch as Builder\nCOPY app.env /app/\nMAINTAINER me\n";
+const WARNED: &str = "FROM scratch as Builder\nCOPY app.env /app/\nMAINTAINER me\nUSER 1000\n";
 
 #[test]
 fn lint_prints_snippets_and_exits_1_only_when_strict() {
@@ -78,7 +78,10 @@ fn lint_prints_snippets_and_exits_1_only_when_strict() {
     assert!(!ctx.store.exists(), "lint creates no store");
     let strict = kiln(&ctx, &["lint", "--strict"]);
     assert_eq!(strict.status.code(), Some(1));
-    let clean = context(&[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "")]);
+    let clean = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY a /a\nUSER 1000\n"),
+        ("a", ""),
+    ]);
     let out = kiln(&clean, &["lint", "--strict"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).ends_with(": no warnings\n"));
@@ -220,7 +223,27 @@ fn sarif_is_valid_and_names_rules_results_and_regions() {
     let driver = &run["tool"]["driver"];
     assert_eq!(driver["name"], "kiln");
     let rules = driver["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 23, "22 build checks and kiln's StageNameTypo");
+    assert_eq!(
+        rules.len(),
+        34,
+        "22 build checks, kiln's 11 rules and the planner's StageNameTypo"
+    );
+    let root = rules
+        .iter()
+        .position(|r| r["id"] == "FinalStageRunsAsRoot")
+        .unwrap();
+    assert_eq!(rules[root]["helpUri"], "docs/lint/KL010.md");
+    assert_eq!(rules[root]["properties"]["code"], "KL010");
+    assert_eq!(
+        rules[root]["properties"]["hadolint"],
+        serde_json::json!(["DL3002"])
+    );
+    assert!(
+        rules[root]["help"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("## Why is this bad?")
+    );
     let maintainer = rules
         .iter()
         .position(|r| r["id"] == "MaintainerDeprecated")
@@ -238,7 +261,19 @@ fn sarif_is_valid_and_names_rules_results_and_regions() {
         .iter()
         .map(|r| r["ruleId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["StageNameTypo", "MaintainerDeprecated"]);
+    assert_eq!(
+        ids,
+        [
+            "StageNameTypo",
+            "MaintainerDeprecated",
+            "FinalStageRunsAsRoot"
+        ]
+    );
+    assert_eq!(results[2]["ruleIndex"], root);
+    assert_eq!(
+        results[2]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
     let r = &results[1];
     assert_eq!(r["ruleIndex"], maintainer);
     assert_eq!(r["level"], "warning");
@@ -312,7 +347,10 @@ fn build_check_builds_nothing_and_fails_on_warnings() {
         .output()
         .unwrap();
     assert!(!text(&images.stdout).contains("checked"), "nothing built");
-    let clean = context(&[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "")]);
+    let clean = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY a /a\nUSER 1000\n"),
+        ("a", ""),
+    ]);
     let out = kiln(&clean, &["build", "--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
@@ -351,4 +389,45 @@ fn build_prints_the_warnings_and_fails_after_them_with_error_true() {
         stderr.contains("error: lint violation found for rules: MaintainerDeprecated\nhint: "),
         "{stderr}"
     );
+}
+
+#[test]
+fn lint_reports_kilns_rules_in_text_and_json_and_honours_hadolint_ignores() {
+    let df = "FROM alpine:3.20\nCOPY . /app\nRUN cd /app\n# hadolint ignore=DL3003\nRUN cd /tmp\nUSER app\n";
+    let ctx = context(&[("Dockerfile", df), (".env", "SECRET=1")]);
+    let out = kiln(&ctx, &["lint"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let file = ctx.dir.join("Dockerfile").display().to_string();
+    assert!(
+        stdout.contains(&format!(
+            "warning: `cd /app` lasts only for this RUN\n --> {file}:3:1\n"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  = see: docs/lint/KL009.md\n"), "{stdout}");
+    assert!(!stdout.contains("cd /tmp"), "{stdout}");
+    assert!(stdout.ends_with(": 2 warnings\n"), "{stdout}");
+    let out = kiln(&ctx, &["lint", "--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert_eq!(warnings[0]["rule"], "UnfilteredContextCopy");
+    assert_eq!(
+        warnings[0]["message"],
+        "COPY of the whole context, which has no `.dockerignore`, takes in `.env` (a secret)"
+    );
+    assert_eq!(warnings[0]["url"], "docs/lint/KL004.md");
+    assert_eq!(warnings[0]["line"], 2);
+    assert_eq!(warnings[1]["rule"], "RunCd");
+    // With a `.dockerignore` that leaves `.env` out, the copy is fine.
+    std::fs::write(ctx.dir.join(".dockerignore"), ".env\n").unwrap();
+    let out = kiln(&ctx, &["lint", "--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["RunCd"]);
 }

@@ -1,7 +1,10 @@
-//! The rules, one module each, named after BuildKit's rule (`StageNameCasing` is
+//! The rules, one module each, named after the rule (`StageNameCasing` is
 //! [`stage_name_casing`]). Each module's `RULE` carries the rule's name, description, URL
 //! and documentation; the checks themselves run where BuildKit runs them, driven by the
 //! crate's walk over the Dockerfile.
+//!
+//! [`RULES`] are BuildKit's 22; [`KILN_RULES`] are kiln's own, with stable codes (`KL001`),
+//! the hadolint codes they stand in for, and a page each under `docs/lint/`.
 
 pub mod consistent_instruction_casing;
 pub mod copy_ignored_file;
@@ -25,6 +28,18 @@ pub mod stage_name_casing;
 pub mod undefined_arg_in_from;
 pub mod undefined_var;
 pub mod workdir_relative_path;
+
+pub mod add_instead_of_copy;
+pub mod build_tools_in_final_stage;
+pub mod copy_from_whole_tree;
+pub mod final_stage_runs_as_root;
+pub mod loose_apt_get_install;
+pub mod package_cache_in_layer;
+pub mod run_cd;
+pub mod secret_value_in_arg_or_env;
+pub mod unfiltered_context_copy;
+pub mod unpinned_base_image;
+pub mod unused_stage;
 
 use crate::Rule;
 
@@ -54,9 +69,29 @@ pub static RULES: [&Rule; 22] = [
     &expose_invalid_format::RULE,
 ];
 
-/// The rule named `name` (BuildKit's spelling, case-sensitive).
+/// kiln's own rules, in the order of their codes. A code, once given, is never reused.
+pub static KILN_RULES: [&Rule; 11] = [
+    &unpinned_base_image::RULE,
+    &build_tools_in_final_stage::RULE,
+    &package_cache_in_layer::RULE,
+    &unfiltered_context_copy::RULE,
+    &secret_value_in_arg_or_env::RULE,
+    &add_instead_of_copy::RULE,
+    &unused_stage::RULE,
+    &loose_apt_get_install::RULE,
+    &run_cd::RULE,
+    &final_stage_runs_as_root::RULE,
+    &copy_from_whole_tree::RULE,
+];
+
+/// Every rule: BuildKit's, then kiln's.
+pub fn all_rules() -> impl Iterator<Item = &'static Rule> {
+    RULES.iter().chain(KILN_RULES.iter()).copied()
+}
+
+/// The rule named `name` (exact spelling, case-sensitive), or for kiln's rules coded `name`.
 pub fn rule(name: &str) -> Option<&'static Rule> {
-    RULES.iter().copied().find(|r| r.name == name)
+    all_rules().find(|r| r.is_named(name))
 }
 
 #[cfg(test)]
@@ -108,5 +143,37 @@ mod tests {
         assert_eq!(rule("UndefinedVar").map(|r| r.experimental), Some(false));
         assert!(rule("InvalidDefinitionDescription").unwrap().experimental);
         assert!(rule("undefinedvar").is_none());
+        assert!(
+            RULES
+                .iter()
+                .all(|r| r.code.is_none() && r.hadolint.is_empty())
+        );
+    }
+
+    #[test]
+    fn kiln_rules_have_codes_pages_and_documentation() {
+        let mut seen = Vec::new();
+        for (i, r) in KILN_RULES.iter().enumerate() {
+            let code = format!("KL{:03}", i + 1);
+            assert_eq!(r.code, Some(code.as_str()), "{}", r.name);
+            assert_eq!(r.url, Some(format!("docs/lint/{code}.md").as_str()));
+            assert!(!r.experimental);
+            assert!(rule(r.name).is_some_and(|f| std::ptr::eq(f, *r)));
+            assert!(rule(&code).is_some_and(|f| std::ptr::eq(f, *r)));
+            assert!(!seen.contains(&r.name) && RULES.iter().all(|b| b.name != r.name));
+            seen.push(r.name);
+            let doc = r.documentation();
+            for part in [
+                "## What it does",
+                "## Why is this bad?",
+                "## Example",
+                "Use instead:",
+            ] {
+                assert!(doc.contains(part), "{} lacks {part}", r.name);
+            }
+            for alias in r.hadolint {
+                assert!(alias.starts_with("DL3") && alias.len() == 6, "{alias}");
+            }
+        }
     }
 }

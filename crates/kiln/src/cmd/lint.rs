@@ -1,8 +1,9 @@
-//! `kiln lint` (and `kiln build --check`): BuildKit's build checks on a Dockerfile, as text,
-//! JSON or SARIF, building nothing.
+//! `kiln lint` (and `kiln build --check`): BuildKit's build checks and kiln's own rules
+//! (`KL001`...) on a Dockerfile, as text, JSON or SARIF, building nothing.
 //!
 //! Every stage is checked unless `--target` names one (then the stages it needs), as
-//! `docker build --check` does. The context's `.dockerignore` feeds `CopyIgnoredFile`, and
+//! `docker build --check` does. The context's `.dockerignore` feeds `CopyIgnoredFile`, its
+//! top-level entries (listed here; kiln-lint reads no file) `UnfilteredContextCopy`, and
 //! the images of the store (when there is one) tell base images' platforms and environments.
 //! An error in the Dockerfile (one that ends the checks, or one the planner finds after them)
 //! is reported with the warnings found before it.
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kiln_frontend::{BuildOptions, ErrorKind, InstructionError, Platform};
-use kiln_lint::{BaseImage, BaseImages, ConfigError, Report, Request};
+use kiln_lint::{BaseImage, BaseImages, ConfigError, ContextName, ContextSummary, Report, Request};
 use kiln_oci::Store;
 use kiln_syntax::Diagnostic;
 
@@ -70,10 +71,12 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let images = store.as_ref().map(StoreImages);
     let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let context = context_summary(&args.context, &ignore);
     let findings = check_dockerfile(
         &src,
         &opts,
         &ignore,
+        context.as_ref(),
         images.as_ref().map(|i| i as &dyn BaseImages),
     )?;
     print(&src, &findings, args.format)?;
@@ -87,12 +90,36 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Parse, check and plan `src` as `docker build --check` would: every stage unless
-/// `opts.target` is set; `ignore` holds the context's `.dockerignore` rules.
+/// What kiln's `UnfilteredContextCopy` needs of the context directory `dir`: whether it has an
+/// ignore file and its top-level entries; `None` when it cannot be listed (the rule is then
+/// silent, and the build reports the problem where it reads the context).
+pub(crate) fn context_summary(
+    dir: &Path,
+    ignore: &kiln_context::IgnoreRules,
+) -> Option<ContextSummary> {
+    let mut entries: Vec<ContextName> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| ContextName {
+            name: e.file_name().to_string_lossy().into_owned(),
+            dir: e.file_type().is_ok_and(|t| t.is_dir()),
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(ContextSummary {
+        ignore_file: matches!(ignore.source(), kiln_context::IgnoreSource::File(_)),
+        entries,
+    })
+}
+
+/// Parse, check and plan `src` as `docker build --check` would, with kiln's own rules: every
+/// stage unless `opts.target` is set; `ignore` holds the context's `.dockerignore` rules and
+/// `context` its top-level entries.
 pub(crate) fn check_dockerfile(
     src: &DockerfileSource,
     opts: &BuildOptions,
     ignore: &kiln_context::IgnoreRules,
+    context: Option<&ContextSummary>,
     images: Option<&dyn BaseImages>,
 ) -> anyhow::Result<Findings> {
     let df = match kiln_syntax::parse(&src.text) {
@@ -105,7 +132,19 @@ pub(crate) fn check_dockerfile(
             });
         }
     };
-    let mut report = match run_checks(src, &df, opts, Some(ignore), images, opts.target.is_none()) {
+    let own = OwnRules {
+        enabled: true,
+        context,
+    };
+    let mut report = match run_checks(
+        src,
+        &df,
+        opts,
+        Some(ignore),
+        images,
+        opts.target.is_none(),
+        own,
+    ) {
         Ok(r) => r,
         Err(e) => match e.to_diagnostic() {
             Some(d) => {
@@ -137,6 +176,15 @@ pub(crate) fn check_dockerfile(
     })
 }
 
+/// Whether kiln's own rules run, and what they know of the context.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct OwnRules<'a> {
+    /// Run them (`kiln lint`, `kiln build --check`); a build runs BuildKit's checks only.
+    pub enabled: bool,
+    /// The context's top level, for `UnfilteredContextCopy`.
+    pub context: Option<&'a ContextSummary>,
+}
+
 /// The checks of `df`, for `kiln lint` (`all_stages`) or a build (the stages it needs).
 pub(crate) fn run_checks(
     src: &DockerfileSource,
@@ -145,6 +193,7 @@ pub(crate) fn run_checks(
     ignore: Option<&kiln_context::IgnoreRules>,
     images: Option<&dyn BaseImages>,
     all_stages: bool,
+    own: OwnRules<'_>,
 ) -> Result<Report, ConfigError> {
     kiln_lint::check(&Request {
         source: &src.text,
@@ -155,6 +204,8 @@ pub(crate) fn run_checks(
             .map(kiln_context::IgnoreRules::matcher)
             .filter(|m| !m.is_empty()),
         images,
+        own_rules: own.enabled,
+        context: own.context,
     })
 }
 
@@ -259,10 +310,14 @@ impl BaseImages for StoreImages<'_> {
             })
             .collect();
         let shell = container.and_then(|c| c.shell.clone()).unwrap_or_default();
+        let user = container
+            .and_then(|c| c.user.clone())
+            .filter(|u| !u.is_empty());
         Some(BaseImage {
             platform,
             env,
             shell,
+            user,
         })
     }
 }

@@ -139,15 +139,21 @@ pub(crate) fn load_plan(
     checks: Checks<'_>,
 ) -> anyhow::Result<Loaded> {
     let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
-    let mut report =
-        crate::cmd::lint::run_checks(src, &df, opts, checks.ignore, checks.images, false).map_err(
-            |e| -> anyhow::Error {
-                match e.to_diagnostic() {
-                    Some(d) => src.error(d).into(),
-                    None => crate::cmd::lint::config_error(&e),
-                }
-            },
-        )?;
+    let mut report = crate::cmd::lint::run_checks(
+        src,
+        &df,
+        opts,
+        checks.ignore,
+        checks.images,
+        false,
+        crate::cmd::lint::OwnRules::default(),
+    )
+    .map_err(|e| -> anyhow::Error {
+        match e.to_diagnostic() {
+            Some(d) => src.error(d).into(),
+            None => crate::cmd::lint::config_error(&e),
+        }
+    })?;
     // Warnings before errors, as BuildKit prints them; the planner reports the error.
     diagnostics::print_warnings(&src.path, &src.text, &report.warnings);
     let plan = plan_parsed(src, &df, opts)?;

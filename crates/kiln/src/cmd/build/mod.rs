@@ -175,7 +175,14 @@ fn build_in(
     let ignore = kiln_context::IgnoreRules::for_build(&ctx.dir, &dockerfile_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.check {
-        let findings = crate::cmd::lint::check_dockerfile(&src, &opts, &ignore, Some(&images))?;
+        let context = crate::cmd::lint::context_summary(&ctx.dir, &ignore);
+        let findings = crate::cmd::lint::check_dockerfile(
+            &src,
+            &opts,
+            &ignore,
+            context.as_ref(),
+            Some(&images),
+        )?;
         crate::cmd::lint::print(&src, &findings, crate::cmd::lint::LintFormat::Text)?;
         let clean = findings.warnings.is_empty() && findings.error.is_none();
         return Ok(if clean {
