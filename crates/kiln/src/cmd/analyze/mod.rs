@@ -5,9 +5,11 @@
 //! whose failure makes the status 1. `--format json` is dive's `--json` export with kiln's
 //! own findings under `kiln`. `--format html` is one self-contained page (`html`): the stage
 //! graph (with `-f`), the layers, a treemap of the final image and the wasted files with
-//! their fixes. `kiln build --analyze` prints the same after a build, with what each stage
+//! their fixes. `-i` browses the layers and their files in the terminal (`browse`).
+//! `kiln build --analyze` prints the same after a build, with what each stage
 //! gave the final image; `kiln build --report FILE` writes the page, with each stage's time.
 
+mod browse;
 mod html;
 mod render;
 pub(crate) mod source;
@@ -41,6 +43,11 @@ pub(crate) struct Args {
     /// `html` (one self-contained page: stage graph with `-f`, layers, treemap, waste).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Browse the layers and their files in the terminal: layers on the left, the selected
+    /// layer's added, changed and removed files on the right, wasted files marked. Keys:
+    /// up/down select, tab switches pane, enter opens a directory, q quits.
+    #[arg(short = 'i', long, conflicts_with_all = ["output", "ci"])]
+    pub interactive: bool,
     /// Write the report to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -288,6 +295,10 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         top: args.top,
         graph,
     };
+    if args.interactive {
+        browse::run(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     print(&report, args.format, args.output.as_deref())
 }
 
