@@ -55,6 +55,7 @@ measure() {
     echo "$name $(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${rss[@]}" | median)" >> "$work/results"
 }
 measure "kiln-analyze" "$K" --root "$work/store" analyze big:1 --format json
+measure "kiln-html" "$K" --root "$work/store" analyze big:1 --format html -o "$work/report.html"
 measure "dive" "$dive" --source docker-archive "$work/big.tar" --json "$work/dive.json"
 measure "kiln-diff" "$K" --root "$work/store" diff big:1 big:1
 

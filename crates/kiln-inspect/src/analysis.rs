@@ -180,12 +180,41 @@ pub struct Analysis {
     pub dive: DiveMetrics,
     /// The final filesystem: non-directories and their content bytes.
     pub total: Tally,
+    /// The final filesystem's non-directories, in node order, each with the layer that
+    /// wrote it (what a treemap or a file browser of the image draws).
+    pub files: Vec<FinalFile>,
+}
+
+/// A path in the final filesystem that is not a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinalFile {
+    /// The path.
+    pub node: NodeId,
+    /// Its content bytes (a file's length, a symlink's target length).
+    pub bytes: u64,
+    /// The layer whose entry it is.
+    pub layer: usize,
 }
 
 impl Analysis {
     /// The bytes of all waste.
     pub fn wasted_bytes(&self) -> u64 {
         self.waste.iter().map(|w| w.bytes).sum()
+    }
+
+    /// The bytes of the final filesystem under each node (indexed by [`NodeId`]): a file's
+    /// own bytes, a directory's sum over everything under it; 0 for paths the image no
+    /// longer has. The root holds `total.bytes`.
+    pub fn dir_bytes(&self) -> Vec<u64> {
+        let mut sums = vec![0u64; self.tree.len()];
+        for f in &self.files {
+            let mut n = Some(f.node);
+            while let Some(at) = n {
+                sums[at as usize] += f.bytes;
+                n = self.tree.parent(at);
+            }
+        }
+        sums
     }
 
     /// The waste grouped by layer and reason, largest first.
@@ -476,10 +505,16 @@ impl Analyzer {
             }
         }
         let mut total = Tally::default();
-        for (_, v) in merged.present() {
+        let mut files = Vec::new();
+        for (node, v) in merged.present() {
             if v.meta.kind != Kind::Dir {
                 total.files += 1;
                 total.bytes += v.meta.content_size();
+                files.push(FinalFile {
+                    node,
+                    bytes: v.meta.content_size(),
+                    layer: v.layer,
+                });
             }
         }
         let (min, all) = eff
@@ -527,6 +562,7 @@ impl Analyzer {
                 inefficiencies,
             },
             total,
+            files,
         }
     }
 }

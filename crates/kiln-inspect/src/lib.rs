@@ -34,8 +34,8 @@ pub mod tree;
 pub mod walk;
 
 pub use analysis::{
-    Analysis, Analyzer, Change, ChangeKind, DiveMetrics, Finding, Inefficiency, LayerInfo,
-    LayerReport, Tally, Waste, WasteReason,
+    Analysis, Analyzer, Change, ChangeKind, DiveMetrics, FinalFile, Finding, Inefficiency,
+    LayerInfo, LayerReport, Tally, Waste, WasteReason,
 };
 pub use caches::CacheKind;
 pub use diff::{Aspects, DiffEntry, Differ, ImageDiff, Side};

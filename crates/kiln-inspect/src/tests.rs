@@ -469,3 +469,41 @@ fn a_path_written_twice_in_one_layer_counts_once_but_dive_sizes_both() {
     assert_eq!(a.layers[0].added.files, 1);
     assert!(a.dive.inefficiencies.is_empty());
 }
+
+#[test]
+fn the_final_filesystem_sums_into_its_directories() {
+    let l0 = tar(&[
+        E::Dir("usr/"),
+        E::Dir("usr/lib/"),
+        file("usr/lib/a", b"aaaa"),
+        file("usr/lib/b", b"bb"),
+        E::Dir("d/"),
+        file("d/x", b"xxxxxxxx"),
+        E::Link("sh", "busybox"),
+    ]);
+    let l1 = tar(&[E::Gone("d"), E::Dir("usr/"), file("usr/c", b"c")]);
+    let a = analyze(&[l0, l1]);
+    let mut files: Vec<(String, u64, usize)> = a
+        .files
+        .iter()
+        .map(|f| (a.tree.path(f.node), f.bytes, f.layer))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            ("/sh".into(), 7, 0),
+            ("/usr/c".into(), 1, 1),
+            ("/usr/lib/a".into(), 4, 0),
+            ("/usr/lib/b".into(), 2, 0),
+        ],
+        "the deleted directory is gone"
+    );
+    let sums = a.dir_bytes();
+    let at = |p: &str| sums[a.tree.lookup(p.as_bytes()).unwrap() as usize];
+    assert_eq!(at("/"), a.total.bytes);
+    assert_eq!(at("/"), 14);
+    assert_eq!(at("usr"), 7);
+    assert_eq!(at("usr/lib"), 6);
+    assert_eq!(at("d"), 0);
+}

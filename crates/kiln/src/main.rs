@@ -26,6 +26,7 @@ mod cmd;
 mod diagnostics;
 mod explanation;
 mod graph;
+mod markup;
 mod progress;
 
 use std::path::PathBuf;

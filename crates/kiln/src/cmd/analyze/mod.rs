@@ -3,12 +3,19 @@
 //! the bytes it wastes, by the instruction responsible, with the fix; dive's efficiency
 //! numbers, and with `--ci` dive's CI rules (`.dive-ci`, dive's flags) plus `--max-size`,
 //! whose failure makes the status 1. `--format json` is dive's `--json` export with kiln's
-//! own findings under `kiln`. `kiln build --analyze` prints the same after a build, with
-//! what each stage gave the final image.
+//! own findings under `kiln`. `--format html` is one self-contained page (`html`): the stage
+//! graph (with `-f`), the layers, a treemap of the final image and the wasted files with
+//! their fixes. `-i` browses the layers and their files in the terminal (`browse`).
+//! `kiln build --analyze` prints the same after a build, with what each stage
+//! gave the final image; `kiln build --report FILE` writes the page, with each stage's time.
 
+mod browse;
+mod html;
 mod render;
 pub(crate) mod source;
+mod treemap;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,7 +24,8 @@ use kiln_inspect::ci::{RuleName, RuleResult, Rules, Status, parse_dive_ci};
 use kiln_oci::{Image, Store};
 
 use crate::Globals;
-use crate::cmd::outline::{DockerfileSource, Format};
+use crate::cmd::outline::DockerfileSource;
+use crate::graph::{GraphDoc, StageRun};
 use source::SourceInstruction;
 
 #[derive(Debug, clap::Args)]
@@ -31,14 +39,34 @@ pub(crate) struct Args {
     /// The stage the image was built as (with `-f`; default: the last).
     #[arg(long, value_name = "STAGE", requires = "dockerfile")]
     pub target: Option<String>,
-    /// Output format: `text`, or `json` (dive's `--json` export, plus kiln's findings).
+    /// Output format: `text`, `json` (dive's `--json` export, plus kiln's findings) or
+    /// `html` (one self-contained page: stage graph with `-f`, layers, treemap, waste).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Browse the layers and their files in the terminal: layers on the left, the selected
+    /// layer's added, changed and removed files on the right, wasted files marked. Keys:
+    /// up/down select, tab switches pane, enter opens a directory, q quits.
+    #[arg(short = 'i', long, conflicts_with_all = ["output", "ci"])]
+    pub interactive: bool,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub rules: RuleArgs,
     /// How many files to list per layer and per finding in text.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,
+}
+
+/// How `kiln analyze` writes its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// For people.
+    Text,
+    /// dive's JSON export, plus kiln's findings under `kiln`.
+    Json,
+    /// One self-contained HTML page (no network, no external scripts).
+    Html,
 }
 
 /// dive's CI flags (same names), and kiln's `--max-size`.
@@ -150,6 +178,8 @@ pub(crate) struct Report<'a> {
     pub stages: Vec<StageRow>,
     pub results: Option<Vec<RuleResult>>,
     pub top: usize,
+    /// The stage graph (HTML only): from `-f`, or the build's with its steps' times.
+    pub graph: Option<GraphDoc>,
 }
 
 impl Report<'_> {
@@ -197,19 +227,37 @@ pub(crate) fn sources(
     Ok((src.path.display().to_string(), per_layer))
 }
 
-/// Prints `report` in `format`; the status is 1 when a rule failed.
-pub(crate) fn print(report: &Report<'_>, format: Format) -> anyhow::Result<ExitCode> {
-    match format {
-        Format::Text => out!("{}", render::text(report))?,
-        Format::Json => {
+/// Writes `report` in `format` to `output` (stdout when `None`); the status is 1 when a
+/// rule failed.
+pub(crate) fn print(
+    report: &Report<'_>,
+    format: Format,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let write = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+        match format {
+            Format::Text => w.write_all(render::text(report).as_bytes())?,
             // Streamed: a layer's changes are written as they are serialized.
-            use std::io::Write as _;
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *w, &render::json(report))
+                    .map_err(std::io::Error::from)?;
+                writeln!(w)?;
+            }
+            Format::Html => w.write_all(html::page(report).as_bytes())?,
+        }
+        w.flush()
+    };
+    match output {
+        None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            serde_json::to_writer_pretty(&mut w, &render::json(report))
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(w))
-                .and_then(|()| w.flush())
-                .map_err(crate::StdoutError)?;
+            write(&mut w).map_err(crate::StdoutError)?;
+        }
+        Some(path) => {
+            let err = |e: std::io::Error| {
+                anyhow::anyhow!("cannot write the report `{}`: {e}", path.display())
+            };
+            let file = std::fs::File::create(path).map_err(err)?;
+            write(&mut std::io::BufWriter::new(file)).map_err(err)?;
         }
     }
     Ok(if report.passed() {
@@ -229,6 +277,10 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|f| crate::cmd::outline::read_dockerfile(Some(f), Path::new(".")))
         .transpose()?;
     let analysis = kiln_inspect::analyze_image(&store, &image)?;
+    let graph = match (&src, args.format) {
+        (Some(src), Format::Html) => Some(plan_graph(src, args.target.as_ref())?),
+        _ => None,
+    };
     let sources = src
         .map(|src| sources(&image, &analysis, &src, args.target.as_deref()))
         .transpose()?;
@@ -241,21 +293,42 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         stages: Vec::new(),
         results,
         top: args.top,
+        graph,
     };
-    print(&report, args.format)
+    if args.interactive {
+        browse::run(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print(&report, args.format, args.output.as_deref())
 }
 
-/// `kiln build --analyze`: the built image's report, with its layers' lines in the
-/// Dockerfile and its stages.
-pub(crate) fn after_build(
+/// The stage graph of the Dockerfile `src` for `target`, without a build's times.
+fn plan_graph(src: &DockerfileSource, target: Option<&String>) -> anyhow::Result<GraphDoc> {
+    let opts = crate::cmd::outline::build_options(target, &[], None)?;
+    let df = kiln_syntax::parse(&src.text).map_err(|e| src.error(e.to_diagnostic()))?;
+    let plan = crate::cmd::outline::plan_parsed(src, &df, &opts)?;
+    Ok(GraphDoc::new(&plan, src, &BTreeMap::new()))
+}
+
+/// What a report after a build draws from: the image, its analysis, its layers' lines and
+/// its stages.
+struct Built {
+    image: Image,
+    analysis: Analysis,
+    sources: (String, Vec<Option<SourceInstruction>>),
+    stages: Vec<StageRow>,
+    name: String,
+}
+
+fn built(
     store: &Store,
     outcome: &kiln_build::BuildOutcome,
     src: &DockerfileSource,
     target: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Built> {
     let image = Image::read(store, &outcome.manifest, Vec::new())?;
     let analysis = kiln_inspect::analyze_image(store, &image)?;
-    let sources = Some(sources(&image, &analysis, src, target)?);
+    let sources = sources(&image, &analysis, src, target)?;
     let size = |layers: &[kiln_oci::Descriptor]| {
         layers
             .iter()
@@ -274,18 +347,62 @@ pub(crate) fn after_build(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let name = outcome.id.short().to_owned();
-    let report = Report {
-        name: &name,
-        image: &image,
-        analysis: &analysis,
+    Ok(Built {
+        image,
+        analysis,
         sources,
         stages,
+        name: outcome.id.short().to_owned(),
+    })
+}
+
+/// `kiln build --analyze`: the built image's report, with its layers' lines in the
+/// Dockerfile and its stages.
+pub(crate) fn after_build(
+    store: &Store,
+    outcome: &kiln_build::BuildOutcome,
+    src: &DockerfileSource,
+    target: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let b = built(store, outcome, src, target)?;
+    let report = Report {
+        name: &b.name,
+        image: &b.image,
+        analysis: &b.analysis,
+        sources: Some(b.sources),
+        stages: b.stages,
         results: None,
         top: 5,
+        graph: None,
     };
     outln!()?;
-    print(&report, Format::Text)
+    print(&report, Format::Text, None)
+}
+
+/// `kiln build --report FILE`: the built image's report as HTML, with the build's stage
+/// graph and each stage's steps' times (`runs`, by stage label).
+pub(crate) fn report_after_build(
+    store: &Store,
+    outcome: &kiln_build::BuildOutcome,
+    src: &DockerfileSource,
+    target: Option<&str>,
+    plan: &kiln_frontend::Plan,
+    runs: &BTreeMap<String, StageRun>,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let b = built(store, outcome, src, target)?;
+    let report = Report {
+        name: &b.name,
+        image: &b.image,
+        analysis: &b.analysis,
+        sources: Some(b.sources),
+        stages: b.stages,
+        results: None,
+        top: 5,
+        graph: Some(GraphDoc::new(plan, src, runs)),
+    };
+    print(&report, Format::Html, Some(file))?;
+    Ok(())
 }
 
 /// The image `name` names, or an error with a hint.

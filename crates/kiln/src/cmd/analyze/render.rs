@@ -16,13 +16,16 @@ fn dive_command(created_by: &str) -> &str {
     created_by.strip_prefix("/bin/sh -c ").unwrap_or(created_by)
 }
 
-fn source<'r>(report: &'r Report<'_>, layer: usize) -> Option<(&'r str, &'r SourceInstruction)> {
+pub(super) fn source<'r>(
+    report: &'r Report<'_>,
+    layer: usize,
+) -> Option<(&'r str, &'r SourceInstruction)> {
     let (file, per_layer) = report.sources.as_ref()?;
     Some((file.as_str(), per_layer.get(layer)?.as_ref()?))
 }
 
 /// What made `layer`: `Dockerfile:3 RUN make`, else its history text.
-fn made_by(report: &Report<'_>, layer: usize) -> String {
+pub(super) fn made_by(report: &Report<'_>, layer: usize) -> String {
     if let Some((file, s)) = source(report, layer) {
         return format!("{file}:{} {}", s.line, s.original);
     }
@@ -32,7 +35,7 @@ fn made_by(report: &Report<'_>, layer: usize) -> String {
     }
 }
 
-fn short(s: &str, max: usize) -> String {
+pub(super) fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -49,7 +52,7 @@ fn tally(t: kiln_inspect::Tally) -> String {
 }
 
 /// What a finding is, in words.
-fn what(report: &Report<'_>, f: &Finding) -> String {
+pub(super) fn what(report: &Report<'_>, f: &Finding) -> String {
     let by = |layer: usize| format!("layer {layer} ({})", short(&made_by(report, layer), 50));
     match f.reason {
         WasteReason::Overwritten { by: l } => format!("written again by {}", by(l)),
@@ -121,7 +124,7 @@ pub(crate) fn fix(reason: WasteReason) -> &'static str {
     }
 }
 
-fn percent(ratio: f64) -> String {
+pub(super) fn percent(ratio: f64) -> String {
     format!("{:.2} %", ratio * 100.0)
 }
 
@@ -318,7 +321,7 @@ fn table<const N: usize>(s: &mut String, rows: &[[String; N]]) {
 }
 
 /// What each stage gave the final image: the bytes its `COPY --from` layers add.
-fn contributions(report: &Report<'_>) -> Vec<(String, u64, u64, Vec<String>)> {
+pub(super) fn contributions(report: &Report<'_>) -> Vec<(String, u64, u64, Vec<String>)> {
     let mut out: Vec<(String, u64, u64, Vec<String>)> = Vec::new();
     for (i, l) in report.analysis.layers.iter().enumerate() {
         let Some((file, s)) = source(report, i) else {
@@ -343,7 +346,7 @@ fn contributions(report: &Report<'_>) -> Vec<(String, u64, u64, Vec<String>)> {
 
 /// Whether a `--from` value (lowercase) names the stage `st`: by its name, or by its
 /// number (kiln names an unnamed stage `stage-N`).
-fn names_stage(from: &str, st: &super::StageRow) -> bool {
+pub(super) fn names_stage(from: &str, st: &super::StageRow) -> bool {
     let name = st.name.to_ascii_lowercase();
     from == name || name.strip_prefix("stage-") == Some(from)
 }

@@ -99,6 +99,12 @@ pub(crate) struct Args {
     /// build fails too.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["explain", "check"])]
     pub graph: Option<PathBuf>,
+    /// After the build, write its report to FILE as one self-contained HTML page (no network,
+    /// no external scripts) for a CI job to keep: the stage graph with each stage's time and
+    /// size, the layers coloured by instruction, a treemap of the image by directory, the
+    /// wasted files with their fixes (as `kiln analyze --format html`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["explain", "check"])]
+    pub report: Option<PathBuf>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
     /// (repeatable). Its bytes never reach the image, its history or the logs.
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret_arg)]
@@ -383,6 +389,17 @@ fn build_in(
         }
     }
     outln!("{id}")?;
+    if let Some(file) = &args.report {
+        crate::cmd::analyze::report_after_build(
+            store,
+            &outcome,
+            &src,
+            args.target.as_deref(),
+            &plan,
+            &runs,
+            file,
+        )?;
+    }
     if args.analyze {
         return crate::cmd::analyze::after_build(store, &outcome, &src, args.target.as_deref());
     }

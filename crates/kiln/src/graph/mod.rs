@@ -32,6 +32,10 @@ use kiln_syntax::LineIndex;
 
 use crate::cmd::outline::DockerfileSource;
 
+mod svg;
+
+pub(crate) use svg::StageSize;
+
 /// The document every rendering draws.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct GraphDoc {
@@ -183,6 +187,13 @@ impl GraphDoc {
             nodes,
             edges,
         }
+    }
+
+    /// The stages whose steps ran, in file order, with what their steps did.
+    pub(crate) fn stage_runs(&self) -> impl Iterator<Item = (&str, &StageRun)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.name.as_str(), n.run.as_ref()?)))
     }
 
     fn node(&self, id: &str) -> &NodeDoc {
