@@ -318,10 +318,21 @@ impl Cache {
 
     /// The key step `id` had when it was last remembered, if any (its explanation unread).
     pub fn last_key(&self, id: &StepIdentity) -> Result<Option<CacheKey>, CacheError> {
-        let key: Option<String> = self
-            .conn()
+        let key = self.step_column(id, "key")?;
+        Ok(key.and_then(|k| k.parse().ok()))
+    }
+
+    /// One column (`key` or `explanation`) of what is remembered for step `id`.
+    fn step_column(
+        &self,
+        id: &StepIdentity,
+        column: &'static str,
+    ) -> Result<Option<String>, CacheError> {
+        self.conn()
             .query_row(
-                "SELECT key FROM steps WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3",
+                &format!(
+                    "SELECT {column} FROM steps WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3"
+                ),
                 params![id.dockerfile, id.stage, id.step],
                 |r| r.get(0),
             )
@@ -329,24 +340,12 @@ impl Cache {
             .map_err(self.db_err(format!(
                 "read step {} of stage `{}` of `{}`",
                 id.step, id.stage, id.dockerfile
-            )))?;
-        Ok(key.and_then(|k| k.parse().ok()))
+            )))
     }
 
     /// The explanation remembered for step `id`, if any.
     pub fn last_step(&self, id: &StepIdentity) -> Result<Option<KeyExplanation>, CacheError> {
-        let json: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT explanation FROM steps WHERE dockerfile = ?1 AND stage = ?2 AND step = ?3",
-                params![id.dockerfile, id.stage, id.step],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.db_err(format!(
-                "read step {} of stage `{}` of `{}`",
-                id.step, id.stage, id.dockerfile
-            )))?;
+        let json = self.step_column(id, "explanation")?;
         json.map(|j| {
             serde_json::from_str(&j).map_err(|e| {
                 self.corrupt(format!(

@@ -109,7 +109,7 @@ impl Walk {
     /// An uncompressed layer is skipped through with seeks when not hashing.
     pub fn file<R: Read + Seek>(self, mut file: R, f: impl FnMut(LayerEntry)) -> io::Result<()> {
         let mut magic = [0u8; 4];
-        let n = read_prefix(&mut file, &mut magic)?;
+        let n = kiln_layer::read_full(&mut file, &mut magic)?;
         file.seek(SeekFrom::Start(0))?;
         let plain = matches!(
             kiln_layer::compress::detect(&magic[..n]),
@@ -129,19 +129,6 @@ impl Walk {
         let mut archive = tar::Archive::new(r);
         walk_entries(archive.entries()?, self, f)
     }
-}
-
-fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The read buffer of a walk that seeks: a header and a little more. Larger, and the reads

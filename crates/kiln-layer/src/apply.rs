@@ -82,8 +82,9 @@ enum Shared {
     Written,
 }
 
-/// Reads until `buf` is full or the reader ends; how many bytes it read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the reader ends (retrying interrupted reads); how many bytes
+/// it read.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -23,7 +23,7 @@ pub mod pack;
 pub mod safe_fs;
 pub mod writer;
 
-pub use apply::{ApplyError, ApplyOptions, ApplyStats, LinkFrom, apply};
+pub use apply::{ApplyError, ApplyOptions, ApplyStats, LinkFrom, apply, read_full};
 pub use compress::{Compression, decompress};
 pub use diff::{DiffError, DiffOptions, DiffStats, NewTree, diff};
 pub use digest::{Digest, DigestParseError, HashingReader, HashingWriter, digest_reader};

@@ -703,16 +703,22 @@ fn a_runs_files_are_created_once_and_its_snapshot_is_its_layer() {
     );
     assert_eq!(linked, 100 + 1, "every RUN file is linked");
     for layer in &outcome.layers[1..] {
-        let fresh = tempfile::tempdir().unwrap();
-        let blob = std::fs::File::open(fx.store.blob_path(&layer.descriptor.digest)).unwrap();
-        let (plain, _) = kiln_layer::decompress(std::io::BufReader::new(blob)).unwrap();
-        kiln_layer::overlay::unpack_lower(plain, fresh.path(), None).unwrap();
+        let fresh = unpacked(&fx.store, layer);
         assert_eq!(
             tree_state(&layer.snapshot),
             tree_state(fresh.path()),
             "the linked snapshot is its layer, unpacked"
         );
     }
+}
+
+/// `layer`'s blob unpacked alone into a new directory, as a snapshot would be.
+fn unpacked(store: &Store, layer: &crate::layers::Layer) -> tempfile::TempDir {
+    let fresh = tempfile::tempdir().unwrap();
+    let blob = std::fs::File::open(store.blob_path(&layer.descriptor.digest)).unwrap();
+    let (plain, _) = kiln_layer::decompress(std::io::BufReader::new(blob)).unwrap();
+    kiln_layer::overlay::unpack_lower(plain, fresh.path(), None).unwrap();
+    fresh
 }
 
 /// `tree_state` without link counts: a snapshot that shares files with another has the same
@@ -732,10 +738,7 @@ fn without_nlink(state: Vec<String>) -> Vec<String> {
 /// Each layer's snapshot is exactly its layer unpacked (link counts aside).
 fn assert_snapshots_are_their_layers(store: &Store, outcome: &BuildOutcome) {
     for layer in &outcome.layers {
-        let fresh = tempfile::tempdir().unwrap();
-        let blob = std::fs::File::open(store.blob_path(&layer.descriptor.digest)).unwrap();
-        let (plain, _) = kiln_layer::decompress(std::io::BufReader::new(blob)).unwrap();
-        kiln_layer::overlay::unpack_lower(plain, fresh.path(), None).unwrap();
+        let fresh = unpacked(store, layer);
         assert_eq!(
             without_nlink(tree_state(&layer.snapshot)),
             without_nlink(tree_state(fresh.path())),
