@@ -181,7 +181,7 @@ fn walk_entries<R: Read>(
             _ => continue,
         };
         let raw = entry.path_bytes();
-        let path = normalized(&raw);
+        let path = kiln_layer::entry::normalized_path(&raw);
         if path.is_empty() {
             // `./`: the root's own metadata, which no layer tool shows as a file.
             continue;
@@ -193,7 +193,7 @@ fn walk_entries<R: Read>(
         if let Some(name) = base.strip_prefix(b".wh.") {
             let op = if name == b".wh..opq" {
                 LayerEntry {
-                    path: normalized(dir).to_vec(),
+                    path: kiln_layer::entry::normalized_path(dir).to_vec(),
                     op: Op::Opaque,
                 }
             } else if name.starts_with(b".wh.") {
@@ -225,7 +225,7 @@ fn walk_entries<R: Read>(
         let link = match kind {
             Kind::Symlink | Kind::Hardlink => entry.link_name_bytes().map(|l| {
                 if kind == Kind::Hardlink {
-                    normalized(&l).into()
+                    kiln_layer::entry::normalized_path(&l).into()
                 } else {
                     l.as_ref().into()
                 }
@@ -267,21 +267,4 @@ impl io::Write for HashWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// `./a/b/` and `/a/b` are `a/b`.
-pub(crate) fn normalized(mut path: &[u8]) -> &[u8] {
-    loop {
-        if let Some(rest) = path.strip_prefix(b"./") {
-            path = rest;
-        } else if let Some(rest) = path.strip_prefix(b"/") {
-            path = rest;
-        } else {
-            break;
-        }
-    }
-    while let Some(rest) = path.strip_suffix(b"/") {
-        path = rest;
-    }
-    if path == b"." { b"" } else { path }
 }

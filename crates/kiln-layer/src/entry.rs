@@ -155,3 +155,21 @@ pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
     }
     Ok(out)
 }
+
+/// The path of a tar entry as a layer means it: `./a/b/`, `/a/b` and `a/b` are `a/b`, and
+/// the root (`./`, `.`, `/`) is empty.
+pub fn normalized_path(mut path: &[u8]) -> &[u8] {
+    loop {
+        if let Some(rest) = path.strip_prefix(b"./") {
+            path = rest;
+        } else if let Some(rest) = path.strip_prefix(b"/") {
+            path = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    if path == b"." { b"" } else { path }
+}

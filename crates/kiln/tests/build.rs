@@ -748,34 +748,3 @@ fn blob_by_name(blobs: &[(String, Vec<u8>)], name: &str) -> Vec<u8> {
         .find(|(n, _)| n == name)
         .map_or_else(|| panic!("no {name} in the archive"), |(_, b)| b.clone())
 }
-
-/// Issue 12, through overlayfs: a `COPY --from` shares its source's files (the snapshot
-/// records whose), yet no RUN and no export sees one inode under two names that the layers
-/// made separately: not when a stage copies from its own base, nor when it copies a copy.
-#[test]
-fn copy_from_shares_files_but_no_stack_shows_them_twice() {
-    let Some(env) = store_env() else { return };
-    let df = "FROM busybox AS a\nRUN mkdir /x && echo 1 > /x/one && echo 2 > /x/two\n\
-              FROM busybox AS c\nCOPY --from=a /x /a\n\
-              FROM a\nCOPY --from=a /x /y\nCOPY --from=c /a /from-c\n\
-              RUN [ \"$(stat -c %i /x/one)\" != \"$(stat -c %i /y/one)\" ] && \
-                  [ \"$(stat -c %i /x/one)\" != \"$(stat -c %i /from-c/one)\" ] && \
-                  [ \"$(stat -c %i /y/one)\" != \"$(stat -c %i /from-c/one)\" ] && \
-                  cat /x/one /y/two /from-c/one > /seen\n";
-    let ctx = env.context("shared-files", df, &[]);
-    let out = env.store.parent().unwrap().join("shared-files-out");
-    let _ = fs::remove_dir_all(&out);
-    let dest = format!("type=local,dest={}", out.display());
-    ok(&env.kiln(&["build", "-q", "-o", &dest, ctx.to_str().unwrap()]));
-    assert_eq!(fs::read_to_string(out.join("seen")).unwrap(), "1\n2\n1\n");
-    let shares = fs::read_dir(env.store.join("snapshots"))
-        .unwrap()
-        .filter(|s| s.as_ref().unwrap().path().join("shares").is_file())
-        .count();
-    assert!(shares >= 1, "stage c's COPY --from shares a's files");
-    for f in ["x/one", "y/one", "from-c/one"] {
-        use std::os::unix::fs::MetadataExt as _;
-        let m = fs::symlink_metadata(out.join(f)).unwrap();
-        assert_eq!(m.nlink(), 1, "{f} is a file of its own in the export");
-    }
-}

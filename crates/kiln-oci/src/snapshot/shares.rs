@@ -82,19 +82,29 @@ pub fn separate(lowers: &[PathBuf]) -> Result<(), IoError> {
     if lowers.len() < 2 {
         return Ok(());
     }
+    // Each member's record is read once; most snapshots have none.
+    let mut families: Vec<(BTreeSet<String>, BTreeSet<String>)> = lowers
+        .iter()
+        .map(|tree| {
+            let shares = shares_of(tree);
+            let mut family = shares.clone();
+            family.extend(id_of(tree));
+            (shares, family)
+        })
+        .collect();
     for (i, tree) in lowers.iter().enumerate() {
-        let shares = shares_of(tree);
-        if shares.is_empty() {
+        if families[i].0.is_empty() {
             continue;
         }
-        let others: BTreeSet<String> = lowers
+        let meets = families
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .flat_map(|(_, l)| family(l))
-            .collect();
-        if !shares.is_disjoint(&others) {
+            .any(|(_, (_, family))| !families[i].0.is_disjoint(family));
+        if meets {
             materialize(tree)?;
+            // Its files are its own now: its family is itself alone.
+            families[i] = (BTreeSet::new(), id_of(tree).into_iter().collect());
         }
     }
     Ok(())

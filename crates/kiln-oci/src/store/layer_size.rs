@@ -48,26 +48,12 @@ pub fn content_size<R: Read>(layer: R) -> io::Result<u64> {
                 .map_or(0, |target| target.len() as u64),
             _ => 0,
         };
-        sizes.insert(normalized(&entry.path_bytes()).to_vec(), size);
+        sizes.insert(
+            kiln_layer::entry::normalized_path(&entry.path_bytes()).to_vec(),
+            size,
+        );
     }
     Ok(sizes.values().sum())
-}
-
-/// `./a/b/` and `/a/b` are `a/b`.
-fn normalized(mut path: &[u8]) -> &[u8] {
-    loop {
-        if let Some(rest) = path.strip_prefix(b"./") {
-            path = rest;
-        } else if let Some(rest) = path.strip_prefix(b"/") {
-            path = rest;
-        } else {
-            break;
-        }
-    }
-    while let Some(rest) = path.strip_suffix(b"/") {
-        path = rest;
-    }
-    path
 }
 
 impl Store {

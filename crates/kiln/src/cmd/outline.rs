@@ -11,12 +11,14 @@ use kiln_syntax::Diagnostic;
 use crate::Globals;
 use crate::diagnostics::{self, SourceError};
 
+/// What the commands that read a Dockerfile without building it (`outline`, `graph`) take
+/// to plan it as `kiln build` would.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub(crate) struct PlanArgs {
     /// The Dockerfile (default: `CONTEXT/Dockerfile`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
-    /// The stage to build (default: the last).
+    /// The stage to build (default: the last); what it does not need is pruned.
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
     /// Set a build-time variable; `K` alone takes the value from the environment.
@@ -25,12 +27,31 @@ pub(crate) struct Args {
     /// The target platform (default: the host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// The build context (where the Dockerfile is looked for).
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+}
+
+impl PlanArgs {
+    /// The Dockerfile read, and the build options these arguments give.
+    pub(crate) fn read(&self) -> anyhow::Result<(DockerfileSource, BuildOptions)> {
+        let src = read_dockerfile(self.dockerfile.as_deref(), &self.context)?;
+        let opts = build_options(
+            self.target.as_ref(),
+            &self.build_arg,
+            self.platform.as_ref(),
+        )?;
+        Ok((src, opts))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub plan: PlanArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// The build context.
-    #[arg(default_value = ".")]
-    pub context: PathBuf,
 }
 
 /// How `outline` and `build --explain` print.
@@ -214,13 +235,8 @@ pub(crate) fn build_options(
 }
 
 pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
-    let src = read_dockerfile(args.dockerfile.as_deref(), &args.context)?;
-    let opts = build_options(
-        args.target.as_ref(),
-        &args.build_arg,
-        args.platform.as_ref(),
-    )?;
-    let ignore = kiln_context::IgnoreRules::for_build(&args.context, &src.path)
+    let (src, opts) = args.plan.read()?;
+    let ignore = kiln_context::IgnoreRules::for_build(&args.plan.context, &src.path)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = crate::cmd::lint::existing_store(&globals.root);
     let images = store.as_ref().map(crate::cmd::lint::StoreImages);
