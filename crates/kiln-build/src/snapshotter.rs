@@ -32,12 +32,20 @@ impl Snapshotter {
     /// this process can mount it and `root` (the store) is not itself on an overlayfs, whose
     /// directories overlay refuses as upper dirs. A command calls this once and passes the
     /// answer on.
+    ///
+    /// In a user namespace (rootless) overlayfs also needs a kernel that mounts it there
+    /// (5.11+, with `userxattr`) on the store's filesystem: that is probed once per store, with
+    /// a real mount, and the answer kept in the store ([`Layout::overlay_probe`]).
+    ///
+    /// [`Layout::overlay_probe`]: kiln_oci::store::Layout::overlay_probe
     pub fn choose(root: &Path, requested: Option<Self>) -> Self {
         requested.unwrap_or_else(|| {
-            if kiln_sandbox::overlay_available() && !on_overlayfs(root) {
-                Self::Overlay
-            } else {
+            if !kiln_sandbox::overlay_available() || on_overlayfs(root) {
                 Self::Naive
+            } else if kiln_io::in_user_namespace() {
+                probe_once(root)
+            } else {
+                Self::Overlay
             }
         })
     }
@@ -217,6 +225,50 @@ pub(crate) fn merged_copy(
 }
 
 /// Whether `path` is on an overlayfs, by the longest matching mount point.
+/// The rootless answer kept in the store, or a probe's: an overlay of two directories
+/// mounted in a thread of this process (its user namespace), as every view and RUN is.
+fn probe_once(root: &Path) -> Snapshotter {
+    let layout = kiln_oci::store::Layout::new(root);
+    let record = layout.overlay_probe();
+    match fs::read_to_string(&record).as_deref().map(str::trim) {
+        Ok("overlay") => return Snapshotter::Overlay,
+        Ok("naive") => return Snapshotter::Naive,
+        _ => {}
+    }
+    let dir = layout.tmp_unique("overlay-probe");
+    let works = probe_overlay(&dir).unwrap_or(false);
+    let _ = fs::remove_dir_all(&dir);
+    let answer = if works { "overlay" } else { "naive" };
+    // Written whole or not at all; a store that cannot be written gets probed again.
+    let tmp = layout.tmp_unique("overlay-probe-answer");
+    if fs::write(&tmp, answer).is_ok() && fs::rename(&tmp, &record).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    if works {
+        Snapshotter::Overlay
+    } else {
+        Snapshotter::Naive
+    }
+}
+
+fn probe_overlay(dir: &Path) -> io::Result<bool> {
+    let (upper, lower, at) = (dir.join("a"), dir.join("b"), dir.join("merged"));
+    for d in [&upper, &lower, &at] {
+        fs::create_dir_all(d)?;
+    }
+    fs::write(lower.join("probe"), b"")?;
+    let lowers = [upper, lower];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let sys = kiln_sandbox::sys::LinuxSyscall;
+            kiln_sandbox::mount_private_view(&sys, &lowers, &at)
+                .is_ok_and(|seen| seen.join("probe").exists())
+        })
+        .join()
+        .map_err(|_| io::Error::other("the overlay probe's thread panicked"))
+    })
+}
+
 fn on_overlayfs(path: &Path) -> bool {
     let (Ok(mounts), Ok(path)) = (
         std::fs::read_to_string("/proc/self/mountinfo"),

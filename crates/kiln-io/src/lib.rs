@@ -73,6 +73,23 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+/// The inode of the initial user namespace (the kernel's `PROC_USER_INIT_INO`).
+const INITIAL_USER_NAMESPACE: &str = "user:[4026531837]";
+
+/// Whether this process runs in a user namespace of its own rather than the host's initial
+/// one: rootless kiln, or kiln inside a container with a user namespace. There the kernel
+/// refuses `trusted.*` extended attributes, so overlayfs is mounted with `userxattr` and keeps
+/// its opaque-directory marks in `user.overlay.*`; and device nodes other than whiteouts
+/// cannot be made. Read once per process (a process that enters a namespace itself does so
+/// before it asks).
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_link("/proc/self/ns/user")
+            .is_ok_and(|l| l.as_os_str() != INITIAL_USER_NAMESPACE)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

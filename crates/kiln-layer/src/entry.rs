@@ -139,7 +139,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
         let Ok(name) = std::str::from_utf8(name) else {
             continue;
         };
-        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+        if crate::overlay::is_overlay_xattr(name) || name == "security.selinux" {
             continue;
         }
         let mut value = vec![0u8; 256];

@@ -4,7 +4,9 @@
 //!
 //! Overlay's format, as the kernel writes it in an upper dir and reads it in lower dirs: a
 //! removed entry is a character device 0/0 of the same name, and a directory that hides
-//! everything below it carries the extended attribute `trusted.overlay.opaque=y`.
+//! everything below it carries the extended attribute `trusted.overlay.opaque=y`, or
+//! `user.overlay.opaque=y` in a user namespace of its own (rootless: overlayfs is mounted
+//! with `userxattr` there, and the kernel refuses `trusted.*`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -16,18 +18,41 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::{ApplyError, ApplyOptions, ApplyStats, LinkFrom, apply};
 
-/// The xattr marking an opaque directory.
+/// The xattr marking an opaque directory for overlayfs mounted by the host's root.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// The xattr marking an opaque directory for overlayfs mounted with `userxattr`, in a user
+/// namespace.
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque-directory xattr that this process's overlay mounts read: [`USER_OPAQUE_XATTR`]
+/// in a user namespace of its own ([`kiln_io::in_user_namespace`]), else [`OPAQUE_XATTR`].
+pub fn opaque_xattr() -> &'static str {
+    if kiln_io::in_user_namespace() {
+        USER_OPAQUE_XATTR
+    } else {
+        OPAQUE_XATTR
+    }
+}
+
+/// Whether `name` is an xattr of overlayfs's own format (`trusted.overlay.*`,
+/// `user.overlay.*`): never part of a layer.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
 
 /// Whether `meta` is an overlay whiteout (a 0/0 character device).
 pub fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-/// Whether the directory at `path` is opaque.
+/// Whether the directory at `path` is opaque, marked in either namespace (the kernel wrote
+/// the mark it reads; an unpack wrote [`opaque_xattr`]).
 pub fn is_opaque(path: &Path) -> bool {
-    let mut v = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y')
+    [OPAQUE_XATTR, USER_OPAQUE_XATTR].into_iter().any(|name| {
+        let mut v = [0u8; 4];
+        matches!(rustix::fs::lgetxattr(path, name, &mut v), Ok(1) if v[0] == b'y')
+    })
 }
 
 /// A stack of lower dirs (topmost first) with each dir only at its topmost place: overlayfs
@@ -119,7 +144,7 @@ fn convert_whiteouts(dir: &Path) -> Result<(), OverlayError> {
         let marker = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
         fs::remove_file(&path).map_err(io_err("remove", &path))?;
         if hidden == b".wh..opq" {
-            rustix::fs::setxattr(dir, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
+            rustix::fs::setxattr(dir, opaque_xattr(), b"y", rustix::fs::XattrFlags::empty())
                 .map_err(|e| io_err("mark opaque", dir)(e.into()))?;
         } else {
             let target = dir.join(OsStr::from_bytes(&hidden));

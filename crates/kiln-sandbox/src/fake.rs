@@ -19,6 +19,7 @@ pub struct RecordingSyscall {
     fs: RefCell<BTreeMap<PathBuf, (Kind, Vec<u8>)>>,
     fail: RefCell<BTreeMap<String, io::ErrorKind>>,
     fail_once: RefCell<BTreeMap<String, i32>>,
+    user_namespace: bool,
 }
 
 impl RecordingSyscall {
@@ -62,6 +63,13 @@ impl RecordingSyscall {
             PathBuf::from(path),
             (Kind::Symlink, target.as_bytes().to_vec()),
         );
+        self
+    }
+
+    /// A fake that runs in a user namespace of its own (rootless).
+    #[must_use]
+    pub fn rootless(mut self) -> Self {
+        self.user_namespace = true;
         self
     }
 
@@ -189,6 +197,14 @@ impl Syscall for RecordingSyscall {
 
     fn unmount(&self, target: &Path) -> io::Result<()> {
         self.record(format!("umount {}", target.display()))
+    }
+
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        self.record(format!("move {} {}", source.display(), target.display()))
+    }
+
+    fn in_user_namespace(&self) -> bool {
+        self.user_namespace
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {

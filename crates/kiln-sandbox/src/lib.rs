@@ -27,6 +27,7 @@ pub mod setup;
 pub mod spec;
 pub mod sys;
 pub mod user;
+pub mod userns;
 pub mod view;
 
 pub use run::{Launcher, Running, SandboxError, Stopper, overlay_available, write_etc_files};

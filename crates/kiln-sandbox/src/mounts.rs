@@ -9,7 +9,6 @@
 //! its mount namespace) and, for a target elsewhere, bound there read-only and unlinked from
 //! `/dev` at once.
 
-use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use crate::setup::{
@@ -162,21 +161,9 @@ pub(crate) fn overlay(
             // Relative lower dirs under their common parent keep the options in one page.
             let base = common_ancestor(lower);
             sys.chdir(&base).map_err(io_err("enter", &base))?;
-            let lowers: Vec<String> = lower
-                .iter()
-                .map(|l| {
-                    l.strip_prefix(&base)
-                        .ok()
-                        .filter(|r| !r.as_os_str().is_empty())
-                        .unwrap_or(l)
-                        .display()
-                        .to_string()
-                })
-                .collect();
-            let mut data = format!("lowerdir={}", lowers.join(":"));
-            if let Some((u, w)) = upper {
-                let _ = write!(data, ",upperdir={},workdir={}", u.display(), w.display());
-            }
+            let upper = upper.map(|(u, w)| (u.as_path(), w.as_path()));
+            let data =
+                crate::spec::Spec::overlay_options(lower, upper, &base, sys.in_user_namespace());
             let opts = MountOpts {
                 rdonly: upper.is_none(),
                 ..MountOpts::NONE

@@ -50,6 +50,17 @@ pub enum SetupError {
         /// `args[0]`.
         program: String,
     },
+    /// `USER` names ids that the user namespace kiln runs in does not map (rootless without
+    /// subordinate ids).
+    #[error(
+        "user {uid}:{gid} does not exist in kiln's user namespace: without subordinate ids only your own id is mapped (as root)\nhint: give your user subordinate ids, e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`, and install `uidmap` (newuidmap, newgidmap)"
+    )]
+    Unmapped {
+        /// The uid.
+        uid: u32,
+        /// The gid.
+        gid: u32,
+    },
     /// `execve` failed.
     #[error("cannot execute `{program}`")]
     Exec {
@@ -106,6 +117,12 @@ const DEVICES: [(&str, u32, u32); 6] = [
 /// Parts of `/proc` made read-only (Docker's list): a step cannot change the host's kernel
 /// settings through them.
 const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
+
+/// Where a rootless step finds the host's `/proc` (bound in the `/dev` tmpfs, never in the
+/// layer): the kernel mounts a fresh proc in a user namespace only while a proc it would
+/// reveal is already visible, and when even that is refused (a container that masks parts of
+/// its `/proc`) the step gets this one moved to `/proc`.
+const HOST_PROC: &str = "/dev/.host-proc";
 
 /// Files of `/proc` hidden behind `/dev/null` (Docker's list).
 const PROC_MASKED: [&str; 5] = [
@@ -307,7 +324,8 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
         Rootfs::Overlay { lower, upper, work } => {
             let base = common_ancestor(lower);
             sys.chdir(&base).map_err(io_err("enter", &base))?;
-            let data = Spec::overlay_options(lower, upper, work, &base);
+            let data =
+                Spec::overlay_options(lower, Some((upper, work)), &base, sys.in_user_namespace());
             // `volatile` (Linux 5.10+) skips syncing the upper dir's filesystem, notably the
             // whole-filesystem sync when the step's mount namespace goes away, which costs
             // seconds on a busy disk. The step's result is made durable when its layer is
@@ -347,8 +365,26 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
     mark_mounted(&mut stubs, root, &dev);
     for (name, major, minor) in DEVICES {
         let p = dev.join(name);
-        sys.mknod_char(&p, 0o666, major, minor)
-            .map_err(io_err("create the device", &p))?;
+        match sys.mknod_char(&p, 0o666, major, minor) {
+            Ok(()) => {}
+            // In a user namespace only whiteouts can be made: the host's device is bound on
+            // an empty file instead, as rootless runtimes do.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let host = Path::new("/dev").join(name);
+                sys.create_file(&p, 0o666)
+                    .map_err(io_err("create the file", &p))?;
+                sys.bind(&host, &p)
+                    .map_err(io_err("bind-mount the host's device at", &p))?;
+            }
+            Err(e) => return Err(io_err("create the device", &p)(e)),
+        }
+    }
+    if sys.in_user_namespace() {
+        let host_proc = dev.join(HOST_PROC.trim_start_matches("/dev/"));
+        sys.mkdir(&host_proc, 0o555)
+            .map_err(io_err("create", &host_proc))?;
+        sys.bind(Path::new("/proc"), &host_proc)
+            .map_err(io_err("bind-mount the host's /proc at", &host_proc))?;
     }
     let pts = dev.join("pts");
     sys.mkdir(&pts, 0o755).map_err(io_err("create", &pts))?;
@@ -392,8 +428,19 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
         rdonly: true,
         ..MountOpts::RESTRICTED
     };
-    sys.mount("sysfs", &sysfs, "sysfs", sys_opts, "")
-        .map_err(io_err("mount sysfs at", &sysfs))?;
+    match sys.mount("sysfs", &sysfs, "sysfs", sys_opts, "") {
+        Ok(()) => {}
+        // A user namespace may mount sysfs only for a network namespace it owns: with the
+        // host's network a rootless step sees the host's `/sys`, read-only.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let host = Path::new("/sys");
+            sys.bind(host, &sysfs)
+                .map_err(io_err("bind-mount the host's /sys at", &sysfs))?;
+            sys.remount_readonly(&sysfs)
+                .map_err(io_err("make read-only", &sysfs))?;
+        }
+        Err(e) => return Err(io_err("mount sysfs at", &sysfs)(e)),
+    }
     mark_mounted(&mut stubs, root, &sysfs);
 
     for (rel, source) in [
@@ -424,8 +471,28 @@ pub fn build_rootfs(spec: &Spec, sys: &dyn Syscall) -> Result<Vec<Stub>, SetupEr
 /// [`exec_process`].
 pub fn mount_proc(sys: &dyn Syscall) -> Result<(), SetupError> {
     let proc = Path::new("/proc");
-    sys.mount("proc", proc, "proc", MountOpts::RESTRICTED, "")
-        .map_err(io_err("mount proc at", proc))?;
+    let host_proc = Path::new(HOST_PROC);
+    let bound = sys.kind(host_proc).is_some();
+    match sys.mount("proc", proc, "proc", MountOpts::RESTRICTED, "") {
+        Ok(()) if bound => {
+            sys.unmount(host_proc)
+                .map_err(io_err("unmount", host_proc))?;
+            sys.remove(host_proc, true)
+                .map_err(io_err("remove", host_proc))?;
+        }
+        Ok(()) => {}
+        // A container that masks parts of its `/proc` (Docker without
+        // `--security-opt systempaths=unconfined`) lets no user namespace mount a new one: the
+        // step gets the host's, whose masks came along, and sees the host's processes in it.
+        Err(e) if bound && e.kind() == io::ErrorKind::PermissionDenied => {
+            sys.move_mount(host_proc, proc)
+                .map_err(io_err("move the host's /proc to", proc))?;
+            sys.remove(host_proc, true)
+                .map_err(io_err("remove", host_proc))?;
+            return Ok(());
+        }
+        Err(e) => return Err(io_err("mount proc at", proc)(e)),
+    }
     for name in PROC_READONLY {
         let p = proc.join(name);
         if sys.kind(&p).is_some() {
@@ -502,6 +569,14 @@ pub fn exec_process(spec: &Spec, user: &User, cwd: &Path, sys: &dyn Syscall) -> 
         return io_err("limit the capabilities of", Path::new(program))(source);
     }
     if let Err(source) = sys.set_ids(user) {
+        if source.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+            && sys.in_user_namespace()
+        {
+            return SetupError::Unmapped {
+                uid: user.uid,
+                gid: user.gid,
+            };
+        }
         return io_err("set the user ids for", Path::new(program))(source);
     }
     // The ids' change cleared the parent-death signal: the step must still die with its init.

@@ -86,6 +86,72 @@ fn full_sequence_over_an_overlay() {
     assert_eq!(sys.calls(), expected);
 }
 
+/// In a user namespace: overlayfs with `userxattr`, the host's devices bound on files (no
+/// mknod), the host's `/sys` bound read-only when sysfs cannot be mounted (the host's
+/// network namespace), and the host's `/proc` bound in `/dev` for the step.
+#[test]
+fn rootless_sequence_binds_what_it_cannot_make() {
+    let sys = full_image()
+        .rootless()
+        .failing("mknod", io::ErrorKind::PermissionDenied)
+        .failing("mount sysfs", io::ErrorKind::PermissionDenied);
+    let stubs = build_rootfs(&spec(overlay()), &sys).unwrap();
+    assert!(stubs.is_empty());
+    let calls = sys.calls();
+    let at = |line: &str| {
+        calls
+            .iter()
+            .position(|c| c == line)
+            .unwrap_or_else(|| panic!("no `{line}` in {calls:#?}"))
+    };
+    assert!(calls[4].ends_with(",userxattr,volatile"), "{}", calls[4]);
+    let null = at("create /s/rootfs/dev/null 666");
+    assert_eq!(calls[null + 1], "bind /dev/null /s/rootfs/dev/null");
+    let tty = at("create /s/rootfs/dev/tty 666");
+    assert_eq!(calls[tty + 1], "bind /dev/tty /s/rootfs/dev/tty");
+    let proc = at("mkdir /s/rootfs/dev/.host-proc 555");
+    assert_eq!(calls[proc + 1], "bind /proc /s/rootfs/dev/.host-proc");
+    let sysfs = at("bind /sys /s/rootfs/sys");
+    assert_eq!(calls[sysfs + 1], "remount-ro /s/rootfs/sys");
+}
+
+/// The step mounts a proc of its own over the host's it was given, and drops the host's;
+/// where no new proc may be mounted (a container that masks parts of `/proc`) it moves the
+/// host's to `/proc`.
+#[test]
+fn a_rootless_step_prefers_its_own_proc() {
+    let sys = RecordingSyscall::new()
+        .rootless()
+        .with_dir("/dev/.host-proc")
+        .with_dir("/proc/sys");
+    mount_proc(&sys).unwrap();
+    assert_eq!(
+        sys.calls()[..3],
+        [
+            "mount proc proc /proc nosuid,nodev,noexec ",
+            "umount /dev/.host-proc",
+            "remove /dev/.host-proc",
+        ]
+    );
+    let masked = RecordingSyscall::new()
+        .rootless()
+        .with_dir("/dev/.host-proc")
+        .failing("mount proc", io::ErrorKind::PermissionDenied);
+    mount_proc(&masked).unwrap();
+    assert_eq!(
+        masked.calls(),
+        [
+            "mount proc proc /proc nosuid,nodev,noexec ",
+            "move /dev/.host-proc /proc",
+            "remove /dev/.host-proc",
+        ]
+    );
+    // Without the host's proc to fall back on, the refusal is the error.
+    let alone = RecordingSyscall::new().failing("mount proc", io::ErrorKind::PermissionDenied);
+    let e = mount_proc(&alone).unwrap_err();
+    assert!(e.to_string().contains("mount proc at"), "{e}");
+}
+
 /// `/proc` is mounted by the step's process, pid 1 of its own pid namespace, after the pivot.
 #[test]
 fn proc_is_mounted_by_the_process() {

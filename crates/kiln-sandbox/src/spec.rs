@@ -159,11 +159,18 @@ pub enum FileContent {
 }
 
 impl Spec {
-    /// The overlay mount options for `lower`/`upper`/`work`, with lower dirs relative to `base`
-    /// when they live under it. Mount options must fit in one page (4096 bytes with the final
+    /// The overlay mount options for `lower` (and, for a writable mount, the upper and work
+    /// dirs), with lower dirs relative to `base` when they live under it, and `userxattr` in a
+    /// user namespace (`userxattr`: the caller's [`crate::sys::Syscall::in_user_namespace`]). Mount options must fit in one page (4096 bytes with the final
     /// NUL): with snapshots named by short ids under one directory and the init `chdir`ed
     /// there, 100+ layers fit.
-    pub fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path, base: &Path) -> String {
+    pub fn overlay_options(
+        lower: &[PathBuf],
+        upper_work: Option<(&Path, &Path)>,
+        base: &Path,
+        userxattr: bool,
+    ) -> String {
+        use std::fmt::Write as _;
         let lowers: Vec<String> = lower
             .iter()
             .map(|l| {
@@ -175,12 +182,22 @@ impl Spec {
                     .to_string()
             })
             .collect();
-        format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lowers.join(":"),
-            upper.display(),
-            work.display()
-        )
+        let mut data = format!("lowerdir={}", lowers.join(":"));
+        if let Some((upper, work)) = upper_work {
+            let _ = write!(
+                data,
+                ",upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            );
+        }
+        // In a user namespace of its own (rootless) overlayfs may only use `user.overlay.*`
+        // xattrs: kiln's snapshots carry their opaque marks there
+        // (`kiln_layer::overlay::opaque_xattr`).
+        if userxattr {
+            data.push_str(",userxattr");
+        }
+        data
     }
 }
 
@@ -213,9 +230,9 @@ mod tests {
                 PathBuf::from("/store/snapshots/abc/fs"),
                 PathBuf::from("/elsewhere/x"),
             ],
-            Path::new("/t/upper"),
-            Path::new("/t/work"),
+            Some((Path::new("/t/upper"), Path::new("/t/work"))),
             Path::new("/store/snapshots"),
+            false,
         );
         assert_eq!(
             opts,

@@ -130,6 +130,12 @@ pub trait Syscall {
     fn remount_readonly(&self, target: &Path) -> io::Result<()>;
     /// `umount2(target, MNT_DETACH)`: the mount and everything under it.
     fn unmount(&self, target: &Path) -> io::Result<()>;
+    /// `mount --move source target`: the mount at `source` (and what is under it) moves.
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()>;
+    /// Whether this process runs in a user namespace of its own (rootless): there device
+    /// nodes cannot be made, sysfs and proc mounts need namespaces this process owns, and
+    /// overlayfs is mounted with `userxattr`.
+    fn in_user_namespace(&self) -> bool;
     /// `pivot_root(new_root, put_old)`.
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     /// `chdir`.
@@ -253,15 +259,28 @@ impl Syscall for LinuxSyscall {
     }
 
     fn remount_readonly(&self, target: &Path) -> io::Result<()> {
-        Ok(rustix::mount::mount_remount(
-            target,
-            MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
-            "",
-        )?)
+        // A mount a user namespace got from its parent keeps its flags locked: `noexec`
+        // (of a bound host `/sys`, say) must be asked for again or the remount is refused.
+        let mut flags =
+            MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV;
+        if rustix::fs::statvfs(target)
+            .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC))
+        {
+            flags |= MountFlags::NOEXEC;
+        }
+        Ok(rustix::mount::mount_remount(target, flags, "")?)
     }
 
     fn unmount(&self, target: &Path) -> io::Result<()> {
         Ok(rustix::mount::unmount(target, UnmountFlags::DETACH)?)
+    }
+
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        Ok(rustix::mount::mount_move(source, target)?)
+    }
+
+    fn in_user_namespace(&self) -> bool {
+        kiln_io::in_user_namespace()
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
@@ -392,7 +411,12 @@ impl Syscall for LinuxSyscall {
             .iter()
             .map(|&g| rustix::process::Gid::from_raw(g))
             .collect();
-        rustix::thread::set_thread_groups(&groups)?;
+        match rustix::thread::set_thread_groups(&groups) {
+            // A user namespace mapping one id denies setgroups(2): the step keeps the groups
+            // kiln had, which it sees as the overflow group.
+            Err(rustix::io::Errno::PERM) if kiln_io::in_user_namespace() => {}
+            r => r?,
+        }
         let gid = rustix::process::Gid::from_raw(user.gid);
         rustix::thread::set_thread_res_gid(gid, gid, gid)?;
         let uid = rustix::process::Uid::from_raw(user.uid);

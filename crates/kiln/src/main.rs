@@ -193,6 +193,8 @@ fn is_root() -> bool {
 fn main() -> ExitCode {
     // `kiln __sandbox-init SPEC`: the re-executed init of a RUN step (single-threaded here).
     kiln_sandbox::init::main_if_init();
+    // `kiln __map-ids ...`: the helper that maps a rootless kiln's user namespace.
+    kiln_sandbox::userns::main_if_map_ids();
     let cli = Cli::parse();
     let globals = match Globals::from_cli(cli.root, cli.snapshotter) {
         Ok(g) => g,
@@ -201,6 +203,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Not root: the rest runs in a user namespace of kiln's own, as its root (still one
+    // thread here, as unshare(2) needs).
+    if !is_root() {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let search = std::env::var_os("PATH").unwrap_or_default();
+        match kiln_sandbox::userns::enter(&exe, &search) {
+            Ok(entered) => {
+                if let kiln_sandbox::userns::Mapping::Single { why } = &entered.mapping {
+                    eprintln!(
+                        "warning: rootless kiln maps only your own id ({why}): steps and images that use other users or groups fail\nhint: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}` and `apt-get install uidmap`",
+                        entered.user
+                    );
+                }
+            }
+            Err(err) => {
+                diagnostics::print_error(&anyhow::Error::from(err));
+                return ExitCode::from(1);
+            }
+        }
+    }
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&globals, &args),
         Command::Prune(args) => cmd::prune::prune(&globals, &args),

@@ -114,6 +114,12 @@ impl Layout {
             .join(format!("{what}-{}", super::unique()))
     }
 
+    /// What a rootless kiln found when it probed overlayfs in its user namespace on this
+    /// store's filesystem: `overlay` or `naive` (probed once per store).
+    pub fn overlay_probe(&self) -> PathBuf {
+        self.root.join("overlay-probe")
+    }
+
     /// The directory of temporary files and transactions.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
