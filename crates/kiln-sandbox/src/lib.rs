@@ -13,6 +13,10 @@
 //! through the [`sys::Syscall`] trait, recorded by `fake::RecordingSyscall` in tests (built
 //! for this crate's tests and with the `fake` feature, never in a release of kiln).
 //!
+//! Rootless, [`userns::enter`] first puts the whole kiln process in a user namespace of its
+//! own in which the caller is root; the setup then binds from the host what such a namespace
+//! cannot make (device nodes, `/sys` for the host's network, a `/proc` a container masks).
+//!
 //! The crate deliberately knows nothing of layers, tar, whiteouts as a format, images or
 //! stores: it is given directories and leaves the upper dir (or the plain directory) holding
 //! the step's changes for someone else to diff.

@@ -100,6 +100,9 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Check the store: re-hash blobs, check references, find half-written files.
     Fsck(cmd::fsck::Args),
+    /// Run a command in the user namespace a rootless kiln works in (where the store's files
+    /// have the owners kiln gave them); for root, just the command.
+    Unshare(cmd::unshare::Args),
     /// Print the syntax tree as BuildKit's parser dump (for debugging the parser).
     #[command(hide = true)]
     DebugDump(cmd::dump::Args),
@@ -242,6 +245,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::run(&globals, &args),
         Command::Run(args) => cmd::run::run(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
+        Command::Unshare(args) => cmd::unshare::run(&args),
         Command::DebugDump(args) => cmd::dump::run(&globals, &args),
     };
     match result {

@@ -500,6 +500,7 @@ fn every_command_works_rootless_and_writes_only_in_the_users_directories() {
         vec!["lint", ex],
         vec!["outline", ex],
         vec!["graph", ex],
+        vec!["unshare", "touch", "unshared"],
     ];
     for args in &commands {
         let o = me.kiln(&kiln, args);
@@ -513,6 +514,16 @@ fn every_command_works_rootless_and_writes_only_in_the_users_directories() {
             text(&o.stderr)
         );
     }
+    // In kiln's namespace the store's files are root's (the user's own id), whatever their
+    // owner on the host; the user removes the store there.
+    let listing = me.kiln(&kiln, &["unshare", "stat", "-c", "%u", "unshared"]);
+    assert_eq!(ok(&listing, "unshare stat").trim(), "0");
+    let store = me.store();
+    ok(
+        &me.kiln(&kiln, &["unshare", "rm", "-rf", store.to_str().unwrap()]),
+        "unshare rm",
+    );
+    assert!(!store.exists());
     // Nothing of the user's (its id or its subordinate ids) outside its home (store and
     // runtime directory there) and the output directory it was given.
     let range = fs::read_to_string("/etc/subuid")

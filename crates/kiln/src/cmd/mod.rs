@@ -18,3 +18,4 @@ pub(crate) mod rmi;
 pub(crate) mod run;
 pub(crate) mod save;
 pub(crate) mod tag;
+pub(crate) mod unshare;
