@@ -46,6 +46,33 @@ pub trait CacheRemote: Send + Sync {
     ) -> Result<Digest, RemoteError>;
 }
 
+/// A shared remote is a remote (several stores of a test, or a build's import and export).
+impl<T: CacheRemote + ?Sized> CacheRemote for std::sync::Arc<T> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn has_blob(&self, digest: &Digest) -> Result<bool, RemoteError> {
+        (**self).has_blob(digest)
+    }
+    fn fetch_blob(&self, blob: &Descriptor, dest: &Path) -> Result<(), RemoteError> {
+        (**self).fetch_blob(blob, dest)
+    }
+    fn push_blob(&self, blob: &Descriptor, src: &Path) -> Result<(), RemoteError> {
+        (**self).push_blob(blob, src)
+    }
+    fn get_manifest(&self, tag: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        (**self).get_manifest(tag)
+    }
+    fn put_manifest(
+        &self,
+        tag: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RemoteError> {
+        (**self).put_manifest(tag, bytes, media_type)
+    }
+}
+
 /// An OCI image layout directory as a remote (`--cache-to type=local,dest=DIR`): blobs under
 /// `blobs/sha256/`, tags in `index.json` (`org.opencontainers.image.ref.name`), created on the
 /// first write. Writes go to a temporary file beside their target and are renamed into place,

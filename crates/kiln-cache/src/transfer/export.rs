@@ -167,22 +167,25 @@ impl Cache {
             }
         }
         let count = doc.records.len();
-        let (uploaded, already_there) = push_blobs(remote, &outgoing, imported)?;
-
         let doc_bytes = kiln_oci::canonical::to_vec(&doc).expect("the records document serializes");
-        let doc_digest = Digest::of(&doc_bytes);
-        let config = Descriptor::new(RECORDS_MEDIA_TYPE, doc_digest, doc_bytes.len() as u64);
-        push_one(
-            remote,
-            &config,
-            &scratch.put(&doc_bytes)?,
-            "the records document",
-        )?;
+        let config = Descriptor::new(
+            RECORDS_MEDIA_TYPE,
+            Digest::of(&doc_bytes),
+            doc_bytes.len() as u64,
+        );
+        let layers: Vec<Descriptor> = outgoing.iter().map(|o| o.descriptor.clone()).collect();
+        // The records document goes up with the blobs, skipped like them: a rebuild that
+        // exports the same records finds it there already.
+        outgoing.push(Outgoing {
+            descriptor: config.clone(),
+            path: scratch.put(&doc_bytes)?,
+        });
+        let (uploaded, already_there) = push_blobs(remote, &outgoing, imported)?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(media::OCI_MANIFEST.to_owned()),
             config,
-            layers: outgoing.into_iter().map(|o| o.descriptor).collect(),
+            layers,
             annotations: BTreeMap::new(),
             extra: BTreeMap::from([(
                 "artifactType".to_owned(),
@@ -248,7 +251,13 @@ fn push_blobs(
                         source,
                     })?;
             if !there {
-                push_one(remote, d, &b.path, "a blob")?;
+                remote
+                    .push_blob(d, &b.path)
+                    .map_err(|source| CacheError::Remote {
+                        remote: name.clone(),
+                        action: format!("upload blob `{}`", d.digest),
+                        source,
+                    })?;
             }
             let mut c = counts
                 .lock()
@@ -269,21 +278,6 @@ fn push_blobs(
     Ok(counts
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
-fn push_one(
-    remote: &dyn CacheRemote,
-    d: &Descriptor,
-    path: &Path,
-    what: &str,
-) -> Result<(), CacheError> {
-    remote
-        .push_blob(d, path)
-        .map_err(|source| CacheError::Remote {
-            remote: remote.name(),
-            action: format!("upload {what} `{}`", d.digest),
-            source,
-        })
 }
 
 /// A directory of the store's `tmp/` for the export's small blobs, removed when dropped.
