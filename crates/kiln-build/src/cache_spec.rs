@@ -221,6 +221,9 @@ pub fn parse_cache_from(spec: &str) -> Result<CacheImport, CacheSpecError> {
             "src" => src = Some(PathBuf::from(v)),
             "ref" => reference = Some(v.to_owned()),
             "tag" => tag = Some(v.to_owned()),
+            // `--cache-to`'s attributes, in a spec written once for both flags.
+            "mode" | "image-manifest" | "oci-mediatypes" | "compression" | "compression-level"
+            | "force-compression" | "mounts" | "ignore-error" => {}
             _ => return Err(invalid(spec, format!("unknown attribute `{k}`"))),
         }
     }
@@ -305,7 +308,13 @@ mod tests {
             parse_cache_from("app:built").unwrap(),
             CacheImport::Image("app:built".into())
         );
+        assert_eq!(
+            parse_cache_from("type=registry,ref=r/app:main,mode=max,mounts=true").unwrap(),
+            CacheImport::Remote(CacheLocation::Registry("r/app:main".into())),
+            "--cache-to's attributes are ignored"
+        );
         assert!(parse_cache_from("type=local").is_err());
+        assert!(parse_cache_from("type=local,src=/c,colour=blue").is_err());
         assert!(parse_cache_from("type=gha,scope=x").is_err());
     }
 }
