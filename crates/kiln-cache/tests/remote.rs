@@ -175,3 +175,63 @@ fn an_image_with_buildkits_inline_cache_yields_no_records_and_a_note() {
     let e = cache.import_inline(&image, "docker-built").unwrap_err();
     assert!(e.to_string().contains("names layer 7"), "{e}");
 }
+
+#[test]
+fn sources_are_tried_in_order_and_the_next_one_stands_in_for_a_broken_one() {
+    let (_a, source) = common::store();
+    let cache = Cache::open(&source).unwrap();
+    let layer = real_layer(&source, "shared");
+    cache
+        .put(&common::key("s"), &output(layer.clone()))
+        .unwrap();
+    let (branch, main) = (
+        Arc::new(MemoryRemote::new("branch")),
+        Arc::new(MemoryRemote::new("main")),
+    );
+    for r in [&branch, &main] {
+        cache
+            .export_to(&**r, None, &ExportOptions::default(), None)
+            .unwrap();
+    }
+    let open = |other: &Cache| {
+        let mut lazy = LazyImport::new();
+        for r in [&branch, &main] {
+            lazy.add(
+                other
+                    .open_remote(Box::new(Arc::clone(r)), "latest")
+                    .unwrap(),
+            );
+            r.reset_calls();
+        }
+        lazy
+    };
+    let (_b, fresh) = common::store();
+    let other = Cache::open(&fresh).unwrap();
+    let lazy = open(&other);
+    assert!(
+        lazy.materialize(&other, &common::key("s"))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(branch.calls().fetched.len(), 1, "the first source");
+    assert!(main.calls().fetched.is_empty());
+
+    // The branch's layer is broken: main's is used.
+    let compressed = source
+        .layer_variant(
+            &layer.descriptor,
+            kiln_oci::MediaTypes::Oci,
+            kiln_oci::store::ExportCompression::default(),
+        )
+        .unwrap();
+    branch.corrupt(&compressed.digest, b"broken".to_vec());
+    let (_c, third) = common::store();
+    let other = Cache::open(&third).unwrap();
+    let lazy = open(&other);
+    let got = lazy
+        .materialize(&other, &common::key("s"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.output.layer, Some(layer));
+    assert_eq!(main.calls().fetched.len(), 1);
+}

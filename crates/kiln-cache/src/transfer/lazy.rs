@@ -146,7 +146,8 @@ impl LazyImport {
             .clone()
     }
 
-    /// The record of `key` from the first source that has it, made local: its config and
+    /// The record of `key` from the first source that has it (the next one that has it when
+    /// that one's blobs cannot be fetched or are refused), made local: its config and
     /// layer fetched (unless the store has them), checked, stored and recorded in `cache`
     /// as an ordinary import would, then looked up there. `None` when no source has `key`:
     /// nothing is fetched.
@@ -155,13 +156,30 @@ impl LazyImport {
         cache: &Cache,
         key: &CacheKey,
     ) -> Result<Option<CacheRecord>, CacheError> {
-        let Some((source, record)) = self
+        // The first source that has it; when its blobs cannot be had (gone from a branch's
+        // cache, refused), the next one that has it too.
+        let mut failed = None;
+        for (source, record) in self
             .sources
             .iter()
-            .find_map(|s| s.records.get(key).map(|r| (s, r)))
-        else {
-            return Ok(None);
-        };
+            .filter_map(|s| s.records.get(key).map(|r| (s, r)))
+        {
+            match self.fetch(cache, source, key, record) {
+                Ok(()) => return cache.get(key),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(None), Err)
+    }
+
+    /// Makes `record` of `source` local (see [`LazyImport::materialize`]).
+    fn fetch(
+        &self,
+        cache: &Cache,
+        source: &RemoteSource,
+        key: &CacheKey,
+        record: &ExportedRecord,
+    ) -> Result<(), CacheError> {
         let store = cache.store();
         let remote = source.remote();
         let config = fetch_small(
@@ -189,18 +207,16 @@ impl LazyImport {
             now_ms(),
             false,
         )?;
-        {
-            let mut r = self
-                .report
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            r.hits += 1;
-            if let Some(bytes) = fetched {
-                r.layers_fetched += 1;
-                r.bytes_fetched += bytes;
-            }
+        let mut r = self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.hits += 1;
+        if let Some(bytes) = fetched {
+            r.layers_fetched += 1;
+            r.bytes_fetched += bytes;
         }
-        cache.get(key)
+        Ok(())
     }
 
     /// Restores the cache mounts the sources carry where the store has none of that key or
