@@ -168,3 +168,64 @@ fn a_buildkit_inline_cache_image_is_read_without_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_local_cache_with_mounts_fills_another_store_lazily() {
+    let Some(first) = env() else { return };
+    let fill = "FROM busybox\nRUN --mount=type=cache,target=/var/cache/pkgs,id=pkgs \
+                sh -c 'echo fetched > /var/cache/pkgs/got && echo built > /built'\n";
+    let ctx = first.context("fill", fill, &[]);
+    let cache = first.dir.join("cache");
+    let spec = format!("type=local,dest={},mode=max,mounts=true", cache.display());
+    let built = ok(&first.kiln(&["build", "-q", "--cache-to", &spec, ctx.to_str().unwrap()]));
+
+    let base = first.dir.join("busybox.tar");
+    ok(&first.kiln(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        base.to_str().unwrap(),
+        "busybox:latest",
+    ]));
+    let second = first.dir.join("second-store");
+    ok(&kiln_at(&second, &["load", "-i", base.to_str().unwrap()]));
+    let from = format!("type=local,src={}", cache.display());
+    // A missing cache first (a branch's, say): a note, then the next one is used.
+    let missing = format!("type=local,src={}", first.dir.join("nothing").display());
+    let out = kiln_at(
+        &second,
+        &[
+            "build",
+            "--cache-from",
+            &missing,
+            "--cache-from",
+            &from,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(ok(&out).trim(), built.trim(), "the same image: {stderr}");
+    assert!(stderr.contains("note: no cache at"), "{stderr}");
+    assert!(stderr.contains("restored 1 cache mounts"), "{stderr}");
+    assert!(stderr.contains("fetched 1 cache layers"), "{stderr}");
+
+    // A step that misses sees the first store's cache mount.
+    let read = "FROM busybox\nRUN --mount=type=cache,target=/c,id=pkgs cp /c/got /seen\n";
+    let ctx = first.context("read", read, &[]);
+    let dest = first.dir.join("out");
+    ok(&kiln_at(
+        &second,
+        &[
+            "build",
+            "-q",
+            "-o",
+            &format!("type=local,dest={}", dest.display()),
+            ctx.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("seen")).unwrap(),
+        "fetched\n"
+    );
+}
