@@ -42,6 +42,12 @@ pub struct CacheUse<'a> {
     pub no_cache_stages: Vec<String>,
     /// The Dockerfile's absolute path (or `-`), to recognise the same step next time.
     pub dockerfile: String,
+    /// Remote caches (`--cache-from`), imported lazily: a step that misses locally and hits
+    /// one of their records has that record's layer fetched then, and only then.
+    pub remote: Option<&'a kiln_cache::LazyImport>,
+    /// `--cache-to type=inline`: the target's records go into its image config
+    /// ([`kiln_cache::transfer::inline`]).
+    pub inline: bool,
 }
 
 impl CacheUse<'_> {
@@ -242,7 +248,22 @@ pub(crate) fn lookup(
 ) -> Result<Lookup, StepError> {
     let store_err = |e| StepError::Cache(Box::new(e));
     let skip = cache.ignores(stage);
-    if !skip && let Some(record) = cache.cache.get(&keyed.key).map_err(store_err)? {
+    let found = if skip {
+        None
+    } else {
+        match cache.cache.get(&keyed.key).map_err(store_err)? {
+            Some(r) => Some(r),
+            // The one point where a lazily imported record becomes local: its step hits, so
+            // its layer is needed (for the image, and as the snapshot later steps run on).
+            None => match cache.remote {
+                Some(remote) => remote
+                    .materialize(cache.cache, &keyed.key)
+                    .map_err(store_err)?,
+                None => None,
+            },
+        }
+    };
+    if let Some(record) = found {
         let layer = match record.output.layer {
             None => None,
             Some(l) => {

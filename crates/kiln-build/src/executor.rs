@@ -82,6 +82,9 @@ pub(crate) struct StageResult {
     pub base_layers: usize,
     /// What a stage based on this one chains its cache keys on.
     pub chain: kiln_cache::Parent,
+    /// The keys of the steps that made its image (its base stage's too), each with the
+    /// index of its layer in `layers`: `--cache-to mode=min` and the inline cache.
+    pub keys: Vec<(kiln_cache::CacheKey, Option<usize>)>,
 }
 
 impl StageResult {
@@ -118,8 +121,11 @@ pub struct BuildOutcome {
     pub stages: Vec<StageSummary>,
     /// Things that did not fail the build but deserve a word (the cache could not be saved).
     pub warnings: Vec<String>,
-    /// The cache keys of this build's steps (for `--cache-to`).
+    /// The cache keys of this build's steps, every stage's (for `--cache-to mode=max`).
     pub cache_keys: Vec<kiln_cache::CacheKey>,
+    /// The cache keys of the steps that made the target image's layers, its base stages'
+    /// included (for `--cache-to mode=min`).
+    pub target_cache_keys: Vec<kiln_cache::CacheKey>,
     /// Regular files the build's new snapshots created, and those they hard-linked from the
     /// trees RUN steps wrote instead: a RUN's files are created once, by the RUN.
     pub snapshot_files: (u64, u64),
@@ -471,6 +477,15 @@ fn commit(
             labels.insert(k.clone(), v.clone());
         }
     }
+    // A base image's inline cache describes the base, not this image.
+    config.extra.remove(kiln_cache::INLINE_FIELD);
+    config.extra.remove(kiln_cache::BUILDKIT_INLINE_FIELD);
+    if req.cache.is_some_and(|c| c.inline) {
+        config.extra.insert(
+            kiln_cache::INLINE_FIELD.to_owned(),
+            kiln_cache::transfer::inline::to_value(&target.keys),
+        );
+    }
     let layers = target.layers.iter().map(|l| l.descriptor.clone()).collect();
     let (descriptor, config_digest) = sink.put_image(req.media, &config, layers)?;
     let snapshot_files = sink.snapshot_files();
@@ -491,6 +506,7 @@ fn commit(
         stages,
         warnings: Vec::new(),
         cache_keys: Vec::new(),
+        target_cache_keys: target.keys.iter().map(|(k, _)| k.clone()).collect(),
         snapshot_files,
     })
 }

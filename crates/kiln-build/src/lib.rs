@@ -19,11 +19,20 @@
 //! hook before it is cleaned up (the binary's `--on-error=shell` opens a shell there), and
 //! with `keep_failed` handed back as a [`KeptStep`] that can become an image.
 //!
+//! Remote caches (`--cache-from`) reach the executor as a [`kiln_cache::LazyImport`] in
+//! [`CacheUse::remote`]: a step that misses locally and hits one of its records has that
+//! record's layer fetched at that moment (and only then), then proceeds as a local hit.
+//! [`BuildOutcome`] gives the keys an export carries (`cache_keys` for `mode=max`,
+//! `target_cache_keys` for `mode=min`); [`CacheUse::inline`] writes the target's records into
+//! its config. [`parse_cache_to`] and [`parse_cache_from`] read the flags into typed specs; the
+//! caller opens the remotes (the binary: a layout directory, the registry client).
+//!
 //! [`explain`] is the same walk over the plan without running or storing anything: it returns
 //! an [`Explanation`], for every layer step whether the cache has it or why it would run.
 
 #![forbid(unsafe_code)]
 
+mod cache_spec;
 mod cache_step;
 mod context;
 mod copy_step;
@@ -44,6 +53,10 @@ mod signal;
 mod snapshotter;
 mod stage;
 
+pub use cache_spec::{
+    CacheExport, CacheImport, CacheLocation, CacheMode, CacheSpecError, parse_cache_from,
+    parse_cache_to,
+};
 pub use cache_step::CacheUse;
 pub use context::{ContextError, PreparedContext, prepare_context};
 pub use error::{BuildError, StepError, one_line};

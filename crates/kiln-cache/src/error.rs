@@ -53,6 +53,16 @@ pub enum CacheError {
         /// The layer blob.
         digest: Digest,
     },
+    /// A cache remote failed (the registry, a layout directory).
+    #[error("cannot {action} in {remote}: {source}")]
+    Remote {
+        /// The remote ([`crate::CacheRemote::name`]).
+        remote: String,
+        /// What kiln was doing (`fetch blob sha256:...`, `push the manifest`).
+        action: String,
+        /// The remote's error.
+        source: crate::remote::RemoteError,
+    },
     /// An exported cache is not what kiln writes.
     #[error("`{path}` is not a kiln cache export: {reason}")]
     NotExport {

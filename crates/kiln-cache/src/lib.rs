@@ -2,8 +2,12 @@
 //! apart when a step misses; the index from keys to step results (`ROOT/cache.db`, SQLite in
 //! WAL mode, shared safely by concurrent kiln processes); the context stat cache that lets an
 //! unchanged context be re-checked instead of re-read; garbage collection of records, blobs
-//! and snapshots; and export/import of records with their layers as an OCI image layout, the
-//! form a `--cache-to`/`--cache-from` directory (and later a registry) holds.
+//! and snapshots; and export/import of records with their layers through a [`CacheRemote`]
+//! (an OCI image layout directory, [`LocalLayout`]; the registry client plugs in as another),
+//! imported lazily by a build ([`LazyImport`]: a layer is fetched only when its step hits),
+//! with the store's `RUN --mount=type=cache` directories optionally, and the inline cache an
+//! image's config carries ([`transfer::inline`]). [`transfer`]'s docs give the export's layout
+//! and why registries that refuse unknown manifest types accept it.
 //!
 //! The crate deliberately knows nothing of Dockerfile syntax, instructions' meaning, variable
 //! scoping or how a step runs: the caller decides the canonical text of an instruction, which
@@ -20,8 +24,9 @@ pub mod explain;
 mod gc;
 mod index;
 pub mod key;
+pub mod remote;
 mod stat;
-mod transfer;
+pub mod transfer;
 
 pub use canon::Canonical;
 pub use db::{BUSY_TIMEOUT, SCHEMA_VERSION};
@@ -30,5 +35,10 @@ pub use explain::{Change, Delta, FilesExplanation, KeyExplanation};
 pub use gc::{DuReport, PruneReport, RecordUsage};
 pub use index::{Cache, CacheRecord, LayerRef, Miss, StepIdentity, StepOutput};
 pub use key::{CacheKey, KEY_VERSION, KeyBuilder, Parent};
+pub use remote::{CacheRemote, LocalLayout, MemoryRemote, RemoteCalls, RemoteError};
 pub use stat::{DEFAULT_RACY_WINDOW, StatCachedHasher, context_root_id};
-pub use transfer::{ARTIFACT_TYPE, ExportReport, ImportReport, RECORDS_MEDIA_TYPE};
+pub use transfer::inline::{BUILDKIT_INLINE_FIELD, INLINE_FIELD, InlineReport};
+pub use transfer::{
+    ARTIFACT_TYPE, ExportOptions, ExportReport, ImportReport, LOCAL_TAG, LazyImport, LazyReport,
+    RECORDS_MEDIA_TYPE, RemoteSource,
+};

@@ -244,7 +244,8 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
             "build",
             "-q",
             "--cache-to",
-            &format!("type=local,dest={}", exported.display()),
+            // Every stage's steps: `mode=min`, the default, carries the target's only.
+            &format!("type=local,dest={},mode=max", exported.display()),
             env.ctx.to_str().unwrap(),
         ],
     )
@@ -260,7 +261,7 @@ fn an_exported_cache_rebuilds_on_a_fresh_store_without_running_anything() {
             "-q",
             "--cache-to",
             &format!(
-                "type=local,dest={},compression=zstd,compression-level=5",
+                "type=local,dest={},mode=max,compression=zstd,compression-level=5",
                 zstd.display()
             ),
             env.ctx.to_str().unwrap(),

@@ -141,6 +141,9 @@ pub(super) fn through_cache<R: Into<Made>>(
         }
     };
     state.chain = Parent::Step(keyed.key.clone());
+    // The caller adds the layer to the stage next: it will be at this index.
+    let index = layer.as_ref().map(|_| state.layers.len());
+    state.keys.push((keyed.key.clone(), index));
     sh.pending.push(keyed, layer.clone());
     Ok(ControlFlow::Continue(layer))
 }

@@ -45,6 +45,8 @@ struct State {
     created: Option<String>,
     /// What the next layer step's key builds on.
     chain: Parent,
+    /// The keys of the steps that made `layers`, with their layers' indexes.
+    keys: Vec<(kiln_cache::CacheKey, Option<usize>)>,
     /// The stage's label, and the position of the current instruction (for explanations).
     label: String,
     step: usize,
@@ -213,6 +215,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, index: usize) -> Result<Option<StageRes
         scope: current.scope,
         base_layers,
         chain: current.chain,
+        keys: current.keys,
     }))
 }
 
@@ -339,6 +342,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
             })
             .collect()
     };
+    let mut keys = Vec::new();
     let (mut config, layers, scope, chain) = match &stage.base {
         Base::Scratch => {
             let cfg = empty_image(&platform);
@@ -347,6 +351,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
         }
         Base::Stage(s) => {
             let parent = sh.wait(*s)?;
+            keys.clone_from(&parent.keys);
             (
                 parent.config.clone(),
                 parent.layers.clone(),
@@ -397,6 +402,7 @@ fn base(sh: &Shared<'_>, index: usize) -> Result<State, StepError> {
         meta: MetaState::default(),
         created,
         chain,
+        keys,
         label: stage.label(),
         step: 0,
         verdict: None,

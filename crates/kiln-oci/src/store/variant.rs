@@ -121,6 +121,23 @@ impl Store {
         Image::read(self, &manifest, image.tags.clone())
     }
 
+    /// Remembers `compressed` as the variant under `compression` of the uncompressed layer
+    /// `plain` (a layer that arrived compressed and is stored plain too, as a lazily imported
+    /// cache layer is), so that exporting `plain` gives `compressed` without compressing it
+    /// again. Both blobs must be in the store; a memo that cannot be written only costs
+    /// compressing again.
+    pub fn remember_layer_variant(
+        &self,
+        plain: &Digest,
+        compression: Compression,
+        compressed: &Descriptor,
+    ) {
+        let memo = self
+            .layout()
+            .layer_variant(&compression_name(compression), plain);
+        self.remember_variants([(memo, (compressed.digest.clone(), compressed.size))]);
+    }
+
     /// Where `layer`'s variant under `want` is remembered, when it needs one.
     fn variant_plan(&self, layer: &Descriptor, want: ExportCompression) -> Option<PathBuf> {
         let has = media::layer_compression(&layer.media_type)?;

@@ -73,6 +73,18 @@ impl Fixture {
         reporter: &Recorder,
         go: impl FnOnce(&BuildRequest<'_>) -> R,
     ) -> R {
+        self.run_cached(dockerfile, sandbox, reporter, None, go)
+    }
+
+    /// [`Fixture::run`] with a step cache.
+    fn run_cached<R>(
+        &self,
+        dockerfile: &str,
+        sandbox: &FakeSandbox,
+        reporter: &Recorder,
+        cache: Option<&crate::CacheUse<'_>>,
+        go: impl FnOnce(&BuildRequest<'_>) -> R,
+    ) -> R {
         let plan = plan(dockerfile);
         let ignore = kiln_context::IgnoreRules::empty();
         let platform = Platform::host();
@@ -93,7 +105,7 @@ impl Fixture {
             source_date_epoch: None,
             reporter,
             secrets: &[],
-            cache: None,
+            cache,
             keep_failed: false,
             on_run_failure: None,
             snapshotter: Snapshotter::Naive,
@@ -622,4 +634,5 @@ fn the_failure_hook_sees_the_failed_run_with_its_mounts_before_it_is_kept() {
     assert!(has(b"left") && has(b"behind"));
 }
 
+mod remote_cache;
 mod snapshots;

@@ -1,5 +1,6 @@
 //! `kiln build`: a Dockerfile and a context to an image, with `docker build`'s flags.
 
+mod cache;
 mod on_error;
 
 use std::io::Write as _;
@@ -34,13 +35,17 @@ pub(crate) struct Args {
     /// Do not use the build cache (every step runs; the results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
-    /// Import a build cache first: `type=local,src=DIR` (an export of `--cache-to`).
-    #[arg(long, value_name = "SPEC")]
-    pub cache_from: Vec<String>,
-    /// Export this build's cache: `type=local,dest=DIR` (an OCI layout another machine's
-    /// `--cache-from` reads).
-    #[arg(long, value_name = "SPEC")]
-    pub cache_to: Vec<String>,
+    /// Use a build cache (repeatable, tried in order): `type=registry,ref=REF`,
+    /// `type=local,src=DIR[,tag=T]` (an export of `--cache-to`), or an image whose config
+    /// carries an inline cache. Imported lazily: a layer is fetched only when its step hits.
+    #[arg(long, value_name = "SPEC", value_parser = parse_cache_from_arg)]
+    pub cache_from: Vec<kiln_build::CacheImport>,
+    /// Export this build's cache (repeatable): `type=registry,ref=REF` or
+    /// `type=local,dest=DIR[,tag=T]`, with `mode=min|max`, `compression=gzip|zstd`,
+    /// `image-manifest=true|false`, `mounts=true` (RUN cache mounts too), `ignore-error=true`;
+    /// or `type=inline` (the records in the image's config).
+    #[arg(long, value_name = "SPEC", value_parser = parse_cache_to_arg)]
+    pub cache_to: Vec<kiln_build::CacheExport>,
     /// Do not use the build cache for this stage (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
@@ -230,24 +235,7 @@ fn build_in(
     let cache = kiln_cache::Cache::open(store).map_err(|e| {
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
-    for spec in &args.cache_from {
-        let (dir, _) = local_cache_dir(spec, "src")?;
-        let report = cache
-            .import(&dir)
-            .map_err(|e| anyhow::anyhow!("cannot import the cache `{}`: {e}", dir.display()))?;
-        if !args.quiet {
-            eprintln!(
-                "imported {} cache records from {}",
-                report.added,
-                dir.display()
-            );
-        }
-    }
-    let cache_to = args
-        .cache_to
-        .iter()
-        .map(|s| local_cache_dir(s, "dest"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let imported = cache::import(&cache, store, &args.cache_from, args.quiet)?;
     let cache_use = kiln_build::CacheUse {
         cache: &cache,
         no_cache: args.no_cache,
@@ -264,6 +252,8 @@ fn build_in(
                 .display()
                 .to_string()
         },
+        remote: Some(&imported),
+        inline: args.cache_to.iter().any(|c| c.location.is_none()),
     };
     let fetcher = crate::http_client()?;
     let req = BuildRequest {
@@ -354,11 +344,7 @@ fn build_in(
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
-    for (dir, compression) in &cache_to {
-        cache
-            .export_keys(dir, Some(&outcome.cache_keys), *compression)
-            .map_err(|e| anyhow::anyhow!("cannot export the cache to `{}`: {e}", dir.display()))?;
-    }
+    cache::export(&cache, &outcome, &args.cache_to, &imported, args.quiet)?;
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         // Sizes as `kiln images` shows them, now that every stage's layers are in the store.
@@ -479,39 +465,20 @@ fn write_graph(
         .map_err(|e| anyhow::anyhow!("cannot write the build graph `{}`: {e}", file.display()))
 }
 
-/// The directory of a `--cache-from type=local,src=DIR` / `--cache-to type=local,dest=DIR`,
-/// and for `--cache-to` (`key` = `dest`) the compression of its layers (`compression=`,
-/// `compression-level=`, `force-compression=`, as BuildKit's cache exporters take them).
-fn local_cache_dir(
-    spec: &str,
-    key: &str,
-) -> anyhow::Result<(PathBuf, kiln_oci::store::ExportCompression)> {
-    let hint = || {
-        if key == "dest" {
-            "hint: write `type=local,dest=DIR`, optionally with `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=true`".to_owned()
-        } else {
-            format!("hint: write `type=local,{key}=DIR`")
-        }
-    };
-    let mut typ = None;
-    let mut dir = None;
-    let mut compression = kiln_build::CompressionAttrs::default();
-    for field in spec.split(',') {
-        match field.split_once('=') {
-            Some(("type", v)) => typ = Some(v),
-            Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
-            Some(("mode", _)) => {}
-            Some((k, v)) if key == "dest" && compression.take(k, v)? => {}
-            _ => anyhow::bail!("invalid cache spec `{spec}`\n{}", hint()),
-        }
-    }
-    match (typ, dir) {
-        (Some("local"), Some(d)) => Ok((d, compression.finish()?)),
-        (Some("registry"), _) => anyhow::bail!(
-            "`type=registry` caches need registry support, which kiln does not have yet\nhint: use `type=local,{key}=DIR`"
-        ),
-        _ => anyhow::bail!("invalid cache spec `{spec}`\n{}", hint()),
-    }
+/// `--cache-from`, checked when the arguments are read.
+fn parse_cache_from_arg(spec: &str) -> Result<kiln_build::CacheImport, String> {
+    kiln_build::parse_cache_from(spec).map_err(|e| {
+        format!("{e}\nhint: write `type=registry,ref=REF`, `type=local,src=DIR` or an image name")
+    })
+}
+
+/// `--cache-to`, checked when the arguments are read.
+fn parse_cache_to_arg(spec: &str) -> Result<kiln_build::CacheExport, String> {
+    kiln_build::parse_cache_to(spec).map_err(|e| {
+        format!(
+            "{e}\nhint: write `type=registry,ref=REF`, `type=local,dest=DIR` or `type=inline`, optionally with `mode=min|max`, `compression=gzip|zstd|uncompressed`, `image-manifest=true|false`, `mounts=true`"
+        )
+    })
 }
 
 /// Write one `--output`.
