@@ -326,6 +326,33 @@ fn process_start_sequence() {
     );
 }
 
+/// Rootless with one id mapped: a `USER` the namespace lacks is an error that says how to
+/// add subordinate ids; as root the same failure is an ordinary one.
+#[test]
+fn an_unmapped_user_says_how_to_map_it() {
+    let user = crate::user::resolve("1000:1000", "", "").unwrap();
+    let line = "set-ids uid=1000 gid=1000 groups=[1000]";
+    let einval = rustix::io::Errno::INVAL.raw_os_error();
+    let rootless = RecordingSyscall::new()
+        .rootless()
+        .failing_once(line, einval);
+    let err = exec_process(&spec(overlay()), &user, Path::new("/"), &rootless);
+    assert!(
+        matches!(
+            err,
+            SetupError::Unmapped {
+                uid: 1000,
+                gid: 1000
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("usermod --add-subuids"), "{err}");
+    let root = RecordingSyscall::new().failing_once(line, einval);
+    let err = exec_process(&spec(overlay()), &user, Path::new("/"), &root);
+    assert!(err.to_string().contains("set the user ids"), "{err}");
+}
+
 #[test]
 fn missing_program_is_127() {
     let sys = RecordingSyscall::new();
