@@ -139,8 +139,16 @@ impl Repository {
             .header(&shared.client, &self.endpoint.name, &self.scopes)?;
         let (scheme, mut response) = match send(scheme, auth.as_ref()) {
             Ok(r) => (scheme, r),
-            Err(e) if known.is_none() && self.endpoint.schemes == Schemes::HttpsThenHttp => {
+            // TLS refused by a plain-HTTP server; a host that does not answer at all would
+            // not answer plain HTTP either.
+            Err(e)
+                if known.is_none()
+                    && self.endpoint.schemes == Schemes::HttpsThenHttp
+                    && !e.is_connection() =>
+            {
                 match send("http", auth.as_ref()) {
+                    // A TLS server's answer to plain HTTP: its certificate was the problem.
+                    Ok(r) if r.status() == 400 => return Err(transport(e)),
                     Ok(r) => ("http", r),
                     // The TLS error says more than plain HTTP's.
                     Err(_) => return Err(transport(e)),
