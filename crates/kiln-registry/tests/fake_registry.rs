@@ -15,11 +15,14 @@ fn sha256(b: &[u8]) -> String {
     format!("sha256:{:x}", sha2::Sha256::digest(b))
 }
 
+/// Path -> (content type, body).
+type Routes = BTreeMap<String, (String, Vec<u8>)>;
+
 /// What the fake serves and how it misbehaves.
 #[derive(Default)]
 struct Behaviour {
     /// Path -> body.
-    routes: BTreeMap<String, (String, Vec<u8>)>,
+    routes: Routes,
     /// Cut the first full GET of this path after this many bytes.
     cut: Option<(String, usize)>,
     /// Answer the first request 429 with `Retry-After: 0`.
@@ -105,11 +108,7 @@ fn serve(b: Behaviour) -> (String, Arc<Mutex<Behaviour>>) {
 }
 
 /// An image of one layer of `layer_bytes` (served as `served`), as fake routes.
-fn image(
-    name: &str,
-    layer_bytes: &[u8],
-    served: &[u8],
-) -> (BTreeMap<String, (String, Vec<u8>)>, String, String) {
+fn image(name: &str, layer_bytes: &[u8], served: &[u8]) -> (Routes, String, String) {
     let layer = sha256(layer_bytes);
     let config = format!(
         r#"{{"architecture":"{}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#,
@@ -158,7 +157,7 @@ fn tar_of(size: usize) -> Vec<u8> {
     let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
     h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     let mut out = h.to_vec();
-    out.extend((0..size).map(|i| (i * 7 % 251) as u8));
+    out.extend((0..size).map(|i| u8::try_from(i * 7 % 251).unwrap()));
     out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
     out
 }

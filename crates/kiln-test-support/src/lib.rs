@@ -458,6 +458,7 @@ impl Registry {
     /// `docker-registry` (or `htpasswd`, `openssl` for the setup) is missing. Waits until it
     /// answers (at most 30 s).
     pub fn start(dir: &Path, setup: &RegistrySetup) -> Option<Self> {
+        use std::fmt::Write as _;
         let mut tools = vec!["docker-registry"];
         if setup.basic_auth.is_some() {
             tools.push("htpasswd");
@@ -475,23 +476,25 @@ impl Registry {
         );
         let ca = setup.tls.then(|| TestCa::make(&dir.join("pki")));
         if let Some(ca) = &ca {
-            config.push_str(&format!(
+            let _ = write!(
+                config,
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 ca.server_cert.display(),
                 ca.server_key.display()
-            ));
+            );
             if setup.mtls {
-                config.push_str(&format!("    clientcas: [{}]\n", ca.ca.display()));
+                let _ = writeln!(config, "    clientcas: [{}]", ca.ca.display());
             }
         }
         if let Some((user, pass)) = &setup.basic_auth {
             let line = run(Command::new("htpasswd").args(["-Bbn", user, pass]));
             let file = dir.join("htpasswd");
             fs::write(&file, line.trim()).unwrap();
-            config.push_str(&format!(
+            let _ = write!(
+                config,
                 "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
                 file.display()
-            ));
+            );
         }
         let config_path = dir.join("registry.yml");
         fs::write(&config_path, config).unwrap();

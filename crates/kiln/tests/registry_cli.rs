@@ -108,7 +108,7 @@ fn kiln_pushes_what_skopeo_pulls_and_pulls_it_back() {
 }
 
 /// Writes `files` (`(path, content)`) as a gzip tar layer into the layout's blobs; returns
-/// the (layer digest, size, diff_id).
+/// the (layer digest, size, `diff_id`).
 fn layer(dir: &Path, layout: &Path, name: &str, files: &[(&str, &str)]) -> (String, u64, String) {
     let root = dir.join(name);
     for (p, c) in files {
@@ -470,7 +470,7 @@ fn a_registry_killed_mid_push_gives_a_clear_error_and_the_next_push_succeeds() {
     ok(&env.kiln(&["import", tar.to_str().unwrap(), "big:1"]));
     // Compressed once, before the registry is involved, so the push below is all upload.
     let target = format!("{}/big/image:1", reg.addr);
-    let mut push = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let push = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(&env.store)
         .args(["push", "big:1", &target])
@@ -483,7 +483,7 @@ fn a_registry_killed_mid_push_gives_a_clear_error_and_the_next_push_succeeds() {
         .storage
         .join("docker/registry/v2/repositories/big/image/_uploads");
     let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(60) {
+    while start.elapsed() < std::time::Duration::from_mins(1) {
         if fs::read_dir(&uploads).is_ok_and(|mut d| d.next().is_some()) {
             break;
         }
