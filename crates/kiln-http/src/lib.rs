@@ -1,26 +1,43 @@
-//! HTTP(S) downloads for kiln (`ADD <url>` today, the registry client next): GET with
-//! redirects and timeouts on a maintained client (ureq, over rustls with ring), trusting the
-//! system's CA bundle, through the proxies the caller names (`HTTP_PROXY`, `HTTPS_PROXY`,
-//! `ALL_PROXY` and `NO_PROXY`, as Docker reads them).
+//! kiln's one HTTP(S) transport, for `ADD <url>` and the registry client: requests of any
+//! method with headers, bodies streamed from a source of known length (re-opened on each
+//! retry), streamed responses, `Range` requests; per-host TLS (extra CA roots, a client
+//! certificate, no verification for `insecure` hosts); the proxies the caller names
+//! (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as Docker reads them); retries with
+//! exponential backoff on connection errors, 5xx and 429 (honouring `Retry-After`), bounded.
+//! It runs on a maintained client (ureq, over rustls with ring) and trusts the system's CA
+//! bundle.
 //!
-//! The crate deliberately knows nothing of Dockerfiles, layers or images, and reads no
-//! environment variable itself: the binary reads the proxy and CA settings and hands them
-//! over ([`Proxies::from_vars`] takes a lookup function for that).
+//! The crate deliberately knows nothing of Dockerfiles, layers, images or registries (auth,
+//! tokens and what a status means are its callers'), and reads no environment variable
+//! itself: the binary reads the proxy and CA settings and hands them over
+//! ([`Proxies::from_vars`] takes a lookup function for that). Header values never appear in
+//! its errors or `Debug` output, so credentials a caller sends stay out of logs.
 
 #![forbid(unsafe_code)]
 
+mod proxies;
+mod request;
+mod retry;
+mod tls;
+
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Why a download failed.
+pub use proxies::Proxies;
+pub use request::{FileRange, Method, Request, RequestBody, Response};
+pub use retry::RetryPolicy;
+pub use tls::{ClientCertFiles, HostTls};
+
+/// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// Not an `http://` or `https://` URL.
     #[error("unsupported url: {0}")]
     Unsupported(String),
-    /// The server answered with a status other than 2xx (after redirects).
+    /// The server answered with a status other than 2xx (after redirects and retries).
     #[error("bad status `{status}`")]
     Status {
         /// The status code.
@@ -30,6 +47,17 @@ pub enum HttpError {
     #[error("cannot read the CA certificates in `{path}`")]
     Roots {
         /// The bundle.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A host's TLS material (extra CA, client certificate or key) cannot be used.
+    #[error("cannot use the TLS file `{path}` for `{host}`")]
+    Tls {
+        /// The host it is for.
+        host: String,
+        /// The file.
         path: PathBuf,
         /// Why.
         #[source]
@@ -47,70 +75,26 @@ pub enum HttpError {
     /// Connecting, TLS, the request or the response failed.
     #[error("transfer failed")]
     Transfer(#[source] Box<ureq::Error>),
+    /// The response body was cut short (the connection failed while reading it).
+    #[error("the response was cut short")]
+    CutShort(#[source] io::Error),
+    /// Reading the request body from its source failed.
+    #[error("cannot read the request body")]
+    Body(#[source] io::Error),
     /// Writing the body out failed.
     #[error("cannot write the download")]
     Write(#[source] io::Error),
 }
 
-/// Proxies, as Docker and BuildKit read them from the environment: `HTTP_PROXY` for
-/// `http://`, `HTTPS_PROXY` for `https://`, `ALL_PROXY` for both when the other is not set,
-/// lowercase names too (they win, as in Go's `httpproxy`), and `NO_PROXY`: hosts reached
-/// directly.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Proxies {
-    /// The proxy for `http://` URLs.
-    pub http: Option<String>,
-    /// The proxy for `https://` URLs.
-    pub https: Option<String>,
-    /// `NO_PROXY` entries: `*`, a host or IP, a domain (`example.com` or `.example.com`:
-    /// itself and every name below it), each optionally with `:port`.
-    pub no_proxy: Vec<String>,
-}
-
-impl Proxies {
-    /// The settings from variables looked up with `var` (the binary passes the process
-    /// environment).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| {
-            var(&name.to_ascii_lowercase())
-                .or_else(|| var(name))
-                .filter(|v| !v.is_empty())
-        };
-        let all = get("ALL_PROXY");
-        Self {
-            http: get("HTTP_PROXY").or_else(|| all.clone()),
-            https: get("HTTPS_PROXY").or(all),
-            no_proxy: get("NO_PROXY")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_ascii_lowercase)
-                        .collect()
-                })
-                .unwrap_or_default(),
+impl HttpError {
+    /// Whether this is a failure of the connection (refused, reset, timed out, cut short):
+    /// worth trying again later, unlike a bad certificate or URL.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            Self::Transfer(e) => retry::is_transient(e),
+            Self::CutShort(_) => true,
+            _ => false,
         }
-    }
-
-    /// Whether `host` (`port`) is reached without a proxy.
-    pub fn bypasses(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let host = host.to_ascii_lowercase();
-        self.no_proxy.iter().any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            let (name, entry_port) = match entry.rsplit_once(':') {
-                Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, p.parse::<u16>().ok()),
-                _ => (entry.as_str(), None),
-            };
-            if entry_port.is_some_and(|p| p != port) {
-                return false;
-            }
-            let name = name.trim_start_matches('[').trim_end_matches(']');
-            let domain = name.trim_start_matches("*.").trim_start_matches('.');
-            host == domain || host.ends_with(&format!(".{domain}"))
-        })
     }
 }
 
@@ -124,6 +108,8 @@ pub struct ClientOptions {
     pub ca_file: PathBuf,
     /// The proxies; the default is none.
     pub proxies: Proxies,
+    /// Retries of failed requests; see [`RetryPolicy`].
+    pub retry: RetryPolicy,
 }
 
 impl Default for ClientOptions {
@@ -132,31 +118,35 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             proxies: Proxies::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
 
 /// What a download said about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Response {
+pub struct Downloaded {
     /// The `Last-Modified` header, as sent.
     pub last_modified: Option<String>,
 }
 
-/// An HTTP(S) client: one agent per route (direct, through the `http://` proxy, through the
-/// `https://` proxy), each keeping its connections. The agents, and the CA bundle they trust,
-/// are made on the first download: a build that downloads nothing reads no certificate.
-pub struct Client {
-    opts: ClientOptions,
-    agents: std::sync::OnceLock<Agents>,
+/// Which proxy route a request takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Route {
+    Direct,
+    HttpProxy,
+    HttpsProxy,
 }
 
-/// The agents of a [`Client`], and why the CA bundle could not be read, if it could not.
-struct Agents {
-    direct: ureq::Agent,
-    http_proxy: Option<ureq::Agent>,
-    https_proxy: Option<ureq::Agent>,
-    roots_failed: Option<String>,
+/// An HTTP(S) client: one agent per route (direct, through the `http://` proxy, through the
+/// `https://` proxy) and TLS profile (the default, or a host's [`HostTls`]), each keeping
+/// its connections. The agents, and the CA bundle they trust, are made on first use: a
+/// build that downloads nothing reads no certificate. Cheap to share between threads.
+pub struct Client {
+    opts: ClientOptions,
+    roots: std::sync::OnceLock<Result<Vec<ureq::tls::Certificate<'static>>, String>>,
+    hosts: Mutex<HashMap<String, Arc<HostTls>>>,
+    agents: Mutex<HashMap<(Option<String>, Route), ureq::Agent>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -179,88 +169,170 @@ impl Client {
         }
         Ok(Self {
             opts: opts.clone(),
-            agents: std::sync::OnceLock::new(),
+            roots: std::sync::OnceLock::new(),
+            hosts: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
         })
     }
 
-    fn agents(&self) -> &Agents {
-        self.agents.get_or_init(|| {
-            let roots = read_roots(&self.opts.ca_file);
-            let agent = |p: Option<&str>| {
-                let tls = ureq::tls::TlsConfig::builder()
-                    .provider(ureq::tls::TlsProvider::Rustls)
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(
-                        roots.as_deref().unwrap_or_default(),
-                    ))
-                    .unversioned_rustls_crypto_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .build();
-                ureq::Agent::config_builder()
-                    .tls_config(tls)
-                    // Checked in `new`.
-                    .proxy(p.and_then(|p| proxy(p).ok()))
-                    .max_redirects(10)
-                    .user_agent("kiln")
-                    .accept_encoding("identity")
-                    .timeout_connect(Some(self.opts.timeout))
-                    .timeout_per_read(Some(self.opts.timeout))
-                    .build()
-                    .new_agent()
-            };
-            let proxies = &self.opts.proxies;
-            Agents {
-                direct: agent(None),
-                http_proxy: proxies.http.as_deref().map(|p| agent(Some(p))),
-                https_proxy: proxies.https.as_deref().map(|p| agent(Some(p))),
-                roots_failed: roots.err().map(|e| {
-                    std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string)
-                }),
-            }
+    /// The options this client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Sets how `host` (`name` or `name:port`, as in the URL) is reached over TLS, replacing
+    /// what was set before; requests to other hosts are not affected. A host without one
+    /// trusts the system's roots only.
+    pub fn set_host_tls(&self, host: &str, tls: HostTls) {
+        let host = host.to_ascii_lowercase();
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hosts.insert(host.clone(), Arc::new(tls));
+        self.agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(h, _), _| h.as_deref() != Some(host.as_str()));
+    }
+
+    /// The TLS settings of `host`, when [`Client::set_host_tls`] gave it some.
+    pub fn host_tls(&self, host: &str) -> Option<Arc<HostTls>> {
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&host.to_ascii_lowercase())
+            .cloned()
+    }
+
+    fn system_roots(&self) -> Result<&[ureq::tls::Certificate<'static>], HttpError> {
+        let roots = self.roots.get_or_init(|| {
+            tls::read_roots(&self.opts.ca_file).map_err(|e| {
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string)
+            })
+        });
+        roots.as_deref().map_err(|why| HttpError::Roots {
+            path: self.opts.ca_file.clone(),
+            source: io::Error::other(why.clone()),
         })
     }
 
-    /// Downloads `url` into `out`.
-    pub fn get(&self, url: &str, out: &mut dyn Write) -> Result<Response, HttpError> {
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
+    /// The agent for `url`'s host and route.
+    fn agent(&self, url: &request::Target) -> Result<ureq::Agent, HttpError> {
+        let settings = &self.opts.proxies;
+        let proxied = if url.https {
+            settings.https.as_deref().map(|p| (Route::HttpsProxy, p))
         } else {
-            return Err(HttpError::Unsupported(url.to_owned()));
+            settings.http.as_deref().map(|p| (Route::HttpProxy, p))
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => (h, p.parse().unwrap_or(0)),
-            _ => (authority, if https { 443 } else { 80 }),
+        let (route, proxy_url) = match proxied {
+            Some((r, p)) if !settings.bypasses(&url.host, url.port) => (r, Some(p)),
+            _ => (Route::Direct, None),
         };
-        let agents = self.agents();
-        if https && let Some(why) = &agents.roots_failed {
-            return Err(HttpError::Roots {
-                path: self.opts.ca_file.clone(),
-                source: io::Error::other(why.clone()),
+        let host_tls = if url.https {
+            self.host_tls(&url.authority)
+                .or_else(|| self.host_tls(&url.host))
+        } else {
+            None
+        };
+        let key = (
+            host_tls
+                .as_ref()
+                .map(|_| url.authority.to_ascii_lowercase()),
+            route,
+        );
+        let mut agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = agents.get(&key) {
+            return Ok(a.clone());
+        }
+        let mut builder = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+        // Plain-HTTP agents never look at the roots; an https one needs them (or `insecure`).
+        if url.https {
+            let mut roots = match (self.system_roots(), &host_tls) {
+                (Ok(r), _) => r.to_vec(),
+                // A host with its own CA can still be reached when the system has none.
+                (Err(_), Some(t)) if !t.ca_files.is_empty() || t.insecure => Vec::new(),
+                (Err(e), _) => return Err(e),
+            };
+            if let Some(t) = &host_tls {
+                roots.extend(t.read_cas(&url.authority)?);
+                builder = builder
+                    .client_cert(t.read_client_cert(&url.authority)?)
+                    .disable_verification(t.insecure);
+            }
+            builder = builder.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(builder.build())
+            // Checked in `new`.
+            .proxy(proxy_url.and_then(|p| proxy(p).ok()))
+            .max_redirects(10)
+            .http_status_as_error(false)
+            .user_agent("kiln")
+            .accept_encoding("identity")
+            .timeout_connect(Some(self.opts.timeout))
+            .timeout_per_read(Some(self.opts.timeout))
+            .timeout_per_write(Some(self.opts.timeout))
+            .max_idle_connections_per_host(16)
+            .build()
+            .new_agent();
+        agents.insert(key, agent.clone());
+        Ok(agent)
+    }
+
+    /// Sends `req`, retrying as the [`RetryPolicy`] says, and returns the response of the
+    /// last attempt whatever its status: what a status means is the caller's to say. A
+    /// request body is opened anew for each attempt.
+    pub fn send(&self, req: &Request<'_>) -> Result<Response, HttpError> {
+        let target = request::Target::parse(req.url)?;
+        let policy = &self.opts.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= policy.attempts.max(1);
+            let agent = self.agent(&target)?;
+            match request::send_once(&agent, req) {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if last || !(status == 429 || (500..600).contains(&status)) {
+                        return Ok(resp);
+                    }
+                    let wait = policy.delay(attempt, resp.header("retry-after"));
+                    drop(resp);
+                    (policy.sleep)(wait);
+                }
+                Err(e) => {
+                    let retry = match &e {
+                        HttpError::Transfer(t) => {
+                            retry::is_transient(t)
+                                && (req.method.is_idempotent() || retry::nothing_sent(t))
+                        }
+                        _ => false,
+                    };
+                    if last || !retry {
+                        return Err(e);
+                    }
+                    (policy.sleep)(policy.delay(attempt, None));
+                }
+            }
+        }
+    }
+
+    /// Downloads `url` into `out` (a GET that must answer 2xx), as `ADD <url>` does.
+    pub fn get(&self, url: &str, out: &mut dyn Write) -> Result<Downloaded, HttpError> {
+        let resp = self.send(&Request::new(Method::Get, url))?;
+        if !(200..300).contains(&resp.status()) {
+            return Err(HttpError::Status {
+                status: resp.status(),
             });
         }
-        let proxied = if https {
-            agents.https_proxy.as_ref()
-        } else {
-            agents.http_proxy.as_ref()
-        };
-        let agent = match proxied {
-            Some(a) if !self.opts.proxies.bypasses(host, port) => a,
-            _ => &agents.direct,
-        };
-        let mut response = agent.get(url).call().map_err(|e| match e {
-            ureq::Error::StatusCode(status) => HttpError::Status { status },
-            e => HttpError::Transfer(Box::new(e)),
-        })?;
-        let last_modified = response
-            .headers()
-            .get("last-modified")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = response.body_mut().as_reader();
+        let last_modified = resp.header("last-modified").map(str::to_owned);
+        let mut body = resp.into_reader();
         io::copy(&mut body, out).map_err(|e| {
             // A failed read of the body is the transfer's; ureq reports it as an io error.
             if e.kind() == io::ErrorKind::Other || e.kind() == io::ErrorKind::UnexpectedEof {
@@ -269,7 +341,7 @@ impl Client {
                 HttpError::Write(e)
             }
         })?;
-        Ok(Response { last_modified })
+        Ok(Downloaded { last_modified })
     }
 }
 
@@ -279,64 +351,4 @@ fn proxy(p: &str) -> Result<ureq::Proxy, HttpError> {
         proxy: p.to_owned(),
         source: Box::new(source),
     })
-}
-
-/// The certificates of a PEM bundle.
-fn read_roots(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, HttpError> {
-    let roots_err = |source| HttpError::Roots {
-        path: path.to_owned(),
-        source,
-    };
-    let pem = std::fs::read(path).map_err(roots_err)?;
-    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(roots_err(io::Error::other("no certificate in the bundle")));
-    }
-    Ok(certs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Proxies {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Proxies::from_vars(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-    }
-
-    #[test]
-    fn proxies_are_read_as_docker_reads_them() {
-        let p = vars(&[
-            ("HTTP_PROXY", "http://upper:1"),
-            ("http_proxy", "http://lower:1"),
-            ("ALL_PROXY", "http://all:3"),
-            ("NO_PROXY", "localhost, .internal.example,10.1.2.3,reg:5000"),
-        ]);
-        assert_eq!(p.http.as_deref(), Some("http://lower:1"), "lowercase wins");
-        assert_eq!(
-            p.https.as_deref(),
-            Some("http://all:3"),
-            "ALL_PROXY fills in"
-        );
-        assert!(p.bypasses("localhost", 80));
-        assert!(p.bypasses("a.internal.example", 443));
-        assert!(p.bypasses("internal.example", 443));
-        assert!(!p.bypasses("example", 443));
-        assert!(p.bypasses("10.1.2.3", 80));
-        assert!(p.bypasses("reg", 5000));
-        assert!(
-            !p.bypasses("reg", 443),
-            "a port entry only matches its port"
-        );
-        assert!(vars(&[("no_proxy", "*")]).bypasses("anything", 1));
-        assert_eq!(vars(&[("HTTPS_PROXY", "")]).https, None, "empty is unset");
-    }
 }

@@ -332,3 +332,223 @@ pub fn serve_http(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::ato
     });
     (format!("http://{addr}"), count)
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it, which
+/// is unlikely in the moment before it is used).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How a [`Registry`] is set up.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySetup {
+    /// `htpasswd` basic auth with this user and password (bcrypt, `htpasswd -Bbn`).
+    pub basic_auth: Option<(String, String)>,
+    /// TLS with a server certificate for 127.0.0.1 signed by a test CA ([`TestCa`]).
+    pub tls: bool,
+    /// With [`Self::tls`], clients must present a certificate signed by the CA.
+    pub mtls: bool,
+}
+
+/// A test certificate authority and what it signed, made with the `openssl` CLI in a
+/// directory of the test's.
+#[derive(Debug, Clone)]
+pub struct TestCa {
+    /// The CA certificate (PEM): what clients trust.
+    pub ca: std::path::PathBuf,
+    /// The server certificate for `127.0.0.1` and `localhost` (PEM).
+    pub server_cert: std::path::PathBuf,
+    /// Its key.
+    pub server_key: std::path::PathBuf,
+    /// A client certificate signed by the CA (PEM).
+    pub client_cert: std::path::PathBuf,
+    /// Its key.
+    pub client_key: std::path::PathBuf,
+}
+
+impl TestCa {
+    /// Makes a CA, a server certificate and a client certificate under `dir`.
+    pub fn make(dir: &Path) -> Self {
+        fs::create_dir_all(dir).unwrap();
+        let p = |n: &str| dir.join(n);
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").args(args).current_dir(dir));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kiln test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        fs::write(
+            p("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        fs::write(p("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for who in ["server", "client"] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN=kiln test {who}"),
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+                "-out",
+                &format!("{who}.pem"),
+            ]);
+        }
+        Self {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server.key"),
+            client_cert: p("client.pem"),
+            client_key: p("client.key"),
+        }
+    }
+}
+
+/// Debian's `docker-registry` (the CNCF distribution registry) on 127.0.0.1 and a free port,
+/// its storage under a directory of the test's; killed when dropped (or by [`Self::kill`]).
+pub struct Registry {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Where it keeps its data (`docker/registry/v2/...`).
+    pub storage: std::path::PathBuf,
+    /// The CA and certificates, for a TLS registry.
+    pub ca: Option<TestCa>,
+    config: std::path::PathBuf,
+}
+
+impl Registry {
+    /// Starts one under `dir` with `setup`; `None` (reported by [`require`]) when
+    /// `docker-registry` (or `htpasswd`, `openssl` for the setup) is missing. Waits until it
+    /// answers (at most 30 s).
+    pub fn start(dir: &Path, setup: &RegistrySetup) -> Option<Self> {
+        use std::fmt::Write as _;
+        let mut tools = vec!["docker-registry"];
+        if setup.basic_auth.is_some() {
+            tools.push("htpasswd");
+        }
+        if setup.tls {
+            tools.push("openssl");
+        }
+        require(false, &tools)?;
+        fs::create_dir_all(dir).unwrap();
+        let storage = dir.join("data");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut config = format!(
+            "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp:\n  addr: {addr}\n",
+            storage.display()
+        );
+        let ca = setup.tls.then(|| TestCa::make(&dir.join("pki")));
+        if let Some(ca) = &ca {
+            let _ = write!(
+                config,
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            );
+            if setup.mtls {
+                let _ = writeln!(config, "    clientcas: [{}]", ca.ca.display());
+            }
+        }
+        if let Some((user, pass)) = &setup.basic_auth {
+            let line = run(Command::new("htpasswd").args(["-Bbn", user, pass]));
+            let file = dir.join("htpasswd");
+            fs::write(&file, line.trim()).unwrap();
+            let _ = write!(
+                config,
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                file.display()
+            );
+        }
+        let config_path = dir.join("registry.yml");
+        fs::write(&config_path, config).unwrap();
+        let mut r = Self {
+            child: None,
+            addr,
+            storage,
+            ca,
+            config: config_path,
+        };
+        r.restart();
+        Some(r)
+    }
+
+    /// Starts it again (after [`Self::kill`]) on the same port and storage.
+    pub fn restart(&mut self) {
+        let log = fs::File::create(self.config.with_extension("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not start: {}",
+            fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
+        );
+    }
+
+    /// Kills it (SIGKILL) and waits for it to end.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

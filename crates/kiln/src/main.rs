@@ -54,6 +54,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     snapshotter: Option<SnapshotterArg>,
 
+    /// kiln's config file (registry mirrors, TLS, plain HTTP), in the format of BuildKit's
+    /// `buildkitd.toml`. The default is `$XDG_CONFIG_HOME/kiln/config.toml`
+    /// (`~/.config/kiln/config.toml`), `/etc/kiln/config.toml` for root.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -98,6 +104,14 @@ enum Command {
     /// Show the files that differ between two images (content, type, mode, owner, link
     /// target, mtime); status 1 when any do.
     Diff(cmd::diff::Args),
+    /// Pull an image from a registry into the store; prints its digest.
+    Pull(cmd::pull::Args),
+    /// Push an image of the store to a registry; prints the manifest's digest.
+    Push(cmd::push::Args),
+    /// Check credentials against a registry and keep them as Docker does.
+    Login(cmd::login::LoginArgs),
+    /// Forget the credentials of a registry.
+    Logout(cmd::login::LogoutArgs),
     /// Check the store: re-hash blobs, check references, find half-written files.
     Fsck(cmd::fsck::Args),
     /// Run a command in the user namespace a rootless kiln works in (where the store's files
@@ -124,6 +138,8 @@ pub struct Globals {
     pub root: PathBuf,
     /// `--snapshotter` / `KILN_SNAPSHOTTER`; `None` probes.
     pub snapshotter: Option<kiln_build::Snapshotter>,
+    /// `--config FILE`; `None`: the default place (see `cmd::pull::registries`).
+    pub config: Option<PathBuf>,
 }
 
 impl Globals {
@@ -158,6 +174,7 @@ impl Globals {
         };
         Ok(Self {
             root,
+            config: None,
             snapshotter: snapshotter.map(|s| match s {
                 SnapshotterArg::Overlay => kiln_build::Snapshotter::Overlay,
                 SnapshotterArg::Naive => kiln_build::Snapshotter::Naive,
@@ -200,7 +217,10 @@ fn main() -> ExitCode {
     kiln_sandbox::userns::main_if_map_ids();
     let cli = Cli::parse();
     let globals = match Globals::from_cli(cli.root, cli.snapshotter) {
-        Ok(g) => g,
+        Ok(g) => Globals {
+            config: cli.config,
+            ..g
+        },
         Err(err) => {
             diagnostics::print_error(&err);
             return ExitCode::from(2);
@@ -244,6 +264,10 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(&globals, &args),
         Command::Diff(args) => cmd::diff::run(&globals, &args),
         Command::Run(args) => cmd::run::run(&globals, &args),
+        Command::Pull(args) => cmd::pull::run(&globals, &args),
+        Command::Push(args) => cmd::push::run(&globals, &args),
+        Command::Login(args) => cmd::login::login(&globals, &args),
+        Command::Logout(args) => cmd::login::logout(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
         Command::Unshare(args) => cmd::unshare::run(&args),
         Command::DebugDump(args) => cmd::dump::run(&globals, &args),

@@ -13,7 +13,11 @@
 //!   cache-mounts/<key>/        a RUN --mount=type=cache: id, lock, data/
 //!   steps/<pid>-<nanos>/       a `kiln run` step's directories
 //!   failed-steps/<name>/       a failed RUN's filesystem and spec (`kiln build --keep-failed`)
-//!   tmp/                       transactions (txn-*), atomic writes, scratch of one command
+//!   registry-sources/<hex>     repositories (`host/path`) the blob was pulled from or
+//!                              pushed to, one a line: the source of a cross-repository mount
+//!   tmp/                       transactions (txn-*), atomic writes, scratch of one command;
+//!                              download-<hex>/ a registry blob being downloaded (`.lock`
+//!                              held by its live owner, `data` kept for a resumed pull)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -65,6 +69,18 @@ impl Layout {
     /// Where the content size of the layer blob `digest` is recorded.
     pub fn layer_size(&self, digest: &Digest) -> PathBuf {
         self.root.join("layer-sizes/sha256").join(digest.hex())
+    }
+
+    /// Where the repositories a blob came from or went to are recorded (kiln-registry).
+    pub fn registry_sources(&self, digest: &Digest) -> PathBuf {
+        self.root.join("registry-sources").join(digest.hex())
+    }
+
+    /// The directory of a registry blob's download in progress: `.lock` (held by the process
+    /// downloading it) and `data` (what came so far, kept when the download is cut short so
+    /// that the next pull resumes it with a `Range` request).
+    pub fn download(&self, digest: &Digest) -> PathBuf {
+        self.tmp().join(format!("download-{}", digest.hex()))
     }
 
     /// The directory of snapshots.
