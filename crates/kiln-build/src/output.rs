@@ -1,4 +1,5 @@
-//! `--output` specs, as `docker build` reads them: `type=image,name=N`, `type=oci,dest=F`,
+//! `--output` specs, as `docker build` reads them: `type=image,name=N[,push=true]`,
+//! `type=registry,name=N` (the same as `type=image,push=true`), `type=oci,dest=F`,
 //! `type=docker,dest=F`, `type=tar,dest=F`, `type=local,dest=DIR`; a bare path means
 //! `type=local,dest=PATH` and `-` means `type=tar` to stdout.
 
@@ -10,10 +11,13 @@ use kiln_oci::store::ExportCompression;
 /// Where a build's result goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Into the store, tagged with `names` (and every `-t`).
+    /// Into the store, tagged with `names` (and every `-t`); with `push`, also pushed to
+    /// each name's registry (`type=registry`, `type=image,push=true`, `--push`).
     Image {
         /// Extra names from `name=` (comma-separated lists are split).
         names: Vec<String>,
+        /// Push them (`push=true`, or `type=registry`).
+        push: Option<ExportCompression>,
     },
     /// An OCI archive of the image.
     Oci {
@@ -53,11 +57,16 @@ pub enum OutputError {
     #[error("`type=local` needs `dest=DIR`")]
     LocalWithoutDest,
     /// A type kiln does not write.
-    #[error("unknown output type `{0}`: valid types are image, oci, docker, tar and local")]
+    #[error(
+        "unknown output type `{0}`: valid types are image, registry, oci, docker, tar and local"
+    )]
     UnknownType(String),
     /// No `type=`.
-    #[error("missing `type=`: valid types are image, oci, docker, tar and local")]
+    #[error("missing `type=`: valid types are image, registry, oci, docker, tar and local")]
     MissingType,
+    /// `push=` that is not a boolean.
+    #[error("invalid `push={0}`: expected true or false")]
+    Push(String),
     /// A `"` that is not closed.
     #[error("unterminated quote in `{0}`")]
     UnterminatedQuote(String),
@@ -153,6 +162,7 @@ pub fn parse_output(spec: &str) -> Result<Output, OutputError> {
     let mut names = Vec::new();
     let mut compression = CompressionAttrs::default();
     let mut compression_keys = Vec::new();
+    let mut push = false;
     for field in split_csv(spec)? {
         let (k, v) = field
             .split_once('=')
@@ -166,20 +176,40 @@ pub fn parse_output(spec: &str) -> Result<Output, OutputError> {
             "type" => typ = Some(v.to_ascii_lowercase()),
             "dest" => dest = Some(v.to_owned()),
             "name" => names.extend(v.split(',').filter(|n| !n.is_empty()).map(str::to_owned)),
+            "push" => {
+                push = match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(OutputError::Push(v.to_owned())),
+                };
+            }
             // Keys docker accepts that kiln has nothing to do with yet are refused loudly
             // rather than ignored.
             other => return Err(OutputError::Attribute(other.to_owned())),
         }
     }
     let file = |dest: Option<String>| dest.filter(|d| d != "-").map(PathBuf::from);
-    // Only an OCI archive's layers are compressed (a docker archive's are plain tars).
+    let registry = typ.as_deref() == Some("registry");
+    // Only an OCI archive's layers and a push's are compressed (a docker archive's are plain
+    // tars, the store keeps built layers plain).
+    let compressed = typ.as_deref() == Some("oci") || registry || push;
     if let Some(key) = compression_keys.first()
-        && typ.as_deref() != Some("oci")
+        && !compressed
     {
         return Err(OutputError::Attribute(key.clone()));
     }
+    if push && typ.as_deref() != Some("image") {
+        return Err(OutputError::Attribute("push".to_owned()));
+    }
     match typ.as_deref() {
-        Some("image") => Ok(Output::Image { names }),
+        Some("image" | "registry") => Ok(Output::Image {
+            names,
+            push: if registry || push {
+                Some(compression.finish()?)
+            } else {
+                None
+            },
+        }),
         Some("oci") => Ok(Output::Oci {
             dest: file(dest),
             compression: compression.finish()?,
@@ -285,18 +315,51 @@ mod tests {
         assert_eq!(
             parse_output("type=image,\"name=a:1,b:2\"").unwrap(),
             Output::Image {
-                names: vec!["a:1".into(), "b:2".into()]
+                names: vec!["a:1".into(), "b:2".into()],
+                push: None,
             }
+        );
+        let gzip = Some(ExportCompression::default());
+        for spec in [
+            "type=registry,name=h:5000/a:1",
+            "type=image,name=h:5000/a:1,push=true",
+        ] {
+            assert_eq!(
+                parse_output(spec).unwrap(),
+                Output::Image {
+                    names: vec!["h:5000/a:1".into()],
+                    push: gzip,
+                },
+                "{spec}"
+            );
+        }
+        assert_eq!(
+            parse_output("type=registry,name=a,compression=zstd").unwrap(),
+            Output::Image {
+                names: vec!["a".into()],
+                push: Some(ExportCompression {
+                    compression: Compression::Zstd { level: 3 },
+                    force: false
+                }),
+            }
+        );
+        assert_eq!(
+            parse_output("type=image,name=a,compression=zstd").unwrap_err(),
+            OutputError::Attribute("compression".into())
+        );
+        assert_eq!(
+            parse_output("type=image,name=a,push=maybe").unwrap_err(),
+            OutputError::Push("maybe".into())
         );
         assert_eq!(
             parse_output("type=local").unwrap_err(),
             OutputError::LocalWithoutDest
         );
         assert!(
-            parse_output("type=registry,name=x")
+            parse_output("type=s3,name=x")
                 .unwrap_err()
                 .to_string()
-                .contains("unknown output type `registry`")
+                .contains("unknown output type `s3`")
         );
         assert_eq!(
             parse_output("dest=x").unwrap_err(),

@@ -140,6 +140,9 @@ pub struct Globals {
     pub snapshotter: Option<kiln_build::Snapshotter>,
     /// `--config FILE`; `None`: the default place (see `cmd::pull::registries`).
     pub config: Option<PathBuf>,
+    /// Whether kiln was started by an ordinary user and runs in a user namespace of its own
+    /// (where it is root): its defaults are the user's, not root's.
+    pub rootless: bool,
 }
 
 impl Globals {
@@ -175,6 +178,7 @@ impl Globals {
         Ok(Self {
             root,
             config: None,
+            rootless: false,
             snapshotter: snapshotter.map(|s| match s {
                 SnapshotterArg::Overlay => kiln_build::Snapshotter::Overlay,
                 SnapshotterArg::Naive => kiln_build::Snapshotter::Naive,
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
     // `kiln __map-ids ...`: the helper that maps a rootless kiln's user namespace.
     kiln_sandbox::userns::main_if_map_ids();
     let cli = Cli::parse();
-    let globals = match Globals::from_cli(cli.root, cli.snapshotter) {
+    let mut globals = match Globals::from_cli(cli.root, cli.snapshotter) {
         Ok(g) => Globals {
             config: cli.config,
             ..g
@@ -233,6 +237,7 @@ fn main() -> ExitCode {
         let search = std::env::var_os("PATH").unwrap_or_default();
         match kiln_sandbox::userns::enter(&exe, &search) {
             Ok(entered) => {
+                globals.rootless = true;
                 if let kiln_sandbox::userns::Mapping::Single { why } = &entered.mapping {
                     eprintln!(
                         "warning: rootless kiln maps only your own id ({why}): steps and images that use other users or groups fail\nhint: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}` and `apt-get install uidmap`",

@@ -68,7 +68,7 @@ fn config_path(globals: &Globals) -> (PathBuf, bool) {
     if let Some(c) = &globals.config {
         return (c.clone(), true);
     }
-    if crate::is_root() {
+    if crate::is_root() && !globals.rootless {
         return (PathBuf::from("/etc/kiln/config.toml"), false);
     }
     let base = std::env::var_os("XDG_CONFIG_HOME")

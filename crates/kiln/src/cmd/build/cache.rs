@@ -1,29 +1,40 @@
 //! `--cache-from` and `--cache-to`: the remotes opened, imported lazily before the build and
 //! exported after it.
 //!
-//! The registry plugs in at one point, [`registry_remote`]: given a reference, it returns the
-//! [`CacheRemote`] of its repository and the tag to use. Until the registry client is
-//! connected it says so.
+//! The registry plugs in at one point, a [`RegistryFactory`]: given a reference, it returns
+//! the [`CacheRemote`] of its repository and the tag to use (`super::registry::RegistryRemote`).
 
 use kiln_build::{CacheExport, CacheImport, CacheLocation, CacheMode};
 use kiln_cache::{Cache, CacheRemote, ExportOptions, LazyImport, LocalLayout};
-use kiln_oci::Store;
 
 /// Makes the remote of a registry reference, and the tag its cache manifest has.
-pub(crate) type RegistryFactory = fn(&str) -> anyhow::Result<(Box<dyn CacheRemote>, String)>;
+pub(crate) type RegistryFactory<'a> =
+    &'a dyn Fn(&str) -> anyhow::Result<(Box<dyn CacheRemote>, String)>;
 
-/// The registry's connection point: `type=registry,ref=R` caches go through the remote this
-/// returns.
-pub(crate) fn registry_remote(reference: &str) -> anyhow::Result<(Box<dyn CacheRemote>, String)> {
-    anyhow::bail!(
-        "cannot use the cache `{reference}`: registry cache needs the registry client\nhint: use `type=local,dest=DIR` / `type=local,src=DIR` meanwhile"
-    )
+/// Finds (pulling when needed) an image named as a cache source.
+pub(crate) type ImageSource<'a> = &'a dyn Fn(&str) -> anyhow::Result<kiln_oci::Image>;
+
+/// Imports the inline cache `image` carries (its layers are in the store).
+fn inline(cache: &Cache, image: &kiln_oci::Image, name: &str, quiet: bool) -> anyhow::Result<()> {
+    let report = cache
+        .import_inline(image, name)
+        .map_err(|e| anyhow::anyhow!("cannot import the inline cache of `{name}`: {e}"))?;
+    if let Some(note) = &report.note {
+        eprintln!("note: {note}");
+    }
+    if !quiet && report.added + report.already_present > 0 {
+        eprintln!(
+            "imported {} cache records from the image {name}",
+            report.added
+        );
+    }
+    Ok(())
 }
 
 /// The remote `location` names, and its tag, registries made by `registry`.
 fn open(
     location: &CacheLocation,
-    registry: RegistryFactory,
+    registry: RegistryFactory<'_>,
 ) -> anyhow::Result<(Box<dyn CacheRemote>, String)> {
     match location {
         CacheLocation::Local { dir, tag } => Ok((Box::new(LocalLayout::new(dir)), tag.clone())),
@@ -37,28 +48,19 @@ fn open(
 /// branch's first build).
 pub(crate) fn import(
     cache: &Cache,
-    store: &Store,
     specs: &[CacheImport],
+    registry: RegistryFactory<'_>,
+    image: ImageSource<'_>,
     quiet: bool,
 ) -> anyhow::Result<LazyImport> {
     let mut lazy = LazyImport::new();
     for spec in specs {
         match spec {
             CacheImport::Image(name) => {
-                let image = store.resolve(name).map_err(|e| {
-                    anyhow::anyhow!("cannot import the inline cache of `{name}`: {e}")
-                })?;
-                let report = cache.import_inline(&image, name).map_err(|e| {
-                    anyhow::anyhow!("cannot import the inline cache of `{name}`: {e}")
-                })?;
-                if let Some(note) = &report.note {
-                    eprintln!("note: {note}");
-                }
-                if !quiet && report.added + report.already_present > 0 {
-                    eprintln!(
-                        "imported {} cache records from the image {name}",
-                        report.added
-                    );
+                match image(name) {
+                    Ok(found) => inline(cache, &found, name, quiet)?,
+                    // BuildKit goes on without a cache it cannot read.
+                    Err(e) => eprintln!("warning: cannot use `{name}` as a cache source: {e:#}"),
                 }
             }
             CacheImport::Remote(location) => {
@@ -68,18 +70,40 @@ pub(crate) fn import(
                     eprintln!("note: no cache at `{}` yet", dir.display());
                     continue;
                 }
-                let (remote, tag) = open(location, registry_remote)?;
+                let (remote, tag) = open(location, registry)?;
                 let name = remote.name();
-                let source = cache
-                    .open_remote(remote, &tag)
-                    .map_err(|e| anyhow::anyhow!("cannot import the cache {name}: {e}"))?;
-                if !quiet {
-                    eprintln!(
-                        "cache {name}: {} records, layers fetched as steps hit",
-                        source.records()
-                    );
+                // A branch's first build: nothing exported under that tag yet.
+                if matches!(location, CacheLocation::Registry(_))
+                    && matches!(remote.get_manifest(&tag), Ok(None))
+                {
+                    eprintln!("note: no cache at {name} yet");
+                    continue;
                 }
-                lazy.add(source);
+                match cache.open_remote(remote, &tag) {
+                    Ok(source) => {
+                        if !quiet {
+                            eprintln!(
+                                "cache {name}: {} records, layers fetched as steps hit",
+                                source.records()
+                            );
+                        }
+                        lazy.add(source);
+                    }
+                    // A registry reference may name an image that carries its cache inline
+                    // (`--cache-to type=inline`, BuildKit's `BUILDKIT_INLINE_CACHE=1`), as
+                    // BuildKit's registry importer reads it.
+                    Err(e) => match location {
+                        CacheLocation::Registry(reference) => match image(reference) {
+                            Ok(found) => inline(cache, &found, reference, quiet)?,
+                            Err(pull) => eprintln!(
+                                "warning: cannot use the cache {name}: {e}; nor as an image: {pull:#}"
+                            ),
+                        },
+                        CacheLocation::Local { .. } => {
+                            anyhow::bail!("cannot import the cache {name}: {e}")
+                        }
+                    },
+                }
             }
         }
     }
@@ -98,6 +122,7 @@ pub(crate) fn export(
     outcome: &kiln_build::BuildOutcome,
     exports: &[CacheExport],
     imported: &LazyImport,
+    registry: RegistryFactory<'_>,
     quiet: bool,
 ) -> anyhow::Result<()> {
     for e in exports {
@@ -105,7 +130,7 @@ pub(crate) fn export(
             continue;
         };
         let result = (|| {
-            let (remote, tag) = open(location, registry_remote)?;
+            let (remote, tag) = open(location, registry)?;
             let keys = match e.mode {
                 CacheMode::Min => &outcome.target_cache_keys,
                 CacheMode::Max => &outcome.cache_keys,

@@ -2,6 +2,7 @@
 
 mod cache;
 mod on_error;
+mod registry;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,14 @@ pub(crate) struct Args {
     /// or `type=inline` (the records in the image's config).
     #[arg(long, value_name = "SPEC", value_parser = parse_cache_to_arg)]
     pub cache_to: Vec<kiln_build::CacheExport>,
+    /// When to ask registries for the build's images: `missing` (the default: only images the
+    /// store lacks, so offline rebuilds work), `always` (`--pull` alone: fetch what changed
+    /// upstream) or `never` (the store only).
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true, default_value = "missing", default_missing_value = "always")]
+    pub pull: registry::PullPolicy,
+    /// Push the image to its registry under every `-t` name (as `-o type=registry`).
+    #[arg(long)]
+    pub push: bool,
     /// Do not use the build cache for this stage (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
@@ -58,7 +67,8 @@ pub(crate) struct Args {
     /// How progress is shown.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub progress: Mode,
-    /// Where the result goes: `type=image|oci|docker|tar|local[,dest=...][,name=...]`, a
+    /// Where the result goes: `type=image|registry|oci|docker|tar|local[,dest=...][,name=...]`
+    /// (`type=registry`, or `type=image,push=true`, pushes; with `compression=`), a
     /// directory, or `-` (repeatable; default: the store).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub output: Vec<String>,
@@ -142,7 +152,7 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut names: Vec<String> = args.tag.clone();
     for o in &outputs {
-        if let Output::Image { names: n } = o {
+        if let Output::Image { names: n, .. } = o {
             names.extend(n.iter().cloned());
         }
     }
@@ -235,7 +245,26 @@ fn build_in(
     let cache = kiln_cache::Cache::open(store).map_err(|e| {
         anyhow::anyhow!("cannot open the build cache: {e}\nhint: `kiln prune --all` resets it")
     })?;
-    let imported = cache::import(&cache, store, &args.cache_from, args.quiet)?;
+    let registries = registry::LazyRegistries::new(globals);
+    let resolver = registry::RegistryResolver {
+        store,
+        registries: &registries,
+        policy: args.pull,
+        platform: kiln_oci::model::Platform {
+            architecture: opts.target_platform.architecture.clone(),
+            os: opts.target_platform.os.clone(),
+            variant: (!opts.target_platform.variant.is_empty())
+                .then(|| opts.target_platform.variant.clone()),
+            extra: std::collections::BTreeMap::new(),
+        },
+        quiet: args.quiet,
+        resolved: std::sync::Mutex::new(Vec::new()),
+    };
+    let remote = |reference: &str| registry::RegistryRemote::open(registries.get()?, reference);
+    let cache_image = |name: &str| {
+        kiln_build::ImageResolver::resolve(&resolver, name).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let imported = cache::import(&cache, &args.cache_from, &remote, &cache_image, args.quiet)?;
     let cache_use = kiln_build::CacheUse {
         cache: &cache,
         no_cache: args.no_cache,
@@ -261,7 +290,7 @@ fn build_in(
         keep_failed: args.keep_failed || args.on_error.keep,
         on_run_failure: shell.as_ref().map(|s| s as &dyn kiln_build::OnRunFailure),
         store,
-        resolver: store,
+        resolver: &resolver,
         fetcher: &fetcher,
         plan: &plan,
         context: &ctx.dir,
@@ -329,22 +358,50 @@ fn build_in(
     for o in outputs {
         export(store, &outcome, o, tags)?;
     }
+    let mut pushed = None;
+    for (reference, compression) in pushes(args, outputs, tags)? {
+        let digest = registry::push(
+            store,
+            registries.get()?,
+            &outcome.manifest,
+            &reference,
+            compression,
+            args.quiet,
+        )?;
+        pushed.get_or_insert(digest);
+    }
     let id = outcome.id.to_string();
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &id)?;
     }
     if let Some(f) = &args.metadata_file {
+        // What each image name resolved to, by digest, as BuildKit's provenance records it.
+        let images: serde_json::Map<String, serde_json::Value> = resolver
+            .resolved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(n, d)| (n.clone(), d.to_string().into()))
+            .collect();
         let meta = serde_json::json!({
             "containerimage.config.digest": id,
-            "containerimage.digest": outcome.manifest.digest.to_string(),
+            "containerimage.digest": pushed.as_ref().unwrap_or(&outcome.manifest.digest).to_string(),
             "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "kiln.resolved-images": images,
         });
         std::fs::write(f, serde_json::to_vec_pretty(&meta)?)?;
     }
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
-    cache::export(&cache, &outcome, &args.cache_to, &imported, args.quiet)?;
+    cache::export(
+        &cache,
+        &outcome,
+        &args.cache_to,
+        &imported,
+        &remote,
+        args.quiet,
+    )?;
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         // Sizes as `kiln images` shows them, now that every stage's layers are in the store.
@@ -481,6 +538,53 @@ fn parse_cache_to_arg(spec: &str) -> Result<kiln_build::CacheExport, String> {
     })
 }
 
+/// Where the image is pushed: every `-t` name for `--push`, and each pushing output's names
+/// (the `-t` names when it has none), each once, with that output's compression.
+fn pushes(
+    args: &Args,
+    outputs: &[Output],
+    tags: &[Reference],
+) -> anyhow::Result<Vec<(Reference, kiln_oci::store::ExportCompression)>> {
+    let mut out: Vec<(Reference, kiln_oci::store::ExportCompression)> = Vec::new();
+    let mut add = |names: &[Reference], compression| {
+        for n in names {
+            if !out.iter().any(|(r, _)| r == n) {
+                out.push((n.clone(), compression));
+            }
+        }
+    };
+    if args.push {
+        add(tags, kiln_oci::store::ExportCompression::default());
+    }
+    for o in outputs {
+        if let Output::Image {
+            names,
+            push: Some(compression),
+        } = o
+        {
+            let names = if names.is_empty() {
+                tags.to_vec()
+            } else {
+                names
+                    .iter()
+                    .map(|n| Reference::parse(n))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            add(&names, *compression);
+        }
+    }
+    let asked = args.push
+        || outputs
+            .iter()
+            .any(|o| matches!(o, Output::Image { push: Some(_), .. }));
+    if asked && out.is_empty() {
+        anyhow::bail!(
+            "nothing to push to: the image has no name\nhint: name it with `-t registry/name:tag` (or `-o type=registry,name=registry/name:tag`)"
+        );
+    }
+    Ok(out)
+}
+
 /// Write one `--output`.
 fn export(
     store: &Store,
@@ -489,6 +593,7 @@ fn export(
     tags: &[Reference],
 ) -> anyhow::Result<()> {
     match output {
+        // Pushed after every output is written (`pushes`).
         Output::Image { .. } => Ok(()),
         Output::Oci { dest, .. } | Output::Docker { dest } => {
             let (format, compression) = match output {
