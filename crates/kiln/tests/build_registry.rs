@@ -86,8 +86,14 @@ fn a_build_pulls_its_images_once_records_them_and_pushes_its_result() {
     );
     ok(&out);
     let stderr = text(&out.stderr);
-    // Two stages and a COPY --from name the base: it is pulled once.
+    // Two stages and a COPY --from name the base: it is pulled once, a line per blob.
     assert_eq!(stderr.matches("pulled ").count(), 1, "{stderr}");
+    assert!(stderr.contains("pull sha256:"), "{stderr}");
+    // The base's layer is in the registry already (another repository): mounted.
+    assert!(
+        stderr.contains("mounted from another repository"),
+        "{stderr}"
+    );
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     let pushed = meta["containerimage.digest"].as_str().unwrap().to_owned();
     assert_eq!(pushed, skopeo_digest(&app), "{meta}");

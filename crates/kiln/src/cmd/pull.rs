@@ -32,7 +32,15 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let registries = registries(globals)?;
     let pulled = registries
-        .pull(&store, &reference, &opts, &kiln_registry::NoProgress)
+        .pull(
+            &store,
+            &reference,
+            &opts,
+            &BlobLines {
+                verb: "pull",
+                quiet: args.quiet,
+            },
+        )
         .map_err(hinted)?;
     if !args.quiet {
         eprintln!(
@@ -145,4 +153,40 @@ pub(crate) fn hinted(e: RegistryError) -> anyhow::Error {
         s.push_str(&h);
     }
     Hinted(s).into()
+}
+
+/// A pull's or push's progress on stderr: a line per blob when it is done (what moved, and
+/// how big), so a log shows which layers came from where; nothing when `quiet`.
+pub(crate) struct BlobLines {
+    /// `pull` or `push`: how the lines read.
+    pub(crate) verb: &'static str,
+    pub(crate) quiet: bool,
+}
+
+impl kiln_registry::Progress for BlobLines {
+    fn blob_finished(
+        &self,
+        blob: &kiln_oci::model::Descriptor,
+        outcome: kiln_registry::BlobOutcome,
+    ) {
+        use kiln_registry::BlobOutcome;
+        if self.quiet {
+            return;
+        }
+        let what = match outcome {
+            BlobOutcome::Present if self.verb == "push" => "already in the registry",
+            BlobOutcome::Present => "already in the store",
+            BlobOutcome::Fetched => "fetched",
+            BlobOutcome::Uploaded => "uploaded",
+            BlobOutcome::Mounted => "mounted from another repository",
+            BlobOutcome::Foreign => "foreign, left where its URLs say",
+        };
+        let hex = blob.digest.to_string();
+        let short = hex.get(..19).unwrap_or(&hex);
+        eprintln!(
+            "{} {short} {what} ({})",
+            self.verb,
+            crate::cmd::images::human_size(blob.size)
+        );
+    }
 }

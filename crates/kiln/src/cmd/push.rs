@@ -62,7 +62,10 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
             &image,
             &reference,
             &opts,
-            &kiln_registry::NoProgress,
+            &super::pull::BlobLines {
+                verb: "push",
+                quiet: args.quiet,
+            },
         )
         .map_err(super::pull::hinted)?;
     if !args.quiet {

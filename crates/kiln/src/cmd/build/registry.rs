@@ -94,7 +94,15 @@ impl RegistryResolver<'_> {
             ..PullOptions::default()
         };
         let pulled = registries
-            .pull(self.store, reference, &opts, &NoProgress)
+            .pull(
+                self.store,
+                reference,
+                &opts,
+                &crate::cmd::pull::BlobLines {
+                    verb: "pull",
+                    quiet: self.quiet,
+                },
+            )
             .map_err(|e| {
                 failed(format!(
                     "cannot pull `{name}`: {:#}",
@@ -161,7 +169,10 @@ pub(crate) fn push(
             &image,
             reference,
             &kiln_registry::PushOptions { compression },
-            &NoProgress,
+            &crate::cmd::pull::BlobLines {
+                verb: "push",
+                quiet,
+            },
         )
         .map_err(crate::cmd::pull::hinted)?;
     if !quiet {
