@@ -8,13 +8,17 @@
 #   BuildKit: Docker 20.10 with BUILDKIT_INLINE_CACHE=1, the image pushed, then an empty
 #             Docker (images removed, `builder prune -af`) with --cache-from R.
 # The base image (busybox) comes from the registry too, for both. Rounds interleaved;
-# prints medians (ms) and the ratio kiln / BuildKit.
+# prints medians (ms) and the ratio kiln / BuildKit. SETTLE=S waits S seconds after each
+# deletion (an empty store, a pruned Docker) before the timed build: on ext4 without a journal
+# (this machine's disk), inode allocation scans recently freed inodes for ~30 s after a big
+# delete, which makes every file creation slow for whoever builds next.
 # Usage: bash bench/registry-cache.sh [WORKDIR]   (root; docker.io, docker-registry, busybox-static)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 work="${1:-/tmp/kiln-bench-registry-cache}"
 N="${N:-5}"
+SETTLE="${SETTLE:-0}"
 FILES="${FILES:-5000}"
 release_kiln "$work"
 PORT="${PORT:-5077}"
@@ -56,18 +60,18 @@ kiln_third() { "$K" --root "$work/runner3" build -q --cache-from "type=registry,
 bk_third() { DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q --cache-from "$REG/app:bk" "$ctx"; }
 kc=(); bc=(); kcold=(); bcold=()
 for i in $(seq "$N"); do
-    rm -rf "$work/runner3"; sync
+    rm -rf "$work/runner3"; sync; sleep "$SETTLE"
     time_of t kiln_third; kc+=("$t")
-    empty_docker; sync
+    empty_docker; sync; sleep "$SETTLE"
     time_of t bk_third; bc+=("$t")
     # Without any cache, for scale: what the remote cache saves.
-    rm -rf "$work/runner3"; sync
+    rm -rf "$work/runner3"; sync; sleep "$SETTLE"
     time_of t "$K" --root "$work/runner3" build -q "$ctx"; kcold+=("$t")
-    empty_docker; sync
+    empty_docker; sync; sleep "$SETTLE"
     time_of t env DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx"; bcold+=("$t")
 done
 med() { printf '%s\n' "$@" | median; }
-echo "N=$N rounds, $FILES files made by the first stage; medians"
+echo "N=$N rounds, $FILES files made by the first stage, SETTLE=$SETTLE s; medians"
 printf '| %-46s | %9s | %9s | %6s |\n' "empty builder, cache in a loopback registry" "kiln ms" "BuildKit" "k/bk"
 printf '|%s|%s|%s|%s|\n' "------------------------------------------------" "-----------" "-----------" "--------"
 row() { printf '| %-46s | %9s | %9s | %6s |\n' "$1" "$(ms "$2")" "$(ms "$3")" "$(ratio "$2" "$3")"; }

@@ -123,9 +123,21 @@ pub(crate) fn open(path: &Path) -> Result<Connection, CacheError> {
     .map_err(err("open"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(err("set the busy timeout"))?;
-    // WAL is persistent in the file; setting it again is a no-op read.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err("switch to WAL mode"))?;
+    // WAL is persistent in the file; setting it again is a no-op read. Switching needs the
+    // database to itself, and SQLite answers `SQLITE_BUSY` at once (no busy handler) while
+    // another process opening a new store holds it: wait for that, as the timeout says.
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => break r.map_err(err("switch to WAL mode"))?,
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err("set synchronous"))?;
     let tx = conn

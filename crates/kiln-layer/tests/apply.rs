@@ -143,7 +143,9 @@ fn refused(bytes: &[u8], target: &Path) -> ApplyError {
 #[test]
 fn dotdot_names_and_link_targets_are_refused() {
     let host = Host::new();
-    let dst = tempfile::tempdir().unwrap();
+    // The target's parent is the test's own: `../x` would land where nothing else writes.
+    let outer = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir_in(outer.path()).unwrap();
     let err = refused(&layer(&[(file("../../x"), b"evil")]), dst.path());
     assert_eq!(
         err.to_string(),
