@@ -20,18 +20,7 @@ release_kiln "$work"
 
 # The context: FILES files (SIZE_MB in all) in 500 directories, and one small file.
 ctx="$work/ctx"; mkdir -p "$ctx/data"
-python3 - "$ctx/data" "$FILES" "$SIZE_MB" <<'PY'
-import os, sys
-root, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-size = (mb << 20) // n
-chunk = os.urandom(1 << 20)
-for i in range(n):
-    d = os.path.join(root, f"d{i % 500:03d}")
-    os.makedirs(d, exist_ok=True)
-    off = (i * 7919) % ((1 << 20) - size)
-    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
-        f.write(chunk[off:off + size])
-PY
+make_files "$ctx/data" "$FILES" "$SIZE_MB"
 echo "v0" > "$ctx/app.txt"
 cat > "$ctx/Dockerfile" <<'DF'
 FROM busybox

@@ -53,3 +53,20 @@ busybox_bases() {
     start_dockerd "$work/dockerd"
     "${D[@]}" load -i "$work/bb.tar" > /dev/null
 }
+
+# make_files DIR N SIZE_MB: N files of SIZE_MB in all (random, not compressible) in 500
+# directories under DIR: a big context.
+make_files() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+root, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+size = (mb << 20) // n
+chunk = os.urandom(1 << 20)
+for i in range(n):
+    d = os.path.join(root, f"d{i % 500:03d}")
+    os.makedirs(d, exist_ok=True)
+    off = (i * 7919) % ((1 << 20) - size)
+    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+        f.write(chunk[off:off + size])
+PY
+}

@@ -38,18 +38,7 @@ mk step 'FROM busybox:latest' 'RUN true'
 mk nostep 'FROM busybox:latest' 'ENV A=1'
 mk tenk 'FROM busybox:latest' 'RUN mkdir /d && cd /d && seq 10000 | xargs touch'
 ctx="$work/ctx"; mkdir -p "$ctx/data"
-python3 - "$ctx/data" "$FILES" "$SIZE_MB" <<'PY'
-import os, sys
-root, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-size = (mb << 20) // n
-chunk = os.urandom(1 << 20)
-for i in range(n):
-    d = os.path.join(root, f"d{i % 500:03d}")
-    os.makedirs(d, exist_ok=True)
-    off = (i * 7919) % ((1 << 20) - size)
-    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
-        f.write(chunk[off:off + size])
-PY
+make_files "$ctx/data" "$FILES" "$SIZE_MB"
 printf 'FROM busybox:latest\nCOPY data/ /data/\n' > "$ctx/Dockerfile"; chmod -R a+rX "$ctx"
 
 root_store="$work/root-store"; user_store="$home/store"
