@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod bases;
+
 /// Whether the tests run in CI (`CI=true`), where missing prerequisites must fail.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
