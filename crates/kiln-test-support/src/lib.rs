@@ -143,6 +143,7 @@ pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
 pub struct Dockerd {
     child: Child,
     sock: String,
+    dir: std::path::PathBuf,
 }
 
 impl Dockerd {
@@ -169,7 +170,11 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Self { child, sock };
+        let d = Self {
+            child,
+            sock,
+            dir: dir.to_owned(),
+        };
         let start = Instant::now();
         while start.elapsed() < Duration::from_mins(1) {
             if d.docker()
@@ -201,6 +206,12 @@ impl Drop for Dockerd {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        // dockerd leaves its default network namespace mounted under its exec root, and
+        // the test's temp dir could not be removed through it.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.join("exec/netns/default"))
+            .output();
     }
 }
 
