@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod bases;
+
 /// Whether the tests run in CI (`CI=true`), where missing prerequisites must fail.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -141,6 +143,7 @@ pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
 pub struct Dockerd {
     child: Child,
     sock: String,
+    dir: std::path::PathBuf,
 }
 
 impl Dockerd {
@@ -167,7 +170,11 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Self { child, sock };
+        let d = Self {
+            child,
+            sock,
+            dir: dir.to_owned(),
+        };
         let start = Instant::now();
         while start.elapsed() < Duration::from_mins(1) {
             if d.docker()
@@ -199,6 +206,12 @@ impl Drop for Dockerd {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        // dockerd leaves its default network namespace mounted under its exec root, and
+        // the test's temp dir could not be removed through it.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.join("exec/netns/default"))
+            .output();
     }
 }
 

@@ -112,6 +112,10 @@ enum Command {
     Login(cmd::login::LoginArgs),
     /// Forget the credentials of a registry.
     Logout(cmd::login::LogoutArgs),
+    /// Check what kiln needs here (root or user namespaces, subordinate ids, newuidmap,
+    /// overlay, /proc, AppArmor, seccomp, binfmt, the store) and print the fix for each
+    /// problem; status 1 when a build cannot work.
+    Doctor(cmd::doctor::Args),
     /// Check the store: re-hash blobs, check references, find half-written files.
     Fsck(cmd::fsck::Args),
     /// Run a command in the user namespace a rootless kiln works in (where the store's files
@@ -219,6 +223,8 @@ fn main() -> ExitCode {
     kiln_sandbox::init::main_if_init();
     // `kiln __map-ids ...`: the helper that maps a rootless kiln's user namespace.
     kiln_sandbox::userns::main_if_map_ids();
+    // `kiln __doctor-probe ...`: one of `kiln doctor`'s namespace probes.
+    cmd::doctor::probe::main_if_probe();
     let cli = Cli::parse();
     let mut globals = match Globals::from_cli(cli.root, cli.snapshotter) {
         Ok(g) => Globals {
@@ -231,8 +237,9 @@ fn main() -> ExitCode {
         }
     };
     // Not root: the rest runs in a user namespace of kiln's own, as its root (still one
-    // thread here, as unshare(2) needs).
-    if !is_root() {
+    // thread here, as unshare(2) needs). Not `kiln doctor`: it checks, as the caller, what
+    // entering needs, and must run where entering fails.
+    if !is_root() && !matches!(cli.command, Command::Doctor(_)) {
         let exe = std::env::current_exe().unwrap_or_default();
         let search = std::env::var_os("PATH").unwrap_or_default();
         match kiln_sandbox::userns::enter(&exe, &search) {
@@ -275,6 +282,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => cmd::login::logout(&globals, &args),
         Command::Fsck(args) => cmd::fsck::run(&globals, &args),
         Command::Unshare(args) => cmd::unshare::run(&args),
+        Command::Doctor(args) => cmd::doctor::run(&globals, &args),
         Command::DebugDump(args) => cmd::dump::run(&globals, &args),
     };
     match result {

@@ -3,6 +3,7 @@
 pub(crate) mod analyze;
 pub(crate) mod build;
 pub(crate) mod diff;
+pub(crate) mod doctor;
 pub(crate) mod dump;
 pub(crate) mod fsck;
 pub(crate) mod graph;
