@@ -22,6 +22,8 @@ pub fn sha256(b: &[u8]) -> String {
 /// A parsed request.
 pub struct Req {
     pub method: String,
+    /// The request target as sent (path and raw query).
+    pub target: String,
     /// The path without the query.
     pub path: String,
     /// Query pairs, percent-decoded.
@@ -108,6 +110,7 @@ fn read_req(s: &mut TcpStream) -> Option<Req> {
         .collect();
     Some(Req {
         method,
+        target: target.clone(),
         path: path.to_owned(),
         query,
         headers,
@@ -401,6 +404,50 @@ fn registry(state: &Shared, req: Req, s: &mut TcpStream) {
     respond(s, "404 Not Found", &[], b"");
 }
 
+/// A logging forwarder in front of the HTTP server at `upstream`: each request (one per
+/// connection) is logged as `METHOD target [content-range=...]` and sent on with
+/// `Connection: close`; the answer is relayed as it comes. Its address and the log.
+pub fn logging_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (up, seen) = (upstream.to_owned(), Arc::clone(&log));
+    let addr = serve(move |req, s| {
+        let range = req
+            .header("content-range")
+            .map(|r| format!(" content-range={r}"))
+            .unwrap_or_default();
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}{range}", req.method, req.target));
+        let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
+        for (n, v) in &req.headers {
+            if !n.eq_ignore_ascii_case("connection") {
+                let _ = write!(head, "{n}: {v}\r\n");
+            }
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let mut u = TcpStream::connect(&up).unwrap();
+        u.write_all(head.as_bytes()).unwrap();
+        u.write_all(&req.body).unwrap();
+        let mut answer = Vec::new();
+        let _ = u.read_to_end(&mut answer);
+        let _ = s.write_all(&answer);
+    });
+    (addr, log)
+}
+
+/// `n` bytes that do not compress (xorshift).
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 /// A tar of one file `name` of `size` bytes.
 pub fn tar_of(name: &str, size: usize) -> Vec<u8> {
     let mut h = [0u8; 512];
@@ -442,6 +489,20 @@ impl Layer {
     /// A gzip layer of one file.
     pub fn gz(name: &str, size: usize) -> Self {
         let tar = tar_of(name, size);
+        Self {
+            bytes: gzip(&tar),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            diff_id: sha256(&tar),
+            extra: String::new(),
+        }
+    }
+}
+
+impl Layer {
+    /// A gzip layer of one file of `size` bytes that do not compress.
+    pub fn gz_noise(name: &str, size: usize, seed: u64) -> Self {
+        let mut tar = tar_of(name, size);
+        tar[512..512 + size].copy_from_slice(&noise(size, seed));
         Self {
             bytes: gzip(&tar),
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
