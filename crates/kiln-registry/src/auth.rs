@@ -131,6 +131,9 @@ struct HostState {
 pub(crate) struct Auth {
     creds: DockerCredentials,
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Held while a token is fetched, so that the threads of a pull or push that need the
+    /// same token at once ask for it once.
+    fetching: Mutex<()>,
 }
 
 impl Auth {
@@ -138,6 +141,7 @@ impl Auth {
         Self {
             creds,
             hosts: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(()),
         }
     }
 
@@ -213,16 +217,27 @@ impl Auth {
                 sorted.sort();
                 sorted.dedup();
                 let key = sorted.join(" ");
-                let now = Instant::now();
-                let cached = self.with(host, |s| {
-                    s.tokens
-                        .get(&key)
-                        .filter(|(_, until)| *until > now)
-                        .map(|(t, _)| t.clone())
-                });
-                if let Some(t) = cached {
-                    return Ok(Some(Secret::new(format!("Bearer {}", t.expose()))));
+                let cached = || {
+                    let now = Instant::now();
+                    self.with(host, |s| {
+                        s.tokens
+                            .get(&key)
+                            .filter(|(_, until)| *until > now)
+                            .map(|(t, _)| Secret::new(format!("Bearer {}", t.expose())))
+                    })
+                };
+                if let Some(t) = cached() {
+                    return Ok(Some(t));
                 }
+                let _one_at_a_time = self
+                    .fetching
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Another thread may have fetched it while this one waited.
+                if let Some(t) = cached() {
+                    return Ok(Some(t));
+                }
+                let now = Instant::now();
                 let cred = self.credential(host)?;
                 let (token, ttl) = fetch_token(
                     client,

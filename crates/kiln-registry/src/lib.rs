@@ -26,6 +26,7 @@ mod push;
 mod repository;
 mod secret;
 mod sources;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ pub struct RegistryOptions {
     pub certs_d: Option<PathBuf>,
     /// The transport's settings: proxies, the system CA bundle, timeouts, retries.
     pub http: kiln_http::ClientOptions,
-    /// Blobs moved at once; the default is 4.
+    /// Blobs moved at once; the default is 6 (as skopeo; Docker moves 3).
     pub jobs: usize,
     /// Blobs larger than this are uploaded in chunks of this size; the default is 64 MiB.
     pub chunk_size: u64,
@@ -67,7 +68,7 @@ impl Default for RegistryOptions {
             docker_config_dir: None,
             certs_d: Some(PathBuf::from("/etc/docker/certs.d")),
             http: kiln_http::ClientOptions::default(),
-            jobs: 4,
+            jobs: 6,
             chunk_size: 64 << 20,
         }
     }

@@ -1,13 +1,16 @@
 //! Pulling an image into the store.
 //!
 //! The manifest is resolved (an index or manifest list to the platform asked for); the
-//! config and layers the store lacks are downloaded in parallel into
-//! `tmp/download-<hex>/data` (kept when cut short, so the next pull resumes it with a
-//! `Range` request), each verified against its digest and size and then published into the
-//! store on its own, and, when asked, unpacked into its snapshot in the same thread (so a
-//! build FROM the image unpacks nothing). Last, one transaction stores the manifest (and
-//! the index) and points the tag at the platform's manifest. Mirrors are tried in order,
-//! then the registry; blobs that one endpoint delivered are not fetched again from the next.
+//! config and the layers the store lacks are downloaded, `jobs` layers at once, each in one
+//! pass: its bytes are written to `tmp/download-<hex>/data` and hashed as they arrive and, when
+//! asked, decompressed and unpacked into its snapshot on the way (so a build FROM the image
+//! unpacks nothing, and no blob is read back from disk). A layer's snapshot is published
+//! only once its blob matched its digest and size and its uncompressed bytes their
+//! `diff_id`. A download cut short is kept, so the next pull resumes it with a `Range`
+//! request (reading back what it holds into the unpacker first). Every layer is staged in
+//! one store transaction for the whole image, which also stores the manifest (and the index)
+//! and points the tag at the platform's manifest: `index.json` is written once per pull.
+//! Mirrors are tried in order, then the registry.
 
 use std::fs;
 use std::path::Path;
@@ -15,6 +18,7 @@ use std::sync::Mutex;
 
 use kiln_layer::Digest;
 use kiln_oci::model::Platform;
+use kiln_oci::store::Txn;
 use kiln_oci::{
     Descriptor, Image, ImageConfig, Index, Manifest, Reference, Snapshots, Store, media,
 };
@@ -23,6 +27,7 @@ use rustix::fs::FlockOperation;
 use crate::error::RegistryError;
 use crate::progress::{BlobOutcome, Progress};
 use crate::repository::Repository;
+use crate::stream::{BlobStream, Source, foreign_urls};
 use crate::{Registries, sources};
 
 /// What to pull.
@@ -304,12 +309,16 @@ impl Registries {
             && opts.platform.os == "linux"
             && opts.platform.architecture == kiln_oci::image::host_arch()
             && config.rootfs.diff_ids.len() == manifest.layers.len();
-        let layers = self.fetch_layers(repo, store, &manifest, &config, unpack, progress)?;
+        // One transaction for the whole image: the layers are staged in it as they arrive.
+        let txn = Mutex::new(store.txn()?);
+        let layers = self.fetch_layers(repo, store, &txn, &manifest, &config, unpack, progress)?;
         fetched += layers.0;
         fetched_bytes += layers.1;
         present += layers.2;
 
-        let mut txn = store.txn()?;
+        let mut txn = txn
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(b) = &index_bytes {
             txn.put_bytes(b, Some(&top.digest), "index")?;
         }
@@ -344,13 +353,15 @@ impl Registries {
         })
     }
 
-    /// Downloads the layers the store lacks, `jobs` at a time, each published into the store
-    /// on its own and unpacked when `unpack`; returns (blobs fetched, bytes fetched, blobs
+    /// Downloads the layers the store lacks, `jobs` at a time, each unpacked as it arrives
+    /// when `unpack` and staged in `txn`; returns (blobs fetched, bytes fetched, blobs
     /// present).
+    #[allow(clippy::too_many_arguments)]
     fn fetch_layers(
         &self,
         repo: &Repository,
         store: &Store,
+        txn: &Mutex<Txn<'_>>,
         manifest: &Manifest,
         config: &ImageConfig,
         unpack: bool,
@@ -376,33 +387,18 @@ impl Registries {
             for _ in 0..threads {
                 s.spawn(|| {
                     loop {
-                        if failure
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .is_some()
-                        {
+                        if lock(&failure).is_some() {
                             return;
                         }
-                        let Some((i, layer)) = work
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .pop()
-                        else {
+                        let Some((i, layer)) = lock(&work).pop() else {
                             return;
                         };
-                        let result = fetch_layer(repo, store, layer, progress).and_then(|got| {
-                            if let (Some(snaps), Some(Some(diff_id))) =
-                                (&snapshots, diff_ids.get(i))
-                            {
-                                snaps.ensure(layer, diff_id)?;
-                            }
-                            Ok(got)
-                        });
-                        match result {
+                        let snap = snapshots
+                            .as_ref()
+                            .zip(diff_ids.get(i).and_then(Option::as_ref));
+                        match fetch_layer(repo, store, txn, layer, snap, progress) {
                             Ok(got) => {
-                                let mut t = totals
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                let mut t = lock(&totals);
                                 if got {
                                     t.0 += 1;
                                     t.1 += layer.size;
@@ -411,10 +407,7 @@ impl Registries {
                                 }
                             }
                             Err(e) => {
-                                failure
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                    .get_or_insert(e);
+                                lock(&failure).get_or_insert(e);
                                 return;
                             }
                         }
@@ -434,83 +427,118 @@ impl Registries {
     }
 }
 
-/// Makes the store have `layer`; whether it was downloaded.
+/// `m` locked, whether or not a thread panicked with it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes `txn` (or the store) have `layer`, and its snapshot exist when `snap` names the
+/// snapshots and its `diff_id`; whether it was downloaded. A download is written, hashed and
+/// unpacked in one pass, synced, and staged in `txn`.
 fn fetch_layer(
     repo: &Repository,
     store: &Store,
+    txn: &Mutex<Txn<'_>>,
     layer: &Descriptor,
+    snap: Option<(&Snapshots, &Digest)>,
     progress: &dyn Progress,
 ) -> Result<bool, RegistryError> {
-    if store.has_blob(&layer.digest) {
+    let present = |progress: &dyn Progress| -> Result<bool, RegistryError> {
+        if let Some((snaps, diff_id)) = snap {
+            snaps.ensure(layer, diff_id)?;
+        }
         progress.blob_finished(layer, BlobOutcome::Present);
-        return Ok(false);
+        Ok(false)
+    };
+    if store.has_blob(&layer.digest) {
+        return present(progress);
     }
     let dir = store.layout().download(&layer.digest);
-    fs::create_dir_all(&dir).map_err(kiln_io::io_err("create", &dir))?;
-    let lock_path = dir.join(".lock");
-    let lock = fs::File::create(&lock_path).map_err(kiln_io::io_err("create", &lock_path))?;
-    // Another process downloading the same blob: wait for it, then use its result.
-    rustix::fs::flock(&lock, FlockOperation::LockExclusive)
-        .map_err(|e| kiln_io::io_err("lock", &lock_path)(e.into()))?;
-    if store.has_blob(&layer.digest) {
-        progress.blob_finished(layer, BlobOutcome::Present);
-        return Ok(false);
+    // Another process downloading the same blob: wait for it, then use its result when it
+    // has committed it (else download it again).
+    let held = lock_download(&dir)?;
+    // The store, or this pull's transaction (a layer the manifest lists twice).
+    if lock(txn).has_blob(&layer.digest) {
+        return present(progress);
     }
     progress.blob_started(layer);
     let data = dir.join("data");
-    fetch_foreign_or(repo, layer, &data, progress)?;
-    let mut txn = store.txn()?;
-    txn.adopt_written(
+    let file = download(repo, layer, &data, snap, progress)?;
+    file.sync_all().map_err(kiln_io::io_err("fsync", &data))?;
+    drop(file);
+    lock(txn).adopt_written(
         &data,
         &layer.digest,
         layer.size,
         &format!("layer `{}`", layer.digest),
     )?;
-    txn.commit(|_| Ok(()))?;
-    drop(lock);
+    // Removed while locked: a process waiting for the lock sees that its lock file is gone
+    // and starts afresh.
     let _ = fs::remove_dir_all(&dir);
+    drop(held);
     progress.blob_finished(layer, BlobOutcome::Fetched);
     Ok(true)
 }
 
-/// Downloads `layer` into `data`: a foreign (non-distributable) layer from the URLs its
-/// descriptor lists first, as Docker does, then from the registry.
-fn fetch_foreign_or(
+/// Creates the download directory `dir` and locks its `.lock`, waiting for another process
+/// that holds it; a lock file removed while this one waited is made again and locked anew.
+fn lock_download(dir: &Path) -> Result<fs::File, RegistryError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let lock_path = dir.join(".lock");
+    loop {
+        fs::create_dir_all(dir).map_err(kiln_io::io_err("create", dir))?;
+        let held = fs::File::create(&lock_path).map_err(kiln_io::io_err("create", &lock_path))?;
+        rustix::fs::flock(&held, FlockOperation::LockExclusive)
+            .map_err(|e| kiln_io::io_err("lock", &lock_path)(e.into()))?;
+        let mine = held
+            .metadata()
+            .map_err(kiln_io::io_err("stat", &lock_path))?
+            .ino();
+        if fs::metadata(&lock_path).is_ok_and(|m| m.ino() == mine) {
+            return Ok(held);
+        }
+    }
+}
+
+/// Downloads `layer` into `data` (unpacking it as it comes when `snap` says so): a foreign
+/// (non-distributable) layer from the URLs its descriptor lists first, as Docker does, then
+/// from the registry. Returns the written file.
+fn download(
     repo: &Repository,
     layer: &Descriptor,
     data: &Path,
+    snap: Option<(&Snapshots, &Digest)>,
     progress: &dyn Progress,
-) -> Result<(), RegistryError> {
-    let foreign =
-        layer.media_type.contains("foreign") || layer.media_type.contains("nondistributable");
-    let urls: Vec<&str> = layer
-        .extra
-        .get("urls")
-        .and_then(|u| u.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    if foreign {
-        for url in urls {
-            if fetch_url(repo, url, layer, data).is_ok() {
-                return Ok(());
+) -> Result<fs::File, RegistryError> {
+    for url in foreign_urls(layer) {
+        match stream(repo, Source::Url(url), layer, data, snap, progress) {
+            Ok(f) => return Ok(f),
+            // The store's failures are not the URL's.
+            Err(e @ (RegistryError::Io(_) | RegistryError::Snapshot(_))) => return Err(e),
+            Err(_) => {
+                let _ = fs::remove_file(data);
             }
         }
     }
-    repo.fetch_blob(layer, data, progress)
+    stream(repo, Source::Registry, layer, data, snap, progress)
 }
 
-/// Downloads `url` into `data` and checks it is `layer`.
-fn fetch_url(repo: &Repository, url: &str, layer: &Descriptor, data: &Path) -> Result<(), ()> {
-    let mut f = fs::File::create(data).map_err(drop)?;
-    repo.shared.client.get(url, &mut f).map_err(drop)?;
-    drop(f);
-    let ok = fs::File::open(data)
-        .and_then(|f| kiln_layer::digest_reader(std::io::BufReader::with_capacity(1 << 20, f)))
-        .is_ok_and(|(d, size)| d == layer.digest && size == layer.size);
-    if ok {
-        Ok(())
-    } else {
-        let _ = fs::remove_file(data);
-        Err(())
+/// One download of `layer` from `source` into `data`, unpacked on the way when `snap` says
+/// so.
+fn stream(
+    repo: &Repository,
+    source: Source<'_>,
+    layer: &Descriptor,
+    data: &Path,
+    snap: Option<(&Snapshots, &Digest)>,
+    progress: &dyn Progress,
+) -> Result<fs::File, RegistryError> {
+    let mut s = BlobStream::open(repo, source, layer, data, progress)?;
+    if let Some((snaps, diff_id)) = snap
+        && let Err(e) = snaps.ensure_from_stream(layer, diff_id, data, &mut s)
+    {
+        // The stream's own failure (a digest mismatch, a lost registry) says more.
+        return Err(s.take_error().unwrap_or_else(|| e.into()));
     }
+    s.finish()
 }

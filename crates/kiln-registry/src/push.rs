@@ -187,12 +187,7 @@ fn push_one(
     mount_from: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<BlobOutcome, RegistryError> {
-    let foreign = d.media_type.contains("foreign") || d.media_type.contains("nondistributable");
-    if foreign
-        && d.extra
-            .get("urls")
-            .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()))
-    {
+    if !crate::stream::foreign_urls(d).is_empty() {
         // Docker does not push non-distributable layers: they stay where their URLs say.
         return Ok(BlobOutcome::Foreign);
     }

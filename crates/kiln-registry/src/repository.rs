@@ -2,29 +2,25 @@
 //! with auth, scheme fallback and error mapping. Pull, push and the cache exporter are
 //! built on these.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use kiln_http::{FileRange, Method, Request, RequestBody, Response};
 use kiln_layer::Digest;
 use kiln_oci::Descriptor;
-use sha2::Digest as _;
 
 use crate::Shared;
 use crate::error::RegistryError;
 use crate::hosts::{Endpoint, Schemes};
 use crate::progress::{BlobOutcome, Progress};
+use crate::stream::{BlobStream, Source};
 
 /// Every manifest media type kiln reads, for `Accept`.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// The largest manifest kiln reads (the distribution spec's limit is 4 MiB).
 const MANIFEST_LIMIT: u64 = 4 << 20;
-
-/// How often a blob download may be cut short and resumed before kiln gives up.
-const RESUMES: u32 = 5;
 
 /// A repository of a registry (or of one of its mirrors), with the scopes its token asks
 /// for. Cheap to clone; safe to use from several threads.
@@ -376,7 +372,12 @@ impl Repository {
         Ok(bytes)
     }
 
-    fn mismatch(&self, d: &Descriptor, actual: Digest, actual_size: u64) -> RegistryError {
+    pub(crate) fn mismatch(
+        &self,
+        d: &Descriptor,
+        actual: Digest,
+        actual_size: u64,
+    ) -> RegistryError {
         RegistryError::DigestMismatch {
             registry: self.endpoint.authority.clone(),
             repository: self.name.clone(),
@@ -397,118 +398,9 @@ impl Repository {
         dest: &Path,
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
-        let io_err = |action| kiln_io::io_err(action, dest);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(dest)
-            .map_err(io_err("open"))?;
-        let mut hasher = sha2::Sha256::new();
-        let mut have = 0u64;
-        // Re-hash what an earlier attempt left (when it is not already too long).
-        let len = file.metadata().map_err(io_err("stat"))?.len();
-        if len > d.size {
-            file.set_len(0).map_err(io_err("truncate"))?;
-        } else if len > 0 {
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file.read(&mut buf).map_err(io_err("read"))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                have += n as u64;
-            }
-        }
-        let object = d.digest.to_string();
-        let mut failures = 0;
-        let mut last_error = None;
-        while have < d.size {
-            if failures > RESUMES {
-                return Err(last_error.unwrap_or_else(|| self.mismatch(d, Digest::of(b""), have)));
-            }
-            let mut headers = Vec::new();
-            if have > 0 {
-                headers.push(("range", format!("bytes={have}-")));
-            }
-            let r = match self.call(
-                "pull blob",
-                Method::Get,
-                &format!("blobs/{}", d.digest),
-                &headers,
-                None,
-            ) {
-                Ok(r) => r,
-                Err(e @ RegistryError::Transport { .. }) => {
-                    failures += 1;
-                    last_error = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match r.status() {
-                200 if have > 0 => {
-                    // The server ignored the range: start over.
-                    restart(&mut file, dest)?;
-                    hasher = sha2::Sha256::new();
-                    have = 0;
-                }
-                200 | 206 => {}
-                416 => {
-                    restart(&mut file, dest)?;
-                    hasher = sha2::Sha256::new();
-                    have = 0;
-                    failures += 1;
-                    continue;
-                }
-                _ => return Err(self.status_error("pull blob", &object, r)),
-            }
-            let mut body = r.into_reader();
-            let mut buf = vec![0u8; 256 << 10];
-            let before = have;
-            let cut = loop {
-                match body.read(&mut buf) {
-                    Ok(0) => break None,
-                    Ok(n) => {
-                        if have + n as u64 > d.size {
-                            drop(file);
-                            let _ = std::fs::remove_file(dest);
-                            return Err(self.mismatch(d, Digest::of(b""), have + n as u64));
-                        }
-                        file.write_all(&buf[..n]).map_err(io_err("write"))?;
-                        hasher.update(&buf[..n]);
-                        have += n as u64;
-                        progress.blob_progress(d, have);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Some(e),
-                }
-            };
-            if let Some(e) = cut {
-                if have == before {
-                    failures += 1;
-                }
-                last_error = Some(RegistryError::Transport {
-                    action: "pull a blob from",
-                    registry: self.endpoint.authority.clone(),
-                    source: kiln_http::HttpError::CutShort(e),
-                });
-            } else if have < d.size {
-                // The body ended early without an error: resume all the same.
-                if have == before {
-                    failures += 1;
-                }
-            }
-        }
-        let actual = Digest::from_sha256(&hasher.finalize().into());
-        if actual != d.digest {
-            drop(file);
-            let _ = std::fs::remove_file(dest);
-            return Err(self.mismatch(d, actual, have));
-        }
-        Ok(())
+        BlobStream::open(self, Source::Registry, d, dest, progress)?
+            .finish()
+            .map(drop)
     }
 
     /// Uploads the blob `d` from the file `src` unless the registry has it: mounted from
@@ -603,12 +495,4 @@ impl Repository {
                 reason: format!("the upload of `{object}` got no `Location`"),
             })
     }
-}
-
-/// Empties the partial download `file` and goes back to its start.
-fn restart(file: &mut File, dest: &Path) -> Result<(), RegistryError> {
-    use std::io::Seek as _;
-    file.set_len(0)
-        .and_then(|()| file.seek(io::SeekFrom::Start(0)).map(drop))
-        .map_err(|e| kiln_io::io_err("truncate", dest)(e).into())
 }

@@ -1,6 +1,8 @@
 //! Pulls from a tiny fake registry on loopback that misbehaves on purpose: a blob whose
-//! bytes do not match its digest is refused and nothing is stored; a blob whose connection
-//! is cut mid-way is resumed with `Range`; a 429 with `Retry-After` is waited out.
+//! bytes do not match its digest is refused and nothing is stored (not even the snapshot it
+//! was unpacked into as it came); a blob whose connection is cut mid-way is resumed with
+//! `Range`, also while it is being unpacked, and so is a download an earlier pull left; a
+//! 429 with `Retry-After` is waited out.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -214,6 +216,74 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
         downloads.is_empty(),
         "the bad bytes are not kept for a resume"
     );
+    // The layer was unpacked as it came, but its snapshot was not published.
+    let diff_id: kiln_layer::Digest = sha256(&good).parse().unwrap();
+    let snaps = kiln_oci::Snapshots::new(&store).unwrap();
+    assert!(snaps.existing(&diff_id).is_none());
+    let left: Vec<_> = std::fs::read_dir(snaps.dir()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_download_left_by_an_earlier_pull_and_one_cut_short_resume_while_unpacking() {
+    let layer_bytes = tar_of(300_000);
+    let (routes, layer, _) = image("x/resume", &layer_bytes, &layer_bytes);
+    let path = format!("/v2/x/resume/blobs/{layer}");
+    let (addr, state) = serve(Behaviour {
+        routes,
+        cut: Some((path.clone(), 120_000)),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // What an earlier, interrupted pull left: the first 50 000 bytes. It is read back into
+    // the unpacker, and the rest asked for with Range.
+    let digest: kiln_layer::Digest = layer.parse().unwrap();
+    let partial = store.layout().download(&digest);
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("data"), &layer_bytes[..50_000]).unwrap();
+    let r = Reference::parse(&format!("{addr}/x/resume:1")).unwrap();
+    registries()
+        .pull(&store, &r, &PullOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(store.has_blob(&digest));
+    assert!(
+        !partial.exists(),
+        "the download dir goes once the blob is stored"
+    );
+    let seen = state.lock().unwrap().seen.clone();
+    let gets: Vec<_> = seen
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET {path} ")))
+        .collect();
+    // No full GET was cut: the first asked from 50 000 on (the cut only hits full GETs).
+    assert!(gets[0].ends_with("range=Some(50000)"), "{seen:#?}");
+    let diff_id: kiln_layer::Digest = sha256(&layer_bytes).parse().unwrap();
+    let tree = kiln_oci::Snapshots::new(&store)
+        .unwrap()
+        .existing(&diff_id)
+        .expect("unpacked while downloading");
+    let file = std::fs::read(tree.join("file")).unwrap();
+    assert_eq!(file.len(), 300_000);
+    assert_eq!(&file[..], &layer_bytes[512..512 + 300_000]);
+
+    // A fresh store, the connection cut at 120 000 bytes mid-unpack: resumed, unpacked.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    registries()
+        .pull(&store, &r, &PullOptions::default(), &NoProgress)
+        .unwrap();
+    let seen = state.lock().unwrap().seen.clone();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("GET {path} ")) && l.ends_with("range=Some(120000)")),
+        "{seen:#?}"
+    );
+    let tree = kiln_oci::Snapshots::new(&store)
+        .unwrap()
+        .existing(&diff_id)
+        .expect("unpacked while downloading");
+    assert_eq!(std::fs::read(tree.join("file")).unwrap(), file);
 }
 
 #[test]

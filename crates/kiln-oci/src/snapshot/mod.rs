@@ -125,6 +125,27 @@ impl Snapshots {
         self.publish(diff_id, |tmp| self.unpack(layer, diff_id, tmp))
     }
 
+    /// The snapshot of `layer` (whose uncompressed digest is `diff_id`) unpacked from
+    /// `stream`, its bytes (compressed or plain) as they arrive: a registry download that
+    /// writes and hashes the blob while this unpacks it, so the blob is read once. The
+    /// uncompressed bytes are checked against `diff_id`, and `stream` is read to its end
+    /// before the snapshot is published, so a stream that fails at its end (its own digest
+    /// check) keeps the snapshot from being published. When the snapshot exists already,
+    /// `stream` is not read at all. `path` names the stream in errors.
+    pub fn ensure_from_stream(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        path: &Path,
+        mut stream: impl io::Read,
+    ) -> Result<PathBuf, SnapshotError> {
+        self.publish(diff_id, |tmp| {
+            Self::unpack_reader(&mut stream, path, &layer.digest, diff_id, true, tmp, None)?;
+            io::copy(&mut stream, &mut io::sink()).map_err(io_err("read", path))?;
+            Ok(())
+        })
+    }
+
     /// The tree of the complete snapshot of `diff_id`, when there is one (nothing is
     /// unpacked).
     pub fn existing(&self, diff_id: &Digest) -> Option<PathBuf> {

@@ -110,13 +110,69 @@ pub struct FsckReport {
     /// Problems found (before repair).
     pub problems: Vec<Problem>,
     /// What `repair` removed: leftovers, corrupt and stray blobs, index entries whose images
-    /// are broken.
+    /// are broken, resumable downloads older than [`STALE_DOWNLOAD`].
     pub removed: Vec<String>,
+    /// Registry downloads cut short (`tmp/download-<hex>/`) that the next pull of their blob
+    /// resumes: not problems. `repair` keeps those younger than [`STALE_DOWNLOAD`].
+    pub resumable: Vec<Resumable>,
+}
+
+/// How long a cut-short registry download is kept for a resume: `fsck --repair` removes
+/// older ones (as containerd expires its stale ingests).
+pub const STALE_DOWNLOAD: std::time::Duration = std::time::Duration::from_hours(24);
+
+/// A registry download cut short, which the next pull of its blob resumes with `Range`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumable {
+    /// The blob being downloaded.
+    pub digest: Digest,
+    /// The bytes it has so far.
+    pub bytes: u64,
+    /// Its directory (`tmp/download-<hex>`).
+    pub path: PathBuf,
+    /// Untouched for longer than [`STALE_DOWNLOAD`].
+    pub stale: bool,
+}
+
+impl fmt::Display for Resumable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "download of `{}` cut short at {} bytes: the next pull resumes it{}",
+            self.digest,
+            self.bytes,
+            if self.stale {
+                " (older than a day: `--repair` removes it)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The resumable download at `path` (`tmp/download-<hex>` with its `data`), when it is one.
+fn resumable(path: &std::path::Path) -> Option<Resumable> {
+    let hex = path.file_name()?.to_str()?.strip_prefix("download-")?;
+    let digest = Digest::from_hex(hex).ok()?;
+    let data = fs::metadata(path.join("data")).ok()?;
+    let stale = data
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > STALE_DOWNLOAD);
+    Some(Resumable {
+        digest,
+        bytes: data.len(),
+        path: path.to_owned(),
+        stale,
+    })
 }
 
 impl Store {
     /// Checks the whole store. With `repair`, removes leftovers in `tmp/`, corrupt or stray
-    /// blobs, and the `index.json` entries of images that are then incomplete. Runs under the
+    /// blobs, and the `index.json` entries of images that are then incomplete. A registry
+    /// download cut short is not a problem but [`FsckReport::resumable`] (the next pull
+    /// resumes it); `repair` removes it only when older than [`STALE_DOWNLOAD`]. Runs under the
     /// store lock, so no transaction publishes meanwhile; staging directories of live
     /// transactions (their `.lock` is held) are never touched.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
@@ -128,6 +184,14 @@ impl Store {
         for entry in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
             let path = entry.map_err(io_err("read", &tmp))?.path();
             if is_live_txn(&path) {
+                continue;
+            }
+            if let Some(r) = resumable(&path) {
+                if repair && r.stale {
+                    fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+                    report.removed.push(path.display().to_string());
+                }
+                report.resumable.push(r);
                 continue;
             }
             report

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_layer::{Digest, HashingReader};
 
-pub use fsck::{FsckReport, Problem};
+pub use fsck::{FsckReport, Problem, Resumable, STALE_DOWNLOAD};
 pub use index::{ImageEntry, LockGuard, add_untagged, set_tag};
 pub use layer_size::content_size;
 pub use layout::{CacheMountDir, Layout, SnapshotDir};

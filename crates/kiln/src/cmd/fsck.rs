@@ -8,7 +8,8 @@ use crate::Globals;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Remove leftovers of interrupted writes, corrupt blobs and the entries of broken images.
+    /// Remove leftovers of interrupted writes, corrupt blobs and the entries of broken images,
+    /// and registry downloads cut short more than a day ago (younger ones stay, for a resume).
     #[arg(long)]
     pub repair: bool,
 }
@@ -18,6 +19,9 @@ pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let report = store.fsck(args.repair)?;
     for p in &report.problems {
         outln!("problem: {p}")?;
+    }
+    for r in &report.resumable {
+        outln!("resumable: {r}")?;
     }
     for r in &report.removed {
         outln!("removed: {r}")?;
