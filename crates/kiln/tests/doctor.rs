@@ -107,24 +107,25 @@ fn a_user_without_subordinate_ids_is_told_the_usermod_fix() {
         user.name
     );
 
+    // A build works with one mapped id: a warning with the fix, not a failure.
     let out = doctor("text");
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(
         stdout.contains(&format!("no entry for `{}` in `/etc/subuid`", user.name)),
         "{stdout}"
     );
     assert!(stdout.contains(&usermod), "{stdout}");
-    assert!(stdout.contains("kiln cannot build here"), "{stdout}");
+    assert!(stdout.contains("kiln can build here"), "{stdout}");
 
     let out = doctor("json");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(0));
     let report = json(&out);
-    assert_eq!(report["ok"], false);
+    assert_eq!(report["ok"], true);
     assert_eq!(report["uid"], user.uid);
     assert_eq!(report["rootless"], true);
     let subuid = finding(&report, "subuid");
-    assert_eq!(subuid["status"], "error");
+    assert_eq!(subuid["status"], "warn");
     assert_eq!(subuid["fixes"]["host"], usermod.as_str());
     // The store is the user's: writable, and the probes ran in it and left nothing there.
     assert_eq!(finding(&report, "store")["status"], "ok");

@@ -488,6 +488,7 @@ fn every_command_works_rootless_and_writes_only_in_the_users_directories() {
         vec!["inspect", "greet"],
         vec!["history", "greet"],
         vec!["run", "--rm", "greet"],
+        vec!["run", "--rm", "--network", "none", "greet"],
         vec!["save", "-o", ar, "greet"],
         vec!["rmi", "greet:copy"],
         vec!["load", "-i", ar],
