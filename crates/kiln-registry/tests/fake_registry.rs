@@ -4,6 +4,8 @@
 //! `Range`, also while it is being unpacked, and so is a download an earlier pull left; a
 //! 429 with `Retry-After` is waited out.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,11 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use kiln_oci::{Reference, Store};
 use kiln_registry::{NoProgress, PullOptions, Registries, RegistryError, RegistryOptions};
-use sha2::Digest as _;
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(b))
-}
 
 /// Path -> (content type, body).
 type Routes = BTreeMap<String, (String, Vec<u8>)>;
@@ -88,7 +85,7 @@ fn serve(b: Behaviour) -> (String, Arc<Mutex<Behaviour>>) {
                 s,
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nDocker-Content-Digest: {}\r\nConnection: close\r\n\r\n",
                 body.len(),
-                sha256(&st.routes[path].1)
+                common::sha256(&st.routes[path].1)
             );
             if method == "HEAD" {
                 continue;
@@ -111,12 +108,12 @@ fn serve(b: Behaviour) -> (String, Arc<Mutex<Behaviour>>) {
 
 /// An image of one layer of `layer_bytes` (served as `served`), as fake routes.
 fn image(name: &str, layer_bytes: &[u8], served: &[u8]) -> (Routes, String, String) {
-    let layer = sha256(layer_bytes);
+    let layer = common::sha256(layer_bytes);
     let config = format!(
         r#"{{"architecture":"{}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#,
         kiln_oci::image::host_arch()
     );
-    let c = sha256(config.as_bytes());
+    let c = common::sha256(config.as_bytes());
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
         config.len(),
@@ -140,28 +137,7 @@ fn image(name: &str, layer_bytes: &[u8], served: &[u8]) -> (Routes, String, Stri
         "/v2/".to_owned(),
         ("application/json".to_owned(), b"{}".to_vec()),
     );
-    (routes, layer, sha256(manifest.as_bytes()))
-}
-
-/// A tar of one file of `size` bytes.
-fn tar_of(size: usize) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..4].copy_from_slice(b"file");
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-    let mut out = h.to_vec();
-    out.extend((0..size).map(|i| u8::try_from(i * 7 % 251).unwrap()));
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
-    out
+    (routes, layer, common::sha256(manifest.as_bytes()))
 }
 
 fn registries() -> Registries {
@@ -175,7 +151,7 @@ fn registries() -> Registries {
 
 #[test]
 fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
-    let good = tar_of(100_000);
+    let good = common::tar_of("file", 100_000);
     let mut bad = good.clone();
     bad[600] ^= 0xff;
     let (routes, layer, _) = image("x/bad", &good, &bad);
@@ -217,7 +193,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
         "the bad bytes are not kept for a resume"
     );
     // The layer was unpacked as it came, but its snapshot was not published.
-    let diff_id: kiln_layer::Digest = sha256(&good).parse().unwrap();
+    let diff_id: kiln_layer::Digest = common::sha256(&good).parse().unwrap();
     let snaps = kiln_oci::Snapshots::new(&store).unwrap();
     assert!(snaps.existing(&diff_id).is_none());
     let left: Vec<_> = std::fs::read_dir(snaps.dir()).unwrap().collect();
@@ -226,7 +202,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
 
 #[test]
 fn a_download_left_by_an_earlier_pull_and_one_cut_short_resume_while_unpacking() {
-    let layer_bytes = tar_of(300_000);
+    let layer_bytes = common::tar_of("file", 300_000);
     let (routes, layer, _) = image("x/resume", &layer_bytes, &layer_bytes);
     let path = format!("/v2/x/resume/blobs/{layer}");
     let (addr, state) = serve(Behaviour {
@@ -258,7 +234,7 @@ fn a_download_left_by_an_earlier_pull_and_one_cut_short_resume_while_unpacking()
         .collect();
     // No full GET was cut: the first asked from 50 000 on (the cut only hits full GETs).
     assert!(gets[0].ends_with("range=Some(50000)"), "{seen:#?}");
-    let diff_id: kiln_layer::Digest = sha256(&layer_bytes).parse().unwrap();
+    let diff_id: kiln_layer::Digest = common::sha256(&layer_bytes).parse().unwrap();
     let tree = kiln_oci::Snapshots::new(&store)
         .unwrap()
         .existing(&diff_id)
@@ -288,7 +264,7 @@ fn a_download_left_by_an_earlier_pull_and_one_cut_short_resume_while_unpacking()
 
 #[test]
 fn a_download_cut_short_resumes_with_a_range_request() {
-    let layer_bytes = tar_of(300_000);
+    let layer_bytes = common::tar_of("file", 300_000);
     let (routes, layer, manifest) = image("x/cut", &layer_bytes, &layer_bytes);
     let path = format!("/v2/x/cut/blobs/{layer}");
     let (addr, state) = serve(Behaviour {
