@@ -267,8 +267,9 @@ pub(crate) fn lookup(
         let layer = match record.output.layer {
             None => None,
             Some(l) => {
+                // Unpacked when a stack that holds it is first used, if ever.
                 let snapshot = snapshots
-                    .ensure(&l.descriptor, &l.diff_id)
+                    .promise(&l.descriptor, &l.diff_id)
                     .map_err(StepError::snapshot)?;
                 Some(Box::new(Layer {
                     descriptor: l.descriptor,

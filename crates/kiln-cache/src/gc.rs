@@ -313,10 +313,12 @@ impl Cache {
     /// Removes the snapshot of `diff_id` (renamed away first, so that it vanishes at once);
     /// its disk usage, `None` when there was none.
     fn remove_snapshot(&self, diff_id: &Digest) -> Result<Option<u64>, CacheError> {
+        let snapshot = self.store().layout().snapshot(diff_id);
+        // A promise of it (a hit never unpacked) goes with its record.
+        let _ = fs::remove_file(snapshot.pending());
         let Some(size) = self.snapshot_size(diff_id)? else {
             return Ok(None);
         };
-        let snapshot = self.store().layout().snapshot(diff_id);
         let dir = snapshot.dir();
         let doomed = dir.with_file_name(format!(
             "gc-{}-{}",

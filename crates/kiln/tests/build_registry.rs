@@ -199,6 +199,26 @@ fn three_runners_share_one_registry_cache() {
     }
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[1], ids[2]);
+    // Runner 3 unpacked only what a later step read (the dependency stage, for the COPY's
+    // key): the final stage's hits are promised snapshots, unpacked when first used.
+    let store = env.dir.join("runner-3");
+    let promised = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".pending")
+        })
+        .count();
+    assert_eq!(
+        promised, 2,
+        "the COPY's and the last RUN's layers are promised"
+    );
+    let stamp = ok(&kiln_at(&store, &["run", "--rm", &ids[2], "cat", "/stamp"]));
+    assert_eq!(stamp.lines().count(), 2, "{stamp}");
+    ok(&kiln_at(&store, &["fsck"]));
 }
 
 #[test]

@@ -122,7 +122,34 @@ impl Snapshots {
     /// The unpacked tree of `layer` (whose uncompressed digest is `diff_id`), unpacking it
     /// first when no snapshot has it yet.
     pub fn ensure(&self, layer: &Descriptor, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {
-        self.publish(diff_id, |tmp| self.unpack(layer, diff_id, tmp))
+        let tree = self.publish(diff_id, |tmp| self.unpack(layer, diff_id, tmp))?;
+        let _ = fs::remove_file(self.store.layout().snapshot(diff_id).pending());
+        Ok(tree)
+    }
+
+    /// The tree `layer`'s snapshot has or will have, without unpacking it: when it is not
+    /// there yet, a promise (`SnapshotDir::pending`) that [`keep_promises`] keeps when a stack
+    /// that holds it is first used. A step that hits the cache and whose layer no later step
+    /// reads (the last steps of the final stage, most of the time) is never unpacked.
+    pub fn promise(&self, layer: &Descriptor, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {
+        let home = self.store.layout().snapshot(diff_id);
+        if let Some(tree) = existing(&home, diff_id)? {
+            return Ok(tree);
+        }
+        let pending = home.pending();
+        let body = serde_json::to_vec(&Promise {
+            layer: layer.clone(),
+            diff_id: diff_id.to_string(),
+        })
+        .map_err(|e| io_err("write", &pending)(io::Error::other(e)))?;
+        let tmp = self.dir.join(format!(
+            "tmp-{}-{}.pending",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        fs::write(&tmp, body).map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, &pending).map_err(io_err("rename into place", &pending))?;
+        Ok(home.tree())
     }
 
     /// The snapshot of `layer` (whose uncompressed digest is `diff_id`) unpacked from
@@ -415,6 +442,46 @@ impl Snapshots {
 static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The tree of a complete snapshot at `home`, `None` when there is none.
+/// What a promised snapshot is unpacked from (see [`Snapshots::promise`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Promise {
+    layer: Descriptor,
+    diff_id: String,
+}
+
+/// Unpacks every snapshot of `lowers` (snapshot trees, `snapshots/<id>/fs`) that is only
+/// promised yet ([`Snapshots::promise`]). Called where a stack is first used
+/// ([`shares::separate`]).
+pub fn keep_promises(lowers: &[PathBuf]) -> Result<(), SnapshotError> {
+    for tree in lowers {
+        let Some(dir) = tree.parent() else { continue };
+        let home = SnapshotDir::at(dir);
+        let pending = home.pending();
+        let Ok(body) = fs::read(&pending) else {
+            continue;
+        };
+        let promise: Promise = serde_json::from_slice(&body)
+            .map_err(|e| io_err("read", &pending)(io::Error::other(e)))?;
+        let diff_id: Digest = promise
+            .diff_id
+            .parse()
+            .map_err(|_| io_err("read", &pending)(io::ErrorKind::InvalidData.into()))?;
+        if existing(&home, &diff_id)?.is_some() {
+            let _ = fs::remove_file(&pending);
+            continue;
+        }
+        let root = dir
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| io_err("find the store of", dir)(io::ErrorKind::NotFound.into()))?;
+        let store = Store::open(root)
+            .map_err(|e| io_err("open the store of", dir)(io::Error::other(e.to_string())))?;
+        Snapshots::new(&store)?.ensure(&promise.layer, &diff_id)?;
+    }
+    Ok(())
+}
+
 fn existing(home: &SnapshotDir, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {
     match home.holds(diff_id) {
         Ok(Some(true)) => Ok(Some(home.tree())),

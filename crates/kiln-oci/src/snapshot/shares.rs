@@ -76,9 +76,19 @@ pub(super) fn record(dir: &Path, ids: &BTreeSet<String>) -> Result<(), IoError> 
     fs::write(&path, text).map_err(io_err("write", &path))
 }
 
-/// Makes the stack `lowers` (snapshot trees, topmost first) show no inode twice: a member
-/// that shares files with another member's family gets private copies of them first.
+/// Makes the stack `lowers` (snapshot trees, topmost first) ready to be used: every member
+/// only promised so far (a cache hit's, [`super::Snapshots::promise`]) is unpacked, and a
+/// member that shares files with another member's family gets private copies of them, so
+/// the stack shows no inode twice.
 pub fn separate(lowers: &[PathBuf]) -> Result<(), IoError> {
+    super::keep_promises(lowers).map_err(|e| {
+        let at = lowers.first().cloned().unwrap_or_default();
+        IoError::new(
+            "unpack a snapshot of the stack at",
+            at,
+            std::io::Error::other(e),
+        )
+    })?;
     if lowers.len() < 2 {
         return Ok(());
     }

@@ -154,6 +154,14 @@ impl Layout {
 pub struct SnapshotDir(PathBuf);
 
 impl SnapshotDir {
+    /// The promise of this snapshot, beside it (`snapshots/<id>.pending`): the layer to
+    /// unpack it from (its descriptor and `diff_id`, JSON) when a stack first needs it. A cache
+    /// hit records one instead of unpacking; `snapshot::shares::separate`, through which
+    /// every stack is used, keeps it.
+    pub fn pending(&self) -> PathBuf {
+        self.0.with_extension("pending")
+    }
+
     /// A snapshot directory at `dir` (a temporary one being filled, say).
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Self(dir.into())
