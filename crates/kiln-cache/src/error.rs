@@ -71,6 +71,15 @@ pub enum CacheError {
         /// What is wrong.
         reason: String,
     },
+    /// A remote holds nothing under the tag (a branch's first build): its caller may go on
+    /// without it.
+    #[error("`{remote} (tag `{tag}`)` is not a kiln cache export: no manifest is tagged `{tag}`")]
+    NoExport {
+        /// The remote.
+        remote: String,
+        /// The tag.
+        tag: String,
+    },
 }
 
 /// Shorthand for a [`CacheError::Io`] mapper.

@@ -136,11 +136,9 @@ pub fn enter(exe: &Path, search: &OsStr) -> Result<Entered, UsernsError> {
         .ok()
         .and_then(|p| user_name(&p, uid))
         .unwrap_or_else(|| uid.to_string());
-    let mapping = choose_mapping(&user, uid, search);
-    let helper = match &mapping {
-        Mapping::Subordinate { uids, gids } => {
-            let uid_tool = find_program("newuidmap", search).unwrap_or_default();
-            let gid_tool = find_program("newgidmap", search).unwrap_or_default();
+    let (mapping, tools) = choose_mapping(&user, uid, search);
+    let helper = match (&mapping, tools) {
+        (Mapping::Subordinate { uids, gids }, Some((uid_tool, gid_tool))) => {
             let pid = rustix::process::getpid().as_raw_nonzero().get();
             let child = Command::new(exe)
                 .arg(MAP_IDS_ARG)
@@ -158,7 +156,7 @@ pub fn enter(exe: &Path, search: &OsStr) -> Result<Entered, UsernsError> {
                 .map_err(kiln_io::io_err("start the id-mapping helper", exe))?;
             Some(child)
         }
-        Mapping::Single { .. } => None,
+        _ => None,
     };
     // SAFETY: the caller promises one thread: no other thread's view of the process's
     // credentials, namespaces or files can be invalidated.
@@ -222,26 +220,28 @@ pub fn enter(exe: &Path, search: &OsStr) -> Result<Entered, UsernsError> {
     })
 }
 
-/// The mapping `user` can have: subordinate ranges when both files have one and both helper
-/// programs exist, else one id with the reason.
-fn choose_mapping(user: &str, uid: u32, search: &OsStr) -> Mapping {
+/// The mapping `user` can have, with the helper programs that make it: subordinate ranges
+/// when both files have one and both programs exist, else one id with the reason.
+fn choose_mapping(user: &str, uid: u32, search: &OsStr) -> (Mapping, Option<(PathBuf, PathBuf)>) {
     let range = |file: &str| {
         fs::read_to_string(file)
             .ok()
             .and_then(|t| subordinate_range(&t, user, uid))
     };
-    let missing = |what: String| Mapping::Single { why: what };
+    let single = |why: String| (Mapping::Single { why }, None);
     let (Some(uids), Some(gids)) = (range("/etc/subuid"), range("/etc/subgid")) else {
-        return missing(format!(
+        return single(format!(
             "no subordinate ids for `{user}` in /etc/subuid and /etc/subgid"
         ));
     };
-    for program in ["newuidmap", "newgidmap"] {
-        if find_program(program, search).is_none() {
-            return missing(format!("`{program}` is not installed (Debian's `uidmap`)"));
-        }
+    match (
+        find_program("newuidmap", search),
+        find_program("newgidmap", search),
+    ) {
+        (Some(u), Some(g)) => (Mapping::Subordinate { uids, gids }, Some((u, g))),
+        (None, _) => single("`newuidmap` is not installed (Debian's `uidmap`)".to_owned()),
+        (_, None) => single("`newgidmap` is not installed (Debian's `uidmap`)".to_owned()),
     }
-    Mapping::Subordinate { uids, gids }
 }
 
 /// When this process is the id-mapping helper (`SELF __map-ids ...`): waits for the parent's

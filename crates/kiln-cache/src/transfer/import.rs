@@ -50,7 +50,10 @@ pub(super) fn open(
             action: format!("read the manifest `{tag}`"),
             source,
         })?
-        .ok_or_else(|| not_export(remote, tag, format!("no manifest is tagged `{tag}`")))?;
+        .ok_or_else(|| CacheError::NoExport {
+            remote: remote.name(),
+            tag: tag.to_owned(),
+        })?;
     if !media::is_manifest(&media_type) {
         return Err(not_export(
             remote,

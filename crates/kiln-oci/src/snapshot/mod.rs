@@ -454,6 +454,8 @@ struct Promise {
 /// promised yet ([`Snapshots::promise`]). Called where a stack is first used
 /// ([`shares::separate`]).
 pub fn keep_promises(lowers: &[PathBuf]) -> Result<(), SnapshotError> {
+    // A stack's snapshots are one store's: it is opened once, when a promise is found.
+    let mut snapshots: Option<Snapshots> = None;
     for tree in lowers {
         let Some(dir) = tree.parent() else { continue };
         let home = SnapshotDir::at(dir);
@@ -471,13 +473,17 @@ pub fn keep_promises(lowers: &[PathBuf]) -> Result<(), SnapshotError> {
             let _ = fs::remove_file(&pending);
             continue;
         }
-        let root = dir
-            .parent()
-            .and_then(Path::parent)
-            .ok_or_else(|| io_err("find the store of", dir)(io::ErrorKind::NotFound.into()))?;
-        let store = Store::open(root)
-            .map_err(|e| io_err("open the store of", dir)(io::Error::other(e.to_string())))?;
-        Snapshots::new(&store)?.ensure(&promise.layer, &diff_id)?;
+        if snapshots.is_none() {
+            let root = dir
+                .parent()
+                .and_then(Path::parent)
+                .ok_or_else(|| io_err("find the store of", dir)(io::ErrorKind::NotFound.into()))?;
+            let store = Store::open(root)
+                .map_err(|e| io_err("open the store of", dir)(io::Error::other(e.to_string())))?;
+            snapshots = Some(Snapshots::new(&store)?);
+        }
+        let Some(snaps) = &snapshots else { continue };
+        snaps.ensure(&promise.layer, &diff_id)?;
     }
     Ok(())
 }

@@ -72,13 +72,6 @@ pub(crate) fn import(
                 }
                 let (remote, tag) = open(location, registry)?;
                 let name = remote.name();
-                // A branch's first build: nothing exported under that tag yet.
-                if matches!(location, CacheLocation::Registry(_))
-                    && matches!(remote.get_manifest(&tag), Ok(None))
-                {
-                    eprintln!("note: no cache at {name} yet");
-                    continue;
-                }
                 match cache.open_remote(remote, &tag) {
                     Ok(source) => {
                         if !quiet {
@@ -88,6 +81,12 @@ pub(crate) fn import(
                             );
                         }
                         lazy.add(source);
+                    }
+                    // A branch's first build: nothing exported under that tag yet.
+                    Err(kiln_cache::CacheError::NoExport { .. })
+                        if matches!(location, CacheLocation::Registry(_)) =>
+                    {
+                        eprintln!("note: no cache at {name} yet");
                     }
                     // A registry reference may name an image that carries its cache inline
                     // (`--cache-to type=inline`, BuildKit's `BUILDKIT_INLINE_CACHE=1`), as
