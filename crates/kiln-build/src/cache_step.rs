@@ -71,10 +71,14 @@ pub(crate) struct KeyParts {
     pub files: Option<MerkleHash>,
     /// COPY/ADD from a stage or image: the files' Merkle root, with their leaves still
     /// encoded (a snapshot's memo): decoded only when a miss is explained or the step's
-    /// explanation is remembered anew, so a hit never pays for a large tree's leaves.
-    pub files_memo: Option<(Digest, LazyLeaves)>,
+    /// explanation is remembered anew, so a hit never pays for a large tree's leaves. No
+    /// leaves when the root came from a [`kiln_cache::selection`] memo without the files.
+    pub files_memo: Option<(Digest, Option<LazyLeaves>)>,
     /// Other inputs by name.
     pub inputs: Vec<(String, Digest)>,
+    /// The selection memos of the roots in `files_memo` and `inputs`, recorded with the
+    /// step's key (and exported with its record).
+    pub selections: Vec<kiln_cache::Selection>,
 }
 
 /// The leaves of a Merkle hash, read and decoded on demand.
@@ -118,6 +122,8 @@ pub(crate) struct Keyed {
     pub identity: StepIdentity,
     /// The files' leaves not yet in `explanation` ([`KeyParts::files_memo`]).
     leaves: Option<LazyLeaves>,
+    /// [`KeyParts::selections`].
+    selections: Vec<kiln_cache::Selection>,
 }
 
 impl Keyed {
@@ -178,6 +184,8 @@ impl PendingRecords {
             };
             if let Err(e) = cache.put(&p.keyed.key, &output) {
                 warnings.push(format!("cannot record the cache of a step: {e}"));
+            } else if let Err(e) = cache.put_selections(&p.keyed.key, &p.keyed.selections) {
+                warnings.push(format!("cannot record what a step selected: {e}"));
             }
             let mut keyed = p.keyed;
             // A step remembered with this very key keeps its explanation; only a new one
@@ -217,7 +225,7 @@ pub(crate) fn key(
     let mut leaves = None;
     if let Some((root, lazy)) = parts.files_memo {
         b = b.files_root(root);
-        leaves = Some(lazy);
+        leaves = lazy;
     }
     for (name, digest) in parts.inputs {
         b = b.input(name, digest);
@@ -228,6 +236,7 @@ pub(crate) fn key(
         explanation,
         identity,
         leaves,
+        selections: parts.selections,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ROOT/cache.db`: opening it for several processes at once, and its schema.
 //!
-//! # Schema (version 1, kept in `PRAGMA user_version`)
+//! # Schema (version 2, kept in `PRAGMA user_version`)
 //!
 //! ```sql
 //! -- One row per cached step result.
@@ -41,6 +41,16 @@
 //!     sha256    BLOB NOT NULL,    -- 32 bytes
 //!     PRIMARY KEY (root, path)
 //! ) WITHOUT ROWID;
+//!
+//! -- Selection memos (version 2, see `selection.rs`): the Merkle root of what a step selects
+//! -- from a stack of layers, by a key of the layers' diff_ids and the selection.
+//! CREATE TABLE selections (
+//!     step_key TEXT NOT NULL, -- the key of the step whose key the root went into
+//!     key      TEXT NOT NULL, -- `sha256:<hex>` of the stack's diff_ids and the selection
+//!     root     TEXT NOT NULL, -- the Merkle root, `sha256:<hex>`
+//!     PRIMARY KEY (step_key, key)
+//! ) WITHOUT ROWID;
+//! CREATE INDEX selections_by_key ON selections (key);
 //! ```
 //!
 //! Why the whole config and not a delta: a hit then needs nothing but the record (no replay of
@@ -52,7 +62,7 @@
 //! safely: a writer waits for another writer instead of failing on a lock upgrade.
 //!
 //! A database with `user_version` 0 is new and gets the schema; an older version is migrated
-//! step by step in one transaction (there is none older than 1 yet); a newer one is refused.
+//! step by step in one transaction (version 1 lacks `selections`); a newer one is refused.
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,13 +72,14 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::CacheError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another process's write before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// Migrations: `MIGRATIONS[v]` brings a database from version `v` to `v + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE IF NOT EXISTS records (
     key TEXT PRIMARY KEY NOT NULL,
     layer_digest TEXT,
@@ -102,7 +113,17 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     sha256 BLOB NOT NULL,
     PRIMARY KEY (root, path)
 ) WITHOUT ROWID;
-"];
+",
+    r"
+CREATE TABLE IF NOT EXISTS selections (
+    step_key TEXT NOT NULL,
+    key TEXT NOT NULL,
+    root TEXT NOT NULL,
+    PRIMARY KEY (step_key, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS selections_by_key ON selections (key);
+",
+];
 
 /// Opens (creating or migrating) the database at `path`.
 pub(crate) fn open(path: &Path) -> Result<Connection, CacheError> {
@@ -176,6 +197,40 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_gains_the_selections_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO records (key, config_digest, config, created_ms, last_used_ms)
+                 VALUES ('k', 'd', x'', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (records, selections): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM selections)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (records, selections),
+            (1, 0),
+            "records kept, selections added"
+        );
+    }
+
+    #[test]
     fn newer_schema_is_refused_and_reopening_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.db");
@@ -190,7 +245,7 @@ mod tests {
         drop(conn);
         let e = open(&path).unwrap_err();
         assert!(
-            matches!(e, CacheError::SchemaTooNew { found: 2, .. }),
+            matches!(e, CacheError::SchemaTooNew { found: 3, .. }),
             "{e}"
         );
     }

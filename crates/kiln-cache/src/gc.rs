@@ -190,6 +190,7 @@ impl Cache {
             }
             tx.commit().map_err(self.db_err("commit pruning"))?;
         }
+        self.drop_orphan_selections()?;
 
         // What still holds layers now (records other processes wrote meanwhile included).
         let mut held_blobs = images.blobs;

@@ -241,6 +241,12 @@ impl Cache {
             .conn()
             .execute("DELETE FROM records WHERE key = ?1", [key.to_string()])
             .map_err(self.db_err(format!("remove record `{key}`")))?;
+        self.conn()
+            .execute(
+                "DELETE FROM selections WHERE step_key = ?1",
+                [key.to_string()],
+            )
+            .map_err(self.db_err(format!("remove the selections of `{key}`")))?;
         Ok(n > 0)
     }
 

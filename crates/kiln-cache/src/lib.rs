@@ -6,7 +6,8 @@
 //! (an OCI image layout directory, [`LocalLayout`]; the registry client plugs in as another),
 //! imported lazily by a build ([`LazyImport`]: a layer is fetched only when its step hits),
 //! with the store's `RUN --mount=type=cache` directories optionally, and the inline cache an
-//! image's config carries ([`transfer::inline`]). [`transfer`]'s docs give the export's layout
+//! image's config carries ([`transfer::inline`]). Exports carry [`selection`] memos too, so
+//! that a machine can key a `COPY --from` without the files of the stage it copies from. [`transfer`]'s docs give the export's layout
 //! and why registries that refuse unknown manifest types accept it.
 //!
 //! The crate deliberately knows nothing of Dockerfile syntax, instructions' meaning, variable
@@ -25,6 +26,7 @@ mod gc;
 mod index;
 pub mod key;
 pub mod remote;
+pub mod selection;
 mod stat;
 pub mod transfer;
 
@@ -36,6 +38,7 @@ pub use gc::{DuReport, PruneReport, RecordUsage};
 pub use index::{Cache, CacheRecord, LayerRef, Miss, StepIdentity, StepOutput};
 pub use key::{CacheKey, KEY_VERSION, KeyBuilder, Parent};
 pub use remote::{CacheRemote, LocalLayout, MemoryRemote, RemoteCalls, RemoteError};
+pub use selection::{Selection, selection_key};
 pub use stat::{DEFAULT_RACY_WINDOW, StatCachedHasher, context_root_id};
 pub use transfer::inline::{BUILDKIT_INLINE_FIELD, INLINE_FIELD, InlineReport};
 pub use transfer::{

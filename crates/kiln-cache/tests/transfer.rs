@@ -121,3 +121,71 @@ fn a_plain_image_layout_is_not_a_cache_export() {
     let e = cache.import(source.root()).unwrap_err();
     assert!(e.to_string().contains("is not a kiln cache export"), "{e}");
 }
+
+#[test]
+fn selection_memos_travel_with_their_records() {
+    use kiln_cache::{LazyImport, LocalLayout, Selection, selection_key};
+    use kiln_layer::Digest;
+    let (_a, source) = common::store();
+    let cache = Cache::open(&source).unwrap();
+    let l1 = common::layer(&source, "one", 300);
+    let copy = common::key("copy --from");
+    let other_step = common::key("other");
+    cache
+        .put(&copy, &common::output(Some(l1.clone()), "copy"))
+        .unwrap();
+    cache
+        .put(&other_step, &common::output(None, "other"))
+        .unwrap();
+    let sel = Selection {
+        key: selection_key(std::slice::from_ref(&l1.diff_id), "COPY /deps /opt/deps"),
+        root: Digest::of(b"merkle root"),
+    };
+    let unexported = Selection {
+        key: selection_key(std::slice::from_ref(&l1.diff_id), "COPY /elsewhere /x"),
+        root: Digest::of(b"another root"),
+    };
+    cache
+        .put_selections(&copy, std::slice::from_ref(&sel))
+        .unwrap();
+    cache
+        .put_selections(&other_step, std::slice::from_ref(&unexported))
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("cache");
+    cache
+        .export_keys(
+            &layout,
+            Some(std::slice::from_ref(&copy)),
+            ExportCompression::default(),
+        )
+        .unwrap();
+
+    // A lazy import answers from the records document alone.
+    let (_b, fresh) = common::store();
+    let lazy_store = Cache::open(&fresh).unwrap();
+    let mut lazy = LazyImport::new();
+    lazy.add(
+        lazy_store
+            .open_remote(Box::new(LocalLayout::new(&layout)), "latest")
+            .unwrap(),
+    );
+    assert_eq!(lazy.selection(&sel.key), Some(sel.root.clone()));
+    assert_eq!(
+        lazy.selection(&unexported.key),
+        None,
+        "not an exported step's"
+    );
+
+    // A full import keeps it with its record; pruning the record drops it.
+    let (_c, other) = common::store();
+    let imported = Cache::open(&other).unwrap();
+    imported.import(&layout).unwrap();
+    assert_eq!(
+        imported.selection(&sel.key).unwrap(),
+        Some(sel.root.clone())
+    );
+    assert_eq!(imported.selections_of(&copy).unwrap(), vec![sel.clone()]);
+    imported.remove(&copy).unwrap();
+    assert_eq!(imported.selection(&sel.key).unwrap(), None);
+}

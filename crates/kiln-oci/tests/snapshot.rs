@@ -81,3 +81,34 @@ fn a_wrong_diff_id_is_refused_and_leaves_nothing() {
     );
     assert_eq!(fs::read_dir(snaps.dir()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_stack_names_its_layers_by_diff_id_promised_or_unpacked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let snaps = Snapshots::new(&store).unwrap();
+    let mut stack = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, content) in ["one", "two"].into_iter().enumerate() {
+        let tar = tar_of(&[("f", content)]);
+        let diff_id = kiln_layer::Digest::of(&tar);
+        let mut txn = store.txn().unwrap();
+        let (digest, size) = txn.put_bytes(&tar, None, "layer").unwrap();
+        txn.commit(|_| Ok(())).unwrap();
+        let desc = kiln_oci::model::Descriptor::new(kiln_oci::media::OCI_LAYER, digest, size);
+        // The first is unpacked, the second only promised.
+        let tree = if i == 0 {
+            snaps.ensure(&desc, &diff_id).unwrap()
+        } else {
+            snaps.promise(&desc, &diff_id).unwrap()
+        };
+        stack.insert(0, tree);
+        diff_ids.insert(0, diff_id);
+    }
+    assert!(!stack[0].exists(), "promised, not unpacked");
+    assert_eq!(snaps.stack_diff_ids(&stack), Some(diff_ids));
+    assert_eq!(
+        snaps.stack_diff_ids(&[tmp.path().join("elsewhere/fs")]),
+        None
+    );
+}

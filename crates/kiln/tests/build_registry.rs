@@ -199,8 +199,9 @@ fn three_runners_share_one_registry_cache() {
     }
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[1], ids[2]);
-    // Runner 3 unpacked only what a later step read (the dependency stage, for the COPY's
-    // key): the final stage's hits are promised snapshots, unpacked when first used.
+    // Runner 3 unpacked none of the layers it got from the cache: the COPY's key came from
+    // the selection memo exported with its record, not from the dependency stage's files, and
+    // every hit is a promised snapshot, unpacked when first used (the `kiln run` below).
     let store = env.dir.join("runner-3");
     let promised = std::fs::read_dir(store.join("snapshots"))
         .unwrap()
@@ -213,8 +214,8 @@ fn three_runners_share_one_registry_cache() {
         })
         .count();
     assert_eq!(
-        promised, 2,
-        "the COPY's and the last RUN's layers are promised"
+        promised, 3,
+        "the dependency stage's, the COPY's and the last RUN's layers are promised"
     );
     let stamp = ok(&kiln_at(&store, &["run", "--rm", &ids[2], "cat", "/stamp"]));
     assert_eq!(stamp.lines().count(), 2, "{stamp}");

@@ -186,7 +186,8 @@ pub(super) fn copy_parts(
                 ..KeyParts::default()
             }))
         }
-        // The selection depends on the instruction and on the destination's stack too.
+        // The selection depends on the instruction and on the destination's stack too: the
+        // store's memo names that stack by its snapshots, the portable one by its diff_ids.
         CopySource::Layers { lowers, .. } => {
             let selector = Canonical::extend(instruction.clone())
                 .list(
@@ -194,14 +195,38 @@ pub(super) fn copy_parts(
                     input.target.iter().filter_map(|p| p.to_str()),
                 )
                 .finish();
-            let (root, leaves) = layers_merkle(sh, input, lowers, &selector)?;
+            let portable = sh
+                .sink
+                .snapshots()
+                .stack_diff_ids(&input.target)
+                .map(|target| {
+                    let target: Vec<String> = target.iter().map(ToString::to_string).collect();
+                    Canonical::extend(instruction.clone())
+                        .list(
+                            "merkle-v1-target-diff-ids",
+                            target.iter().map(String::as_str),
+                        )
+                        .finish()
+                });
+            let selected = layers_merkle(sh, input, lowers, &selector, portable.as_deref())?;
             Ok(Some(KeyParts {
                 instruction,
-                files_memo: Some((root, leaves)),
+                files_memo: Some((selected.root, selected.leaves)),
+                selections: selected.memo.into_iter().collect(),
                 ..KeyParts::default()
             }))
         }
     }
+}
+
+/// What [`layers_merkle`] found.
+struct Selected {
+    /// The Merkle root.
+    root: Digest,
+    /// Its leaves, loaded on demand; `None` when the root came from a selection memo alone.
+    leaves: Option<LazyLeaves>,
+    /// The root's portable memo, to record with the step.
+    memo: Option<kiln_cache::Selection>,
 }
 
 /// The Merkle root of what `input` selects from `lowers`, a stage's or image's snapshots,
@@ -209,13 +234,30 @@ pub(super) fn copy_parts(
 /// beside them under `selector` ([`kiln_oci::Snapshots::selection`]), and its root alone
 /// under a selector of its own: an unchanged source is read once, not on every build, and a
 /// build that hits the cache reads 64 bytes, however many files the source has.
+///
+/// `portable` is the selector again with every stack it names given by `diff_id`s: the root
+/// is also kept in the step cache under a [`kiln_cache::selection_key`] of it and of the
+/// stack's `diff_id`s, and exported with the step's record. A store without its own memo (a
+/// runner that imported a remote cache) takes the root from there, and neither fetches nor
+/// unpacks the source's layers to key the step.
 fn layers_merkle(
     sh: &Shared<'_>,
     input: &CopyInput<'_>,
     lowers: &[std::path::PathBuf],
     selector: &str,
-) -> Result<(Digest, LazyLeaves), StepError> {
+    portable: Option<&str>,
+) -> Result<Selected, StepError> {
     let snapshots = sh.sink.snapshots();
+    let key = portable.and_then(|p| {
+        let stack = snapshots.stack_diff_ids(lowers)?;
+        Some(kiln_cache::selection_key(&stack, p))
+    });
+    let memo = |root: &Digest| {
+        key.clone().map(|key| kiln_cache::Selection {
+            key,
+            root: root.clone(),
+        })
+    };
     let full = || {
         snapshots.selection(lowers, selector, decode_merkle, || {
             copy_merkle(&sh.sink, input, &kiln_fileop::ReadingHasher).map(|m| {
@@ -226,20 +268,56 @@ fn layers_merkle(
     };
     // A stack the store keeps memos for: the leaves are read back from the full memo when
     // needed. Any other stack is hashed every time, leaves and all.
-    let Some(memo) = snapshots.selection_path(lowers, selector) else {
+    let Some(path) = snapshots.selection_path(lowers, selector) else {
         let m = full()?;
-        return Ok((
-            m.root.clone(),
-            LazyLeaves::new(LeavesSource::Bytes(encode_merkle(&m)), decode_merkle),
-        ));
+        return Ok(Selected {
+            memo: memo(&m.root),
+            root: m.root.clone(),
+            leaves: Some(LazyLeaves::new(
+                LeavesSource::Bytes(encode_merkle(&m)),
+                decode_merkle,
+            )),
+        });
     };
     let root_selector = format!("{selector}\nroot-only");
-    let root = snapshots.selection(lowers, &root_selector, merkle_root, || {
-        let root = full()?.root;
-        Ok::<_, StepError>((root.clone(), root.hex().as_bytes().to_vec()))
-    })?;
-    let source = LeavesSource::File(memo);
-    Ok((root, LazyLeaves::new(source, decode_merkle)))
+    let kept = snapshots
+        .selection_path(lowers, &root_selector)
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| merkle_root(&b));
+    if kept.is_none()
+        && let Some(root) = key.as_ref().and_then(|k| cached_selection(sh, k))
+    {
+        return Ok(Selected {
+            memo: memo(&root),
+            root,
+            leaves: path
+                .exists()
+                .then(|| LazyLeaves::new(LeavesSource::File(path), decode_merkle)),
+        });
+    }
+    let root = match kept {
+        Some(root) => root,
+        None => snapshots.selection(lowers, &root_selector, merkle_root, || {
+            let root = full()?.root;
+            Ok::<_, StepError>((root.clone(), root.hex().as_bytes().to_vec()))
+        })?,
+    };
+    Ok(Selected {
+        memo: memo(&root),
+        root,
+        leaves: Some(LazyLeaves::new(LeavesSource::File(path), decode_merkle)),
+    })
+}
+
+/// A root the step cache or an imported remote cache keeps under the selection memo `key`.
+fn cached_selection(sh: &Shared<'_>, key: &Digest) -> Option<Digest> {
+    let cache = sh.cache?;
+    cache
+        .cache
+        .selection(key)
+        .ok()
+        .flatten()
+        .or_else(|| cache.remote.and_then(|r| r.selection(key)))
 }
 
 /// The root of an [`encode_merkle`] encoding, without its leaves.
@@ -417,6 +495,7 @@ pub(super) fn run_parts(
 ) -> Result<Option<KeyParts>, StepError> {
     use kiln_frontend::instruction::MountType;
     let mut inputs = Vec::new();
+    let mut selections = Vec::new();
     for m in &run.mounts {
         match (&m.typ, &m.from) {
             (MountType::Bind, None) => match context_files(sh, m.source.as_deref()) {
@@ -427,10 +506,13 @@ pub(super) fn run_parts(
                 None => return Ok(None),
             },
             (_, Some(from)) => match mount_files(sh, from, m.source.as_deref())? {
-                Some(root) => inputs.push((
-                    format!("mount {}", m.target.as_deref().unwrap_or_default()),
-                    root,
-                )),
+                Some(selected) => {
+                    inputs.push((
+                        format!("mount {}", m.target.as_deref().unwrap_or_default()),
+                        selected.root,
+                    ));
+                    selections.extend(selected.memo);
+                }
                 None => return Ok(None),
             },
             _ => {}
@@ -461,6 +543,7 @@ pub(super) fn run_parts(
             .collect(),
         env: state.scope.env().to_vec(),
         inputs,
+        selections,
         ..KeyParts::default()
     }))
 }
@@ -474,7 +557,7 @@ fn mount_files(
     sh: &Shared<'_>,
     from: &str,
     source: Option<&str>,
-) -> Result<Option<Digest>, StepError> {
+) -> Result<Option<Selected>, StepError> {
     use kiln_frontend::instruction::{CopyFlags, SourcesAndDest};
     use kiln_syntax::Word;
     if sh.cache.is_none() {
@@ -517,9 +600,8 @@ fn mount_files(
         fetcher: sh.fetcher,
         source_date_epoch: None,
     };
-    Ok(layers_merkle(sh, &input, &lowers, &selector)
-        .ok()
-        .map(|(root, _)| root))
+    // The selector names no stack but the source's: it is portable as it is.
+    Ok(layers_merkle(sh, &input, &lowers, &selector, Some(&selector)).ok())
 }
 
 /// A Merkle hash as kept in a snapshot's `selections/` ([`kiln_oci::Snapshots::selection`]):

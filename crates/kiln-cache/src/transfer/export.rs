@@ -11,8 +11,8 @@ use kiln_oci::store::ExportCompression;
 use kiln_oci::{MediaTypes, media};
 
 use super::{
-    ARTIFACT_TYPE, ExportedLayer, ExportedRecord, LOCAL_TAG, LazyImport, RECORDS_MEDIA_TYPE,
-    RECORDS_VERSION, RecordsDoc,
+    ARTIFACT_TYPE, ExportedLayer, ExportedRecord, ExportedSelection, LOCAL_TAG, LazyImport,
+    RECORDS_MEDIA_TYPE, RECORDS_VERSION, RecordsDoc,
 };
 use crate::error::{CacheError, io_err};
 use crate::index::{Cache, to_ms};
@@ -114,6 +114,7 @@ impl Cache {
             key_version: KEY_VERSION,
             records: Vec::new(),
             mounts: Vec::new(),
+            selections: Vec::new(),
         };
         let mut skipped = 0;
         for r in records {
@@ -145,6 +146,13 @@ impl Cache {
                 outgoing.push(Outgoing {
                     descriptor: Descriptor::new(media::OCI_CONFIG, config.clone(), config_size),
                     path: scratch.put(&r.output.config)?,
+                });
+            }
+            for sel in self.selections_of(&r.key)? {
+                doc.selections.push(ExportedSelection {
+                    step: r.key.clone(),
+                    key: sel.key,
+                    root: sel.root,
                 });
             }
             doc.records.push(ExportedRecord {

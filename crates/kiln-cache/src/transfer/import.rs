@@ -180,6 +180,7 @@ impl Cache {
         let mut txn = self.store().txn()?;
         let mut copied = 0;
         let mut outputs = Vec::with_capacity(opened.doc.records.len());
+        let selections = opened.doc.selections;
         for r in opened.doc.records {
             let (output, fetched) = fetch_record(self.store(), remote, &r, &mut txn)?;
             copied += usize::from(fetched);
@@ -199,6 +200,9 @@ impl Cache {
                 self.insert(&key, &output, created, now, false)?;
                 report.added += 1;
             }
+        }
+        for s in &selections {
+            self.put_selections(&s.step, &[s.selection()])?;
         }
         Ok(report)
     }

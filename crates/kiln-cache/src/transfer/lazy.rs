@@ -24,6 +24,8 @@ pub struct RemoteSource {
     blobs: HashSet<Digest>,
     records: HashMap<CacheKey, ExportedRecord>,
     pub(super) mounts: Vec<ExportedMount>,
+    /// Selection memos by key: their root.
+    selections: HashMap<Digest, Digest>,
 }
 
 impl std::fmt::Debug for RemoteSource {
@@ -84,6 +86,12 @@ impl Cache {
                 .map(|r| (r.key.clone(), r))
                 .collect(),
             mounts: opened.doc.mounts,
+            selections: opened
+                .doc
+                .selections
+                .into_iter()
+                .map(|s| (s.key, s.root))
+                .collect(),
         })
     }
 }
@@ -128,6 +136,14 @@ impl LazyImport {
     /// Whether some source has a record of `key`.
     pub fn has(&self, key: &CacheKey) -> bool {
         self.sources.iter().any(|s| s.records.contains_key(key))
+    }
+
+    /// The root a source's selection memo keeps under `key` ([`crate::selection`]), from the
+    /// first source that has one.
+    pub fn selection(&self, key: &Digest) -> Option<Digest> {
+        self.sources
+            .iter()
+            .find_map(|s| s.selections.get(key).cloned())
     }
 
     /// Whether the blob `digest` is in the remote called `remote` as this import found it

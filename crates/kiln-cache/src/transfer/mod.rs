@@ -31,9 +31,12 @@
 //!               "createdMs": 1700000000000,
 //!               "layer": {"mediaType": "...", "digest": "sha256:...", "size": 456,
 //!                         "diffId": "sha256:..."}}],   // "layer" absent: no layer
-//!  "mounts": [{"key": "<hex>", "id": "go-build", "layer": {...}}]}  // with mounts=true
+//!  "mounts": [{"key": "<hex>", "id": "go-build", "layer": {...}}],  // with mounts=true
+//!  "selections": [{"step": "sha256:...", "key": "sha256:...", "root": "sha256:..."}]}
 //! ```
-//! sorted by key. Layers leave compressed (gzip unless the export says otherwise); the
+//! sorted by key. `selections` are the [`crate::selection`] memos the exported records' keys
+//! were made with (absent when there are none): with them a runner keys a `COPY --from`
+//! without fetching the layers of the stage it copies from. Layers leave compressed (gzip unless the export says otherwise); the
 //! records keep each layer's `diffId`, so a hit is the same layer whatever its compression.
 //!
 //! ## Why this shape: registries that refuse unknown manifests
@@ -63,7 +66,7 @@
 //! this build ([`LazyImport::materialize`]): a step whose key is there has its step config and
 //! layer fetched at that moment, checked against their digests, stored and recorded as an
 //! ordinary import would (so the next build finds them locally); steps that miss fetch
-//! nothing. A fetched compressed layer is stored uncompressed as well (its digest is its
+//! nothing; selection memos answer [`LazyImport::selection`]. A fetched compressed layer is stored uncompressed as well (its digest is its
 //! `diffId`, as on the machine that built it), so the rebuilt image is the very image that
 //! machine built; the compressed blob is kept as its remembered export variant, so exporting
 //! again uploads nothing. [`Cache::import_from`] imports everything at once (`kiln cache
@@ -119,6 +122,29 @@ struct RecordsDoc {
     records: Vec<ExportedRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mounts: Vec<ExportedMount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    selections: Vec<ExportedSelection>,
+}
+
+/// A selection memo of an exported record ([`crate::selection`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExportedSelection {
+    /// The record whose key it went into.
+    step: CacheKey,
+    #[serde(with = "kiln_oci::model::digest_serde")]
+    key: Digest,
+    #[serde(with = "kiln_oci::model::digest_serde")]
+    root: Digest,
+}
+
+impl ExportedSelection {
+    fn selection(&self) -> crate::Selection {
+        crate::Selection {
+            key: self.key.clone(),
+            root: self.root.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

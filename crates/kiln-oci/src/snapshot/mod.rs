@@ -313,6 +313,26 @@ impl Snapshots {
         )
     }
 
+    /// The `diff_id`s of the stack `lowers` (snapshot trees of this store, topmost first),
+    /// from each snapshot's marker or, for one only promised yet, its promise: nothing is
+    /// unpacked. `None` when one is not a snapshot of this store.
+    pub fn stack_diff_ids(&self, lowers: &[PathBuf]) -> Option<Vec<Digest>> {
+        lowers
+            .iter()
+            .map(|tree| {
+                let dir = tree.parent().filter(|d| d.parent() == Some(&*self.dir))?;
+                let home = SnapshotDir::at(dir);
+                let text = if let Ok(t) = fs::read_to_string(home.marker()) {
+                    t
+                } else {
+                    let body = fs::read(home.pending()).ok()?;
+                    serde_json::from_slice::<Promise>(&body).ok()?.diff_id
+                };
+                text.trim().parse().ok()
+            })
+            .collect()
+    }
+
     /// The snapshots of every layer of `image`, topmost first (overlay's `lowerdir` order), one
     /// per layer: a layer that repeats is there twice, so pass the list through
     /// [`kiln_layer::overlay::unique_stack`] before mounting it.

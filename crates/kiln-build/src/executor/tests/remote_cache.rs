@@ -152,6 +152,52 @@ fn three_runners_share_one_remote_cache_and_only_the_first_runs_anything() {
 }
 
 #[test]
+fn a_runner_keys_copy_from_by_the_exported_selection_and_unpacks_no_layer() {
+    let remote = Arc::new(MemoryRemote::new("registry"));
+    let first = Runner::new();
+    let (built, _) = first.build(DOCKERFILE, None, false);
+    first.export(&remote, &built.cache_keys, None);
+
+    let runner = Runner::new();
+    let lazy = runner.import(&remote);
+    let (rebuilt, ran) = runner.build(DOCKERFILE, Some(&lazy), false);
+    assert!(ran.is_empty(), "{ran:?}");
+    assert_eq!(rebuilt.manifest.digest, built.manifest.digest);
+    // The `COPY --from=tools` key came from the first runner's memo: the tools stage's layer
+    // (like every other) is only promised, never unpacked, although its files are hashed
+    // into that key.
+    let snapshots = runner.fx.store.layout().snapshots();
+    let mut entries: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e.ends_with(".pending")),
+        "a snapshot was unpacked: {entries:?}"
+    );
+    // The runner records the memo with its own hit, so its own export carries it on.
+    let again = Arc::new(MemoryRemote::new("next"));
+    runner.export(&again, &rebuilt.cache_keys, None);
+    let third = Runner::new();
+    let lazy = third.import(&again);
+    let (_, ran) = third.build(DOCKERFILE, Some(&lazy), false);
+    assert!(ran.is_empty(), "{ran:?}");
+    let unpacked = std::fs::read_dir(third.fx.store.layout().snapshots())
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".pending")
+        })
+        .count();
+    assert_eq!(unpacked, 0);
+}
+
+#[test]
 fn an_export_asks_the_remote_and_skips_what_it_has() {
     let remote = Arc::new(MemoryRemote::new("registry"));
     let first = Runner::new();
