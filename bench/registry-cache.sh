@@ -12,6 +12,10 @@
 # deletion (an empty store, a pruned Docker) before the timed build: on ext4 without a journal
 # (this machine's disk), inode allocation scans recently freed inodes for ~30 s after a big
 # delete, which makes every file creation slow for whoever builds next.
+# WORKLOAD=debian builds another shape instead, on a debootstrap Debian base pushed to the
+# registry: a build stage installs a package (apt-get, through the host's network) and makes
+# FILES files with it, the final stage installs the same package and copies them. COLD=0 skips
+# the builds without a cache.
 # Usage: bash bench/registry-cache.sh [WORKDIR]   (root; docker.io, docker-registry, busybox-static)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,17 +38,33 @@ start_dockerd "$work/dockerd"
 trap 'kill $REG_PID $DOCKERD_PID 2>/dev/null; wait 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://$REG/v2/" > /dev/null && break; sleep 0.1; done
 
-KILN_ROOT="$work/base" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
-"$K" --root "$work/base" push -q busybox:latest "$REG/lib/busybox:1" > /dev/null
-
+WORKLOAD="${WORKLOAD:-busybox}"
+COLD="${COLD:-1}"
 ctx="$work/ctx"; mkdir -p "$ctx"
-cat > "$ctx/Dockerfile" <<DF
+if [ "$WORKLOAD" = debian ]; then
+    rootfs=$(cargo run -q -p kiln-test-support --example debian-rootfs)
+    "$K" --root "$work/base" import "$rootfs" local/debian:bookworm > /dev/null
+    "$K" --root "$work/base" push -q local/debian:bookworm "$REG/lib/debian:bookworm" > /dev/null
+    cat > "$ctx/Dockerfile" <<DF
+FROM $REG/lib/debian:bookworm AS build
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-minimal > /dev/null
+RUN python3 -c 'import os; os.makedirs("/app"); [open("/app/m%d.py" % i, "w").write("x = %d\\n" % i) for i in range($FILES)]'
+FROM $REG/lib/debian:bookworm
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-minimal > /dev/null && rm -rf /var/lib/apt/lists/*
+COPY --from=build /app /app
+RUN python3 -c 'import os; print(len(os.listdir("/app")))' > /count
+DF
+else
+    KILN_ROOT="$work/base" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
+    "$K" --root "$work/base" push -q busybox:latest "$REG/lib/busybox:1" > /dev/null
+    cat > "$ctx/Dockerfile" <<DF
 FROM $REG/lib/busybox:1 AS deps
 RUN mkdir -p /deps && cd /deps && for d in \$(seq 50); do mkdir \$d; for f in \$(seq $((FILES / 50))); do echo "\$d \$f" > \$d/\$f; done; done
 FROM $REG/lib/busybox:1
 COPY --from=deps /deps /opt/deps
 RUN find /opt/deps -type f | wc -l > /count
 DF
+fi
 
 # The first runners: their caches go to the registry.
 "$K" --root "$work/runner1" build -q --cache-to "type=registry,ref=$REG/app:kiln-cache,mode=max" "$ctx" > /dev/null
@@ -64,6 +84,7 @@ for i in $(seq "$N"); do
     time_of t kiln_third; kc+=("$t")
     empty_docker; sync; sleep "$SETTLE"
     time_of t bk_third; bc+=("$t")
+    [ "$COLD" = 1 ] || continue
     # Without any cache, for scale: what the remote cache saves.
     rm -rf "$work/runner3"; sync; sleep "$SETTLE"
     time_of t "$K" --root "$work/runner3" build -q "$ctx"; kcold+=("$t")
@@ -71,9 +92,9 @@ for i in $(seq "$N"); do
     time_of t env DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q "$ctx"; bcold+=("$t")
 done
 med() { printf '%s\n' "$@" | median; }
-echo "N=$N rounds, $FILES files made by the first stage, SETTLE=$SETTLE s; medians"
+echo "N=$N rounds, WORKLOAD=$WORKLOAD, $FILES files made by the first stage, SETTLE=$SETTLE s; medians"
 printf '| %-46s | %9s | %9s | %6s |\n' "empty builder, cache in a loopback registry" "kiln ms" "BuildKit" "k/bk"
 printf '|%s|%s|%s|%s|\n' "------------------------------------------------" "-----------" "-----------" "--------"
 row() { printf '| %-46s | %9s | %9s | %6s |\n' "$1" "$(ms "$2")" "$(ms "$3")" "$(ratio "$2" "$3")"; }
 row "rebuild from the remote cache (third runner)" "$(med "${kc[@]}")" "$(med "${bc[@]}")"
-row "build without a cache (for scale)" "$(med "${kcold[@]}")" "$(med "${bcold[@]}")"
+[ "$COLD" = 1 ] && row "build without a cache (for scale)" "$(med "${kcold[@]}")" "$(med "${bcold[@]}")"

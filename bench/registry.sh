@@ -2,9 +2,10 @@
 # Registry benchmark: pull and push of a 100 MiB image in 5 layers (random bytes, gzip) against
 # Debian's docker-registry on loopback, kiln against skopeo in the same rounds (interleaved),
 # and kiln's pull when every blob is already in the store. Each round starts from an empty
-# registry (push) or an empty store / OCI layout (pull). kiln's pull also unpacks the layers
-# into snapshots (as `kiln load` does, so a build FROM it unpacks nothing); skopeo's writes
-# the blobs only. Prints medians of N rounds and kiln / skopeo.
+# registry (push) or an empty store / OCI layout (pull). `kiln pull` writes the blobs only, as
+# skopeo does (layers are unpacked at first use); "pull and unpack" is a build `FROM` the
+# image with a COPY on it (which unpacks the layers as they arrive) against `skopeo copy`
+# then `umoci raw unpack`. Prints medians of N rounds and kiln / skopeo.
 # Usage: bash bench/registry.sh [WORKDIR]   (docker-registry, skopeo, gzip; ~1 GiB of disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,9 @@ stop_registry() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG
 fresh_registry() { stop_registry; rm -rf "$work/registry-data"; start_registry; }
 trap stop_registry EXIT
 
-kpush=(); spush=(); kpull=(); spull=(); kpresent=()
+ctx="$work/ctx"; mkdir -p "$ctx"; echo x > "$ctx/f"
+printf 'FROM %s\nCOPY f /f\n' "$reg/bench/img:1" > "$ctx/Dockerfile"
+kpush=(); spush=(); kpull=(); spull=(); kpresent=(); kunpack=(); sunpack=()
 for r in $(seq "$N"); do
     fresh_registry
     rm -rf "$src_store/registry-sources"
@@ -82,10 +85,20 @@ for r in $(seq "$N"); do
     spull+=($((t1 - t0)))
     t0=$(now); "$K" --root "$work/pull-store" pull -q "$reg/bench/img:1" > /dev/null; t1=$(now)
     kpresent+=($((t1 - t0)))
+    rm -rf "$work/build-store" "$work/unpack-layout" "$work/rootfs"
+    t0=$(now); "$K" --root "$work/build-store" build -q "$ctx" > /dev/null; t1=$(now)
+    kunpack+=($((t1 - t0)))
+    t0=$(now)
+    skopeo copy -q --src-tls-verify=false "docker://$reg/bench/img:1" "oci:$work/unpack-layout:x" > /dev/null
+    umoci raw unpack --image "$work/unpack-layout:x" "$work/rootfs" > /dev/null
+    t1=$(now)
+    sunpack+=($((t1 - t0)))
 done
 mk() { printf '%s\n' "$@" | median; }
 kp=$(mk "${kpush[@]}"); sp=$(mk "${spush[@]}"); kl=$(mk "${kpull[@]}"); sl=$(mk "${spull[@]}"); ka=$(mk "${kpresent[@]}")
+ku=$(mk "${kunpack[@]}"); su=$(mk "${sunpack[@]}")
 printf '%-34s %10s %10s %14s\n' "${MB} MiB, ${LAYERS} layers, N=$N" "kiln ms" "skopeo ms" "kiln/skopeo"
 printf '%-34s %10s %10s %14s\n' "push (empty registry)" "$(ms "$kp")" "$(ms "$sp")" "$(ratio "$kp" "$sp")"
 printf '%-34s %10s %10s %14s\n' "pull (empty store)" "$(ms "$kl")" "$(ms "$sl")" "$(ratio "$kl" "$sl")"
+printf '%-34s %10s %10s %14s\n' "pull and unpack (+umoci)" "$(ms "$ku")" "$(ms "$su")" "$(ratio "$ku" "$su")"
 printf '%-34s %10s %10s %14s\n' "pull, every blob present" "$(ms "$ka")" "-" "-"

@@ -98,12 +98,26 @@ fn kiln_pushes_what_skopeo_pulls_and_pulls_it_back() {
         "{}",
         text(&second.stderr)
     );
-    let fsck = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(&other_store)
-        .arg("fsck")
-        .output()
-        .unwrap();
+    // The pull stored blobs only (as skopeo does); the layer is unpacked by its first use.
+    let snapshots = other_store.join("snapshots");
+    let unpacked = || {
+        std::fs::read_dir(&snapshots)
+            .map(|d| d.filter(|e| e.as_ref().unwrap().path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(unpacked(), 0, "pull unpacked a layer");
+    let kiln = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&other_store)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let run = kiln(&["run", "--rm", &target, "echo", "unpacked"]);
+    assert_eq!(ok(&run).trim(), "unpacked");
+    assert_eq!(unpacked(), 1);
+    let fsck = kiln(&["fsck"]);
     assert!(ok(&fsck).contains("0 problems"), "{}", text(&fsck.stdout));
 }
 

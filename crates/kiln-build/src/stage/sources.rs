@@ -47,7 +47,8 @@ pub(super) fn wait_for_sources(sh: &Shared<'_>, cmd: &Command) -> Result<(), Ste
     Ok(())
 }
 
-/// An image of the store by name, and its layers' snapshots (topmost first).
+/// An image of the store by name, and its layers' snapshots (topmost first), promised: a
+/// layer is unpacked when a step first uses it ([`kiln_oci::Snapshots::promise_image`]).
 pub(super) fn image_layers(
     sh: &Shared<'_>,
     name: &str,
@@ -62,7 +63,7 @@ pub(super) fn image_layers(
     let lowers = sh
         .sink
         .snapshots()
-        .ensure_image(&image)
+        .promise_image(&image)
         .map_err(StepError::snapshot)?;
     Ok((image, lowers))
 }

@@ -337,57 +337,19 @@ impl Snapshots {
     /// per layer: a layer that repeats is there twice, so pass the list through
     /// [`kiln_layer::overlay::unique_stack`] before mounting it.
     pub fn ensure_image(&self, image: &Image) -> Result<Vec<PathBuf>, SnapshotError> {
-        let layers = &image.manifest.layers;
-        let diff_ids = &image.config.rootfs.diff_ids;
-        if layers.len() != diff_ids.len() {
-            return Err(SnapshotError::Mismatched {
-                image: image.id().clone(),
-                layers: layers.len(),
-                diff_ids: diff_ids.len(),
-            });
-        }
-        let mut todo = Vec::with_capacity(layers.len());
-        for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
-                .map_err(|e| {
-                    SnapshotError::Io(kiln_io::IoError {
-                        action: "parse the diff_id of",
-                        path: PathBuf::from(layer.digest.to_string()),
-                        source: io::Error::other(e),
-                    })
-                })?;
-            todo.push((layer, diff_id));
-        }
-        // Layers unpack independently: as many at once as there are cores, each worker
-        // taking the next layer not yet taken.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .min(todo.len());
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut done: Vec<(usize, Result<PathBuf, SnapshotError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((layer, diff_id)) = todo.get(i) else {
-                                return mine;
-                            };
-                            mine.push((i, self.ensure(layer, diff_id)));
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        done.sort_by_key(|(i, _)| *i);
-        let mut out = done
+        let todo = image_layers(image)?;
+        let mut out = in_parallel(&todo, |(layer, diff_id)| self.ensure(layer, diff_id))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// As [`Self::ensure_image`], but a layer not unpacked yet is only promised
+    /// ([`Self::promise`]): a build's base image is unpacked when a step first uses it, and
+    /// not at all when every step hits the cache.
+    pub fn promise_image(&self, image: &Image) -> Result<Vec<PathBuf>, SnapshotError> {
+        let mut out = image_layers(image)?
             .into_iter()
-            .map(|(_, r)| r)
+            .map(|(layer, diff_id)| self.promise(layer, &diff_id))
             .collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         Ok(out)
@@ -474,8 +436,8 @@ struct Promise {
 /// promised yet ([`Snapshots::promise`]). Called where a stack is first used
 /// ([`shares::separate`]).
 pub fn keep_promises(lowers: &[PathBuf]) -> Result<(), SnapshotError> {
-    // A stack's snapshots are one store's: it is opened once, when a promise is found.
-    let mut snapshots: Option<Snapshots> = None;
+    let mut todo = Vec::new();
+    let mut root = None;
     for tree in lowers {
         let Some(dir) = tree.parent() else { continue };
         let home = SnapshotDir::at(dir);
@@ -493,19 +455,84 @@ pub fn keep_promises(lowers: &[PathBuf]) -> Result<(), SnapshotError> {
             let _ = fs::remove_file(&pending);
             continue;
         }
-        if snapshots.is_none() {
-            let root = dir
-                .parent()
+        root = Some(
+            dir.parent()
                 .and_then(Path::parent)
-                .ok_or_else(|| io_err("find the store of", dir)(io::ErrorKind::NotFound.into()))?;
-            let store = Store::open(root)
-                .map_err(|e| io_err("open the store of", dir)(io::Error::other(e.to_string())))?;
-            snapshots = Some(Snapshots::new(&store)?);
-        }
-        let Some(snaps) = &snapshots else { continue };
-        snaps.ensure(&promise.layer, &diff_id)?;
+                .ok_or_else(|| io_err("find the store of", dir)(io::ErrorKind::NotFound.into()))?,
+        );
+        todo.push((promise.layer, diff_id));
     }
-    Ok(())
+    let Some(root) = root else { return Ok(()) };
+    // A stack's snapshots are one store's: it is opened once, and its promises kept at once.
+    let store = Store::open(root)
+        .map_err(|e| io_err("open the store of", root)(io::Error::other(e.to_string())))?;
+    let snapshots = Snapshots::new(&store)?;
+    in_parallel(&todo, |(layer, diff_id)| snapshots.ensure(layer, diff_id)).map(drop)
+}
+
+/// The layers of `image` with their `diff_id`s, bottom first.
+fn image_layers(image: &Image) -> Result<Vec<(&Descriptor, Digest)>, SnapshotError> {
+    let layers = &image.manifest.layers;
+    let diff_ids = &image.config.rootfs.diff_ids;
+    if layers.len() != diff_ids.len() {
+        return Err(SnapshotError::Mismatched {
+            image: image.id().clone(),
+            layers: layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(layer, diff_id)| {
+            let diff_id = Digest::from_hex(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+                .map_err(|e| {
+                    SnapshotError::Io(kiln_io::IoError {
+                        action: "parse the diff_id of",
+                        path: PathBuf::from(layer.digest.to_string()),
+                        source: io::Error::other(e),
+                    })
+                })?;
+            Ok((layer, diff_id))
+        })
+        .collect()
+}
+
+/// `f` of every item, in order: layers unpack independently, so as many at once as there are
+/// cores, each worker taking the next item not yet taken.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, SnapshotError> + Sync,
+) -> Result<Vec<R>, SnapshotError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<R, SnapshotError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 fn existing(home: &SnapshotDir, diff_id: &Digest) -> Result<Option<PathBuf>, SnapshotError> {

@@ -1,5 +1,6 @@
-//! `kiln pull [--platform P] REF`: an image from its registry (or a mirror) into the store;
-//! prints the digest the reference resolved to. Also where every command gets its
+//! `kiln pull [--platform P] REF`: an image from its registry (or a mirror) into the store
+//! (its blobs; layers are unpacked when first used); prints the digest the reference resolved
+//! to. Also where every command gets its
 //! [`Registries`]: kiln's config file, Docker's credentials and `certs.d`, the proxies.
 
 use std::path::PathBuf;
@@ -25,7 +26,12 @@ pub(crate) struct Args {
 
 pub(crate) fn run(globals: &Globals, args: &Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let mut opts = PullOptions::default();
+    // The blobs only, as skopeo does: the layers are unpacked when first used (`kiln run`, a
+    // build step on the image), and not at all when nothing uses their files.
+    let mut opts = PullOptions {
+        unpack: false,
+        ..PullOptions::default()
+    };
     if let Some(p) = &args.platform {
         opts.platform = platform(p)?;
     }

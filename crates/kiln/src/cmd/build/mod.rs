@@ -258,6 +258,9 @@ fn build_in(
             extra: std::collections::BTreeMap::new(),
         },
         quiet: args.quiet,
+        // With a remote cache, steps are expected to hit, and a hit needs its base image's
+        // blobs but not its files: they are unpacked when a step first uses them, if ever.
+        unpack: args.cache_from.is_empty(),
         resolved: std::sync::Mutex::new(Vec::new()),
     };
     let remote = |reference: &str| registry::RegistryRemote::open(registries.get()?, reference);

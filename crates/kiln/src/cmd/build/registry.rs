@@ -59,6 +59,9 @@ pub(crate) struct RegistryResolver<'a> {
     pub(crate) policy: PullPolicy,
     pub(crate) platform: Platform,
     pub(crate) quiet: bool,
+    /// Unpack pulled layers as they arrive (a build whose steps will run on them); otherwise
+    /// their snapshots are made when first used.
+    pub(crate) unpack: bool,
     pub(crate) resolved: Mutex<Vec<(String, Digest)>>,
 }
 
@@ -91,7 +94,7 @@ impl RegistryResolver<'_> {
             .map_err(|e| failed(format!("cannot pull `{name}`: {e:#}")))?;
         let opts = PullOptions {
             platform: self.platform.clone(),
-            ..PullOptions::default()
+            unpack: self.unpack,
         };
         let pulled = registries
             .pull(
