@@ -101,9 +101,9 @@ fn kiln_pushes_what_skopeo_pulls_and_pulls_it_back() {
     // The pull stored blobs only (as skopeo does); the layer is unpacked by its first use.
     let snapshots = other_store.join("snapshots");
     let unpacked = || {
-        std::fs::read_dir(&snapshots)
-            .map(|d| d.filter(|e| e.as_ref().unwrap().path().is_dir()).count())
-            .unwrap_or(0)
+        std::fs::read_dir(&snapshots).map_or(0, |d| {
+            d.filter(|e| e.as_ref().unwrap().path().is_dir()).count()
+        })
     };
     assert_eq!(unpacked(), 0, "pull unpacked a layer");
     let kiln = |args: &[&str]| {
