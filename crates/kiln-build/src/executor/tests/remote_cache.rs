@@ -103,6 +103,25 @@ impl Runner {
     }
 }
 
+/// A first runner's build of [`DOCKERFILE`], exported (`mode=max`) to a remote of its own.
+fn built_by_a_first_runner() -> (Arc<MemoryRemote>, Runner, BuildOutcome) {
+    let remote = Arc::new(MemoryRemote::new("registry"));
+    let first = Runner::new();
+    let (built, _) = first.build(DOCKERFILE, None, false);
+    first.export(&remote, &built.cache_keys, None);
+    (remote, first, built)
+}
+
+/// The names in a runner's `snapshots/`, sorted.
+fn snapshot_entries(runner: &Runner) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(runner.fx.store.layout().snapshots())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn three_runners_share_one_remote_cache_and_only_the_first_runs_anything() {
     let remote = Arc::new(MemoryRemote::new("registry"));
@@ -153,10 +172,7 @@ fn three_runners_share_one_remote_cache_and_only_the_first_runs_anything() {
 
 #[test]
 fn a_runner_keys_copy_from_by_the_exported_selection_and_unpacks_no_layer() {
-    let remote = Arc::new(MemoryRemote::new("registry"));
-    let first = Runner::new();
-    let (built, _) = first.build(DOCKERFILE, None, false);
-    first.export(&remote, &built.cache_keys, None);
+    let (remote, _, built) = built_by_a_first_runner();
 
     let runner = Runner::new();
     let lazy = runner.import(&remote);
@@ -166,12 +182,7 @@ fn a_runner_keys_copy_from_by_the_exported_selection_and_unpacks_no_layer() {
     // The `COPY --from=tools` key came from the first runner's memo: the tools stage's layer
     // (like every other) is only promised, never unpacked, although its files are hashed
     // into that key.
-    let snapshots = runner.fx.store.layout().snapshots();
-    let mut entries: Vec<String> = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    entries.sort();
+    let entries = snapshot_entries(&runner);
     assert_eq!(entries.len(), 5, "{entries:?}");
     assert!(
         entries.iter().all(|e| e.ends_with(".pending")),
@@ -184,25 +195,16 @@ fn a_runner_keys_copy_from_by_the_exported_selection_and_unpacks_no_layer() {
     let lazy = third.import(&again);
     let (_, ran) = third.build(DOCKERFILE, Some(&lazy), false);
     assert!(ran.is_empty(), "{ran:?}");
-    let unpacked = std::fs::read_dir(third.fx.store.layout().snapshots())
-        .unwrap()
-        .filter(|e| {
-            !e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".pending")
-        })
-        .count();
-    assert_eq!(unpacked, 0);
+    let entries = snapshot_entries(&third);
+    assert!(
+        entries.iter().all(|e| e.ends_with(".pending")),
+        "{entries:?}"
+    );
 }
 
 #[test]
 fn an_export_asks_the_remote_and_skips_what_it_has() {
-    let remote = Arc::new(MemoryRemote::new("registry"));
-    let first = Runner::new();
-    let (built, _) = first.build(DOCKERFILE, None, false);
-    first.export(&remote, &built.cache_keys, None);
+    let (remote, _, _) = built_by_a_first_runner();
     // Another machine imports it all at once (no lazy import to remember where blobs came
     // from), rebuilds, and exports to the same place: the remote is asked, and has them all.
     let other = Runner::new();
@@ -220,10 +222,7 @@ fn an_export_asks_the_remote_and_skips_what_it_has() {
 
 #[test]
 fn steps_that_miss_download_nothing() {
-    let remote = Arc::new(MemoryRemote::new("registry"));
-    let first = Runner::new();
-    let (built, _) = first.build(DOCKERFILE, None, false);
-    first.export(&remote, &built.cache_keys, None);
+    let (remote, first, _) = built_by_a_first_runner();
 
     let runner = Runner::new();
     let lazy = runner.import(&remote);
