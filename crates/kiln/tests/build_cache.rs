@@ -357,8 +357,21 @@ fn prune_and_du_shrink_the_cache_and_keep_images() {
     );
     let du = kiln(&env.store, &["du"]);
     assert!(du.contains("records:      6"), "{du}");
+    // A registry download cut short (which the next pull would resume) goes too.
+    let partial = env
+        .store
+        .join("tmp")
+        .join(format!("download-{}", "ab".repeat(32)));
+    fs::create_dir_all(&partial).unwrap();
+    fs::write(partial.join(".lock"), b"").unwrap();
+    fs::write(partial.join("data"), [0u8; 2048]).unwrap();
     let out = kiln(&env.store, &["prune", "--all"]);
     assert!(out.starts_with("removed 6 cache records"), "{out}");
+    assert!(
+        out.contains("removed 1 partial downloads; freed 2"),
+        "{out}"
+    );
+    assert!(!partial.exists());
     assert!(kiln(&env.store, &["du"]).contains("records:      0"));
     // The image is intact and still runs; the next build runs its steps again.
     kiln(&env.store, &["fsck"]);

@@ -169,6 +169,44 @@ fn resumable(path: &std::path::Path) -> Option<Resumable> {
 }
 
 impl Store {
+    /// Removes the registry downloads cut short (`tmp/download-<hex>/`) that no pull is
+    /// writing, those untouched for longer than `older_than` (every one when `None`), as `kiln
+    /// prune` does; returns them. Each is removed while its lock is held, so a pull that waits
+    /// for it starts over instead of resuming into a removed directory.
+    pub fn remove_downloads(
+        &self,
+        older_than: Option<std::time::Duration>,
+    ) -> Result<Vec<Resumable>, StoreError> {
+        let _lock = self.lock()?;
+        let tmp = self.layout.tmp();
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
+            let path = entry.map_err(io_err("read", &tmp))?.path();
+            let Some(r) = resumable(&path) else { continue };
+            let old_enough = older_than.is_none_or(|limit| {
+                fs::metadata(path.join("data"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > limit)
+            });
+            if !old_enough {
+                continue;
+            }
+            // A pull holds the lock while it writes: leave that one alone.
+            let held = File::open(path.join(".lock"))
+                .ok()
+                .filter(|f| rustix::fs::flock(f, FlockOperation::NonBlockingLockExclusive).is_ok());
+            if held.is_none() && path.join(".lock").exists() {
+                continue;
+            }
+            fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+            drop(held);
+            removed.push(r);
+        }
+        Ok(removed)
+    }
+
     /// Checks the whole store. With `repair`, removes leftovers in `tmp/`, corrupt or stray
     /// blobs, and the `index.json` entries of images that are then incomplete. A registry
     /// download cut short is not a problem but [`FsckReport::resumable`] (the next pull

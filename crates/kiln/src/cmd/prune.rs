@@ -1,7 +1,8 @@
 //! `kiln prune [--all] [--keep-storage SIZE] [--filter until=DURATION] [--filter id=ID]` and
 //! `kiln du`: the build cache's records, layers and snapshots, and the RUN cache mounts (as
-//! `docker builder prune` counts them); what images use always stays, and so does a cache
-//! mount a running step holds.
+//! `docker builder prune` counts them), and registry downloads cut short; what images use
+//! always stays, and so does a cache mount a running step holds or a download a pull is
+//! writing.
 
 use std::process::ExitCode;
 
@@ -92,6 +93,17 @@ pub(crate) fn prune(globals: &Globals, args: &PruneArgs) -> anyhow::Result<ExitC
             } else {
                 busy += 1;
             }
+        }
+    }
+    if args.all || older_than.is_some() {
+        // Registry downloads cut short, which a later pull would have resumed.
+        let gone = store.remove_downloads(if args.all { None } else { older_than })?;
+        if !gone.is_empty() {
+            outln!(
+                "removed {} partial downloads; freed {}",
+                gone.len(),
+                human_size(gone.iter().map(|r| r.bytes).sum())
+            )?;
         }
     }
     if args.all {
