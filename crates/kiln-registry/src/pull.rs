@@ -459,6 +459,10 @@ fn fetch_layer(
     let held = lock_download(&dir)?;
     // The store, or this pull's transaction (a layer the manifest lists twice).
     if lock(txn).has_blob(&layer.digest) {
+        // The directory the wait made again (or a download cut short before) is not needed:
+        // removed while locked, as below.
+        let _ = fs::remove_dir_all(&dir);
+        drop(held);
         return present(progress);
     }
     progress.blob_started(layer);

@@ -50,3 +50,13 @@ fn two_pulls_of_one_image_at_once_both_succeed_and_leave_the_store_whole() {
     }
     assert_eq!(store.images().unwrap().len(), 1);
 }
+
+/// The same, many times over: the race in which one pull waits for the other's download lock
+/// and then finds the blob committed used to leave that download's directory behind (about one
+/// run in three).
+#[test]
+fn racing_pulls_never_leave_a_download_directory_behind() {
+    for _ in 0..15 {
+        two_pulls_of_one_image_at_once_both_succeed_and_leave_the_store_whole();
+    }
+}
