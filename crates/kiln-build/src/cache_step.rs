@@ -71,9 +71,9 @@ pub(crate) struct KeyParts {
     pub files: Option<MerkleHash>,
     /// COPY/ADD from a stage or image: the files' Merkle root, with their leaves still
     /// encoded (a snapshot's memo): decoded only when a miss is explained or the step's
-    /// explanation is remembered anew, so a hit never pays for a large tree's leaves. No
-    /// leaves when the root came from a [`kiln_cache::selection`] memo without the files.
-    pub files_memo: Option<(Digest, Option<LazyLeaves>)>,
+    /// explanation is remembered anew, so a hit never pays for a large tree's leaves (none
+    /// load when the root came from a [`kiln_cache::selection`] memo without the files).
+    pub files_memo: Option<(Digest, LazyLeaves)>,
     /// Other inputs by name.
     pub inputs: Vec<(String, Digest)>,
     /// The selection memos of the roots in `files_memo` and `inputs`, recorded with the
@@ -225,7 +225,7 @@ pub(crate) fn key(
     let mut leaves = None;
     if let Some((root, lazy)) = parts.files_memo {
         b = b.files_root(root);
-        leaves = lazy;
+        leaves = Some(lazy);
     }
     for (name, digest) in parts.inputs {
         b = b.input(name, digest);

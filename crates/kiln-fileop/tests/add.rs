@@ -349,72 +349,13 @@ fn https_server(
     body: &str,
 ) -> Option<(String, std::path::PathBuf, std::process::Child)> {
     kiln_test_support::require(false, &["openssl", "python3"])?;
-    let sh = |args: &[&str]| {
-        let ok = std::process::Command::new(args[0])
-            .args(&args[1..])
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            ok.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
-    };
-    sh(&[
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=kiln test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    sh(&[
-        "openssl",
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    sh(&[
-        "openssl",
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "srv.pem",
-    ]);
+    let ca = kiln_test_support::TestCa::make(dir);
     std::fs::create_dir_all(dir.join("www/dir")).unwrap();
     std::fs::write(dir.join("www/dir/file.txt"), body).unwrap();
     let script = r#"
 import http.server, ssl, sys, functools
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain("srv.pem", "srv.key")
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="www")
 srv = http.server.HTTPServer(("127.0.0.1", 0), handler)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
@@ -423,6 +364,8 @@ srv.serve_forever()
 "#;
     let mut child = std::process::Command::new("python3")
         .args(["-c", script])
+        .arg(&ca.server_cert)
+        .arg(&ca.server_key)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -434,11 +377,7 @@ srv.serve_forever()
         &mut port,
     )
     .unwrap();
-    Some((
-        format!("https://127.0.0.1:{}", port.trim()),
-        dir.join("ca.pem"),
-        child,
-    ))
+    Some((format!("https://127.0.0.1:{}", port.trim()), ca.ca, child))
 }
 
 #[test]

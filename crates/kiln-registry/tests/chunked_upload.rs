@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Layer, fake, logging_proxy, put_image, sha256};
-use kiln_oci::{Image, Reference, Store};
+use kiln_oci::{Reference, Store};
 use kiln_registry::{NoProgress, PullOptions, PushOptions, Registries, RegistryOptions};
 use kiln_test_support::{Registry, RegistrySetup};
 
@@ -41,13 +41,7 @@ fn a_large_layer_goes_up_in_patches_then_a_put_with_its_digest() {
     registries(CHUNK)
         .pull(&store, &src, &PullOptions::default(), &NoProgress)
         .unwrap();
-    let entry = store
-        .images()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.tags.contains(&src))
-        .unwrap();
-    let image = Image::read(&store, &entry.descriptor, entry.tags.clone()).unwrap();
+    let image = store.resolve(&src.to_string()).unwrap();
 
     let (proxy, log) = logging_proxy(&real.addr);
     let dst = Reference::parse(&format!("{proxy}/chunked/img:1")).unwrap();

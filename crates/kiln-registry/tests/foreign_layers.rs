@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Layer, fake, put_image, respond, serve};
-use kiln_oci::{Image, Reference, Snapshots, Store};
+use kiln_oci::{Reference, Snapshots, Store};
 use kiln_registry::{NoProgress, PullOptions, PushOptions, Registries, RegistryOptions};
 
 #[test]
@@ -71,13 +71,7 @@ fn a_foreign_layer_comes_from_its_url_and_is_not_pushed() {
 
     // The push: the foreign layer is neither checked nor uploaded, and stays in the manifest
     // with its URLs.
-    let entry = store
-        .images()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.tags.contains(&r))
-        .unwrap();
-    let image = Image::read(&store, &entry.descriptor, entry.tags.clone()).unwrap();
+    let image = store.resolve(&r.to_string()).unwrap();
     let dst = Reference::parse(&format!("{addr}/x/copy:1")).unwrap();
     let before = state.lock().unwrap().log.len();
     reg.push(&store, &image, &dst, &PushOptions::default(), &NoProgress)

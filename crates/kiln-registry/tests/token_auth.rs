@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Layer, Tokens, fake, put_image};
-use kiln_oci::{Image, Reference, Store};
+use kiln_oci::{Reference, Store};
 use kiln_registry::{NoProgress, PullOptions, PushOptions, Registries, RegistryOptions};
 
 const PASSWORD: &str = "s3cr3t-PASSWORD";
@@ -78,13 +78,7 @@ fn tokens_are_asked_per_scope_once_and_never_shown() {
 
     // A push to another repository: pull and push on it, pull on the mount source (the store
     // knows where the blobs came from), one token for all of it; the blobs are mounted.
-    let entry = store
-        .images()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.tags.contains(&src))
-        .unwrap();
-    let image = Image::read(&store, &entry.descriptor, entry.tags.clone()).unwrap();
+    let image = store.resolve(&src.to_string()).unwrap();
     let dst = Reference::parse(&format!("{addr}/x/dst:1")).unwrap();
     let pushed = reg
         .push(&store, &image, &dst, &PushOptions::default(), &NoProgress)

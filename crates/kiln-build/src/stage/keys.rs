@@ -223,8 +223,9 @@ pub(super) fn copy_parts(
 struct Selected {
     /// The Merkle root.
     root: Digest,
-    /// Its leaves, loaded on demand; `None` when the root came from a selection memo alone.
-    leaves: Option<LazyLeaves>,
+    /// Its leaves, loaded on demand (none when the root came from a selection memo and the
+    /// store has not hashed the files).
+    leaves: LazyLeaves,
     /// The root's portable memo, to record with the step.
     memo: Option<kiln_cache::Selection>,
 }
@@ -273,28 +274,17 @@ fn layers_merkle(
         return Ok(Selected {
             memo: memo(&m.root),
             root: m.root.clone(),
-            leaves: Some(LazyLeaves::new(
-                LeavesSource::Bytes(encode_merkle(&m)),
-                decode_merkle,
-            )),
+            leaves: LazyLeaves::new(LeavesSource::Bytes(encode_merkle(&m)), decode_merkle),
         });
     };
     let root_selector = format!("{selector}\nroot-only");
+    // The store's own memo of the root, else one another machine kept (no file of the source
+    // is read: its leaves are then those of the store's memo, if any), else the files hashed.
     let kept = snapshots
         .selection_path(lowers, &root_selector)
         .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| merkle_root(&b));
-    if kept.is_none()
-        && let Some(root) = key.as_ref().and_then(|k| cached_selection(sh, k))
-    {
-        return Ok(Selected {
-            memo: memo(&root),
-            root,
-            leaves: path
-                .exists()
-                .then(|| LazyLeaves::new(LeavesSource::File(path), decode_merkle)),
-        });
-    }
+        .and_then(|b| merkle_root(&b))
+        .or_else(|| key.as_ref().and_then(|k| cached_selection(sh, k)));
     let root = match kept {
         Some(root) => root,
         None => snapshots.selection(lowers, &root_selector, merkle_root, || {
@@ -305,7 +295,7 @@ fn layers_merkle(
     Ok(Selected {
         memo: memo(&root),
         root,
-        leaves: Some(LazyLeaves::new(LeavesSource::File(path), decode_merkle)),
+        leaves: LazyLeaves::new(LeavesSource::File(path), decode_merkle),
     })
 }
 

@@ -132,6 +132,8 @@ pub struct Resumable {
     pub path: PathBuf,
     /// Untouched for longer than [`STALE_DOWNLOAD`].
     pub stale: bool,
+    /// How long it has been untouched, when the clock says.
+    pub age: Option<std::time::Duration>,
 }
 
 impl fmt::Display for Resumable {
@@ -155,16 +157,13 @@ fn resumable(path: &std::path::Path) -> Option<Resumable> {
     let hex = path.file_name()?.to_str()?.strip_prefix("download-")?;
     let digest = Digest::from_hex(hex).ok()?;
     let data = fs::metadata(path.join("data")).ok()?;
-    let stale = data
-        .modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > STALE_DOWNLOAD);
+    let age = data.modified().ok().and_then(|m| m.elapsed().ok());
     Some(Resumable {
         digest,
         bytes: data.len(),
         path: path.to_owned(),
-        stale,
+        stale: age.is_some_and(|age| age > STALE_DOWNLOAD),
+        age,
     })
 }
 
@@ -183,25 +182,18 @@ impl Store {
         for entry in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
             let path = entry.map_err(io_err("read", &tmp))?.path();
             let Some(r) = resumable(&path) else { continue };
-            let old_enough = older_than.is_none_or(|limit| {
-                fs::metadata(path.join("data"))
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|m| m.elapsed().ok())
-                    .is_some_and(|age| age > limit)
-            });
-            if !old_enough {
+            if older_than.is_some_and(|limit| r.age.is_none_or(|age| age <= limit)) {
                 continue;
             }
             // A pull holds the lock while it writes: leave that one alone.
-            let held = File::open(path.join(".lock"))
-                .ok()
-                .filter(|f| rustix::fs::flock(f, FlockOperation::NonBlockingLockExclusive).is_ok());
-            if held.is_none() && path.join(".lock").exists() {
+            let lock = File::open(path.join(".lock")).ok();
+            if lock.as_ref().is_some_and(|f| {
+                rustix::fs::flock(f, FlockOperation::NonBlockingLockExclusive).is_err()
+            }) {
                 continue;
             }
             fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
-            drop(held);
+            drop(lock);
             removed.push(r);
         }
         Ok(removed)

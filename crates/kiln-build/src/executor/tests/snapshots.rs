@@ -53,12 +53,7 @@ fn a_runs_files_are_created_once_and_its_snapshot_is_its_layer() {
     fx.file("src/two.txt", "2\n");
     let sandbox = FakeSandbox::new(|spec, root| {
         if spec.process.args.last().is_some_and(|a| a == "make") {
-            let data = root.join("data");
-            std::fs::create_dir_all(&data).unwrap();
-            for i in 0..100 {
-                std::fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
-            }
-            std::fs::hard_link(data.join("f0"), data.join("f0-link")).unwrap();
+            let data = make_data(root);
             std::fs::set_permissions(data.join("f1"), std::fs::Permissions::from_mode(0o750))
                 .unwrap();
             std::os::unix::fs::symlink("f2", data.join("to-f2")).unwrap();
@@ -144,12 +139,7 @@ fn copy_from_links_its_sources_files_unless_a_stack_would_show_them_twice() {
     let fx = Fixture::new();
     let sandbox = FakeSandbox::new(|spec, root| {
         if spec.process.args.last().is_some_and(|a| a == "make") {
-            let data = root.join("data");
-            std::fs::create_dir_all(&data).unwrap();
-            for i in 0..100 {
-                std::fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
-            }
-            std::fs::hard_link(data.join("f0"), data.join("f0-link")).unwrap();
+            make_data(root);
         }
         FakeRun::exit(0)
     });
@@ -247,4 +237,16 @@ fn a_shared_snapshot_on_top_of_its_source_gets_its_own_files() {
     let (one, other) = seen.lock().unwrap()[0];
     assert_ne!(one, other, "the RUN sees two files");
     assert_snapshots_are_their_layers(&fx.store, &second);
+}
+
+/// What the fake `make` writes: `data/f0`..`data/f99` (`file N`) and `data/f0-link`, a hard
+/// link to `f0`; returns `data`.
+fn make_data(root: &std::path::Path) -> std::path::PathBuf {
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..100 {
+        std::fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::hard_link(data.join("f0"), data.join("f0-link")).unwrap();
+    data
 }
