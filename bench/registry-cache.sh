@@ -15,7 +15,10 @@
 # WORKLOAD=debian builds another shape instead, on a debootstrap Debian base pushed to the
 # registry: a build stage installs a package (apt-get, through the host's network) and makes
 # FILES files with it, the final stage installs the same package and copies them. COLD=0 skips
-# the builds without a cache.
+# the builds without a cache. WORKLOAD=context: a context of FILES files (FILES/100 MiB of
+# random bytes) copied with `COPY . /src` and read by a RUN, the final stage copying what the
+# RUN made; before each timed rebuild one file of the context changes (the same for both), so
+# the COPY and everything after it miss and run: the cache saves only the base.
 # Usage: bash bench/registry-cache.sh [WORKDIR]   (root; docker.io, docker-registry, busybox-static)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +57,18 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-m
 COPY --from=build /app /app
 RUN python3 -c 'import os; print(len(os.listdir("/app")))' > /count
 DF
+elif [ "$WORKLOAD" = context ]; then
+    KILN_ROOT="$work/base" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
+    "$K" --root "$work/base" push -q busybox:latest "$REG/lib/busybox:1" > /dev/null
+    make_files "$ctx/src" "$FILES" $((FILES / 100))
+    echo "round 0" > "$ctx/changed.txt"
+    cat > "$ctx/Dockerfile" <<DF
+FROM $REG/lib/busybox:1 AS build
+COPY . /src
+RUN find /src -type f | wc -l > /count && cat /src/changed.txt /count > /version
+FROM $REG/lib/busybox:1
+COPY --from=build /version /version
+DF
 else
     KILN_ROOT="$work/base" bash scripts/make-busybox-base.sh "$K" busybox:latest > /dev/null
     "$K" --root "$work/base" push -q busybox:latest "$REG/lib/busybox:1" > /dev/null
@@ -80,6 +95,7 @@ kiln_third() { "$K" --root "$work/runner3" build -q --cache-from "type=registry,
 bk_third() { DOCKER_BUILDKIT=1 "${D[@]}" build --network=host -q --cache-from "$REG/app:bk" "$ctx"; }
 kc=(); bc=(); kcold=(); bcold=()
 for i in $(seq "$N"); do
+    [ "$WORKLOAD" != context ] || echo "round $i" > "$ctx/changed.txt"
     rm -rf "$work/runner3"; sync; sleep "$SETTLE"
     time_of t kiln_third; kc+=("$t")
     empty_docker; sync; sleep "$SETTLE"
